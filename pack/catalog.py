@@ -1,0 +1,111 @@
+"""The hardware and image catalogues: manifests/hardware.yaml and manifests/images.yaml.
+
+A Target (hardware class + image variant) is what a row needs; the catalogue says what each name is.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import paths
+from .errors import ManifestError
+from .schema_errors import describe
+from .yamlio import load_with_lines
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hardware(Strict):
+    """One hardware class: an instance type, a pod GPU type, or a local machine."""
+
+    provider: Literal["aws", "runpod", "local"]
+    description: str = ""
+    instance_type: str | None = None  # EC2 instance type, or RunPod GPU type id
+    gpu: str | None = None  # model name as NVML reports it, e.g. "L40S", "H100 80GB HBM3"
+    gpu_count: int = Field(0, ge=0)
+    vram_gb: float = Field(0, ge=0)  # per GPU
+    vcpus: int | None = None
+    ram_gb: float | None = None
+    price_usd_per_hour: float = Field(0, ge=0)
+    price_date: str | None = None  # when the price was recorded (YYYY-MM-DD)
+    price_source: str | None = None
+    region: str | None = None
+    disk_gb: int | None = None
+
+
+class ImageVariant(Strict):
+    """One container image variant: the CUDA/toolkit line a row's numbers depend on."""
+
+    cuda: str | None  # toolkit version inside the image; None for CPU-only
+    torch: str  # pinned torch version
+    torch_index: str | None = None  # wheel index for that CUDA build
+    python: str = "3.11"
+    base: str  # pinned base image
+    cuda_arch: str | None = None  # TORCH_CUDA_ARCH_LIST / CMAKE_CUDA_ARCHITECTURES
+    description: str = ""
+    packages: dict[str, str] = {}  # pip name -> exact version
+    backends: list[str] = []  # what this image can run: hf, awq, gptq, bnb, vllm, flash-attn, llamacpp
+    omitted: dict[str, str] = {}  # backend -> why it is not in this image
+
+
+class ImagesFile(Strict):
+    prefix: str = "ecmoe"
+    variants: dict[str, ImageVariant]
+
+
+class HardwareFile(Strict):
+    hardware: dict[str, Hardware]
+
+
+def image_name(variant: str) -> str:
+    """`<prefix>:<variant>`; the prefix comes from PACK_IMAGE_PREFIX or images.yaml."""
+    prefix = os.environ.get("PACK_IMAGE_PREFIX") or images().prefix
+    return f"{prefix}:{variant}"
+
+
+def _load(path: Path, model):
+    data, lines = load_with_lines(path)
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as e:
+        raise ManifestError(describe(e, path, lines)) from None
+
+
+@lru_cache(maxsize=4)
+def _hardware(root: Path) -> HardwareFile:
+    return _load(root / "hardware.yaml", HardwareFile)
+
+
+@lru_cache(maxsize=4)
+def _images(root: Path) -> ImagesFile:
+    return _load(root / "images.yaml", ImagesFile)
+
+
+def hardware() -> dict[str, Hardware]:
+    return _hardware(paths.manifests_dir()).hardware
+
+
+def images() -> ImagesFile:
+    return _images(paths.manifests_dir())
+
+
+def get_hardware(name: str) -> Hardware:
+    table = hardware()
+    if name not in table:
+        raise ManifestError(unknown("hardware", name, table, paths.manifests_dir() / "hardware.yaml"))
+    return table[name]
+
+
+def unknown(kind: str, name: str, known, where: Path) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=3)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(sorted(known))}"
+    return f"unknown {kind} '{name}' (see {where}); {hint}"

@@ -1,0 +1,375 @@
+"""The `pack` command. Thin: parses arguments, calls the modules, prints results to stdout and
+logs to stderr. Imports of anything heavier than click happen inside the commands, so
+`pack --help`, `list`, `show`, `validate`, `plan` and `verify` never load torch or a backend.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import EXIT_CRASH, PackError
+
+
+def _out(text: str = "") -> None:
+    click.echo(text)
+
+
+def _err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="pack-repro", prog_name="pack")
+def cli():
+    """Reproduce the rows of GPU ML papers' tables and verify them against the papers' tolerances.
+
+    \b
+    Typical use:
+      pack list                       rows of every paper
+      pack run wire-compression       run a row (smoke scale by default) into ./runs
+      pack verify                     PASS / FAIL / CONTAMINATED / NOT-APPLICABLE per metric
+      pack report --out reports/      Markdown, HTML (with plots), JSON and JUnit files
+
+    Exit codes: 0 all pass, 1 a row failed, 2 usage or manifest error, 3 crash.
+    """
+
+
+# ---------------------------------------------------------------- catalogue views
+@cli.command("list")
+@click.argument("paper", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def list_cmd(paper, as_json):
+    """List rows (all papers, or one PAPER)."""
+    from .index import rows_index
+
+    rows = rows_index()
+    if paper:
+        papers = sorted({r["paper"] for r in rows})
+        if paper not in papers:
+            import difflib
+
+            close = difflib.get_close_matches(paper, papers, n=1)
+            raise PackError(f"unknown paper '{paper}'; " + (f"did you mean '{close[0]}'?" if close else f"papers: {', '.join(papers)}"))
+        rows = [r for r in rows if r["paper"] == paper]
+    if as_json:
+        import json
+
+        _out(json.dumps(rows, indent=2))
+        return
+    w = max([len(r["row"]) for r in rows] + [4])
+    _out(f"{'PAPER':<12} {'ROW':<{w}}  {'EXPERIMENT':<18} {'SMOKE ON':<10} {'FULL ON':<22} CELL")
+    for r in rows:
+        sm = r["scales"].get("smoke", {}).get("hardware", "—")
+        full = r["scales"]["full"]
+        full_on = full["hardware"] + (f" [{full['image']}]" if full.get("image") else "")
+        _out(f"{r['paper']:<12} {r['row']:<{w}}  {r['experiment']:<18} {sm:<10} {full_on:<22} {r['cell']}")
+
+
+@cli.command()
+@click.argument("row")
+def show(row):
+    """Show one ROW: params per scale, target, metrics and their tolerances, expectations."""
+    from . import expected, yamlio
+    from .manifest import find_row
+    from .tolerance import describe_rule
+
+    m, r = find_row(row)
+    doc = {"paper": m.paper, "row": r.id, "cell": r.cell, "experiment": r.experiment, "description": r.description}
+    for s in ("smoke", "full"):
+        rr = r.at(s)
+        doc[s] = {"target": rr.target.model_dump(exclude_none=True), "reps": rr.reps, "params": rr.params,
+                  "max_runtime_s": rr.max_runtime_s, "runtime_estimate_s": rr.runtime_estimate_s}
+    doc["metrics"] = {k: describe_rule(v.tolerance) + (f" [{v.unit}]" if v.unit else "") for k, v in r.metrics.items()}
+    ef = expected.for_row(m.paper, r.id)
+    if ef:
+        doc["expected"] = [{"metric": e.metric, "value": e.value, "scope": e.scope.model_dump(exclude_none=True),
+                            "source": e.source.model_dump(exclude_none=True)} for e in ef.expectations]
+    _out(yamlio.dump(doc).rstrip())
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+def validate(files):
+    """Check manifests, catalogues and expected/ files; report every problem at once."""
+    from . import catalog, expected, manifest
+    from .errors import ManifestError
+
+    problems: list[str] = []
+    for loader in (catalog.hardware, catalog.images):
+        try:
+            loader()
+        except ManifestError as e:
+            problems += e.problems
+    targets = list(files) or manifest.manifest_files() + expected.expected_files()
+    loaded: dict = {}
+    for f in targets:
+        if f.parent.name != "manifests" and f.suffix in (".yaml", ".yml") and f.parent.parent.name == "expected":
+            continue
+        if f.name in manifest.NON_MANIFESTS:
+            continue
+        try:
+            m = manifest.load_manifest(f)
+            loaded[m.paper] = m
+        except ManifestError as e:
+            problems += e.problems
+    exp_targets = [f for f in targets if f.parent.parent.name == "expected"]
+    if exp_targets:
+        for m in manifest.manifest_files():
+            if m.stem not in loaded:
+                try:
+                    loaded[m.stem] = manifest.load_manifest(m)
+                except ManifestError:
+                    pass
+        for f in exp_targets:
+            problems += expected.check_file(f, loaded)
+    if problems:
+        raise ManifestError(problems)
+    n_rows = sum(len(m.rows) for m in loaded.values())
+    _out(f"ok: {len(loaded)} manifest(s), {n_rows} row(s), {len(exp_targets)} expected file(s)")
+
+
+@cli.command()
+@click.argument("paper")
+@click.option("--hw", "hw", required=True, help="Hardware class from manifests/hardware.yaml, or 'local'.")
+@click.option("--scale", type=click.Choice(["smoke", "full"]), default="full", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def plan(paper, hw, scale, as_json):
+    """Per-row time and cost of running PAPER on HW, and which rows that hardware cannot take."""
+    from . import planning
+
+    p = planning.plan(paper, hw, scale)
+    if as_json:
+        import json
+
+        _out(json.dumps(p, indent=2))
+    else:
+        _out(planning.render(p))
+    if p["refused"] and not p["rows_ok"]:
+        sys.exit(2)
+
+
+# ---------------------------------------------------------------- running
+@cli.command()
+@click.argument("rows", nargs=-1, required=True)
+@click.option("--scale", type=click.Choice(["smoke", "full"]), default="smoke", show_default=True)
+@click.option("--reps", type=click.IntRange(min=1), help="Override the row's repetitions.")
+@click.option("--resume", is_flag=True, help="Continue the newest unfinished run with the same params.")
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Runs directory (default ./runs or $PACK_RUNS).")
+@click.option("--hw", "hw", help="Catalogue name of this machine (default $PACK_HW, else cpu/local-gpu).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def run(rows, scale, reps, resume, out, hw, seed):
+    """Run ROWS (row ids, or a paper name for all its rows that this machine can run)."""
+    import dataclasses
+
+    from . import paths
+    from .errors import NotRunnableHere
+    from .manifest import all_manifests, find_row
+    from .run import check_runnable, execute, local_hardware_name
+
+    runs_root = out.resolve() if out else paths.runs_dir()
+    hw = hw or local_hardware_name()
+    papers = {m.paper: m for m in all_manifests()}
+    todo, explicit = [], True
+    for ref in rows:
+        if ref in papers:
+            explicit = False
+            todo += [(papers[ref], r) for r in papers[ref].rows]
+        else:
+            todo.append(find_row(ref))
+    failed = 0
+    for m, r in todo:
+        rr = r.at(scale)
+        if reps:
+            rr = dataclasses.replace(rr, reps=reps)
+        try:
+            check_runnable(rr, hw)
+        except NotRunnableHere as e:
+            if explicit:
+                raise
+            _err(f"skip {r.id}: {e}")
+            continue
+        run_dir = execute(m, rr, runs_root=runs_root, resume=resume, hw_name=hw, seed=seed)
+        import json
+
+        rec = json.loads((run_dir / "run.json").read_text())
+        _out(f"{m.paper}:{r.id}\t{rec['status']}\t{run_dir}")
+        if rec["status"] != "complete":
+            failed += 1
+    sys.exit(1 if failed else 0)
+
+
+# ---------------------------------------------------------------- judging
+def _collect(target: str | None):
+    """Run directories and a cleanup callback for a run dir, a runs tree, a paper name or a bundle."""
+    import tempfile
+
+    from . import bundle, paths
+    from .verify import latest_runs
+
+    if target and (target.endswith((".tar.gz", ".tgz", ".tar")) and Path(target).is_file()):
+        tmp = tempfile.TemporaryDirectory(prefix="pack-bundle-")
+        root = bundle.extract(Path(target), Path(tmp.name))
+        return latest_runs(root / "runs"), tmp
+    if target and Path(target).exists():
+        return latest_runs(Path(target)), None
+    root = paths.runs_dir()
+    if target:
+        from .manifest import get_manifest
+
+        get_manifest(target)  # unknown paper -> a clear error with suggestions
+        root = root / target
+    if not root.exists():
+        raise PackError(f"no runs found under {root}; run rows first with 'pack run', or pass a run directory or bundle")
+    return latest_runs(root), None
+
+
+def _verdicts(target):
+    from .verify import verify_run
+
+    dirs, tmp = _collect(target)
+    if not dirs:
+        raise PackError(f"no run directories found in {target or 'runs/'}; run rows first with 'pack run'")
+    try:
+        return [verify_run(d) for d in dirs]
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+@cli.command()
+@click.argument("target", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print verdicts as JSON.")
+@click.option("--brief", is_flag=True, help="One line per row, no per-metric lines.")
+@click.option("--report-dir", type=click.Path(path_type=Path), help="Also write report.md/.html/.json and junit.xml here.")
+def verify(target, as_json, brief, report_dir):
+    """Judge runs against expected/: a RUN_DIR, a runs tree, a PAPER name or a BUNDLE tarball."""
+    from . import report
+    from .verify import exit_code
+
+    rows = _verdicts(target)
+    _out(report.to_json(rows) if as_json else report.table(rows, details=not brief))
+    if report_dir:
+        _write_reports(rows, report_dir)
+    sys.exit(exit_code(rows))
+
+
+def _write_reports(rows, out_dir: Path) -> None:
+    from . import fsio, report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"report.md": report.markdown(rows), "report.html": report.html_report(rows),
+             "report.json": report.to_json(rows), "junit.xml": report.junit(rows)}
+    for name, text in files.items():
+        fsio.write_text_atomic(out_dir / name, text)
+        _err(f"wrote {out_dir / name}")
+
+
+@cli.command("report")
+@click.argument("target", required=False)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+def report_cmd(target, out_dir):
+    """Write report.md, report.html (with plots), report.json and junit.xml for TARGET's runs."""
+    from .verify import exit_code
+
+    rows = _verdicts(target)
+    _write_reports(rows, out_dir)
+    _out(str(out_dir / "report.html"))
+    sys.exit(exit_code(rows))
+
+
+@cli.command("bundle")
+@click.argument("targets", nargs=-1)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("bundle.tar.gz"), show_default=True)
+def bundle_cmd(targets, output):
+    """Pack the newest run of each row (of TARGETS: papers, run dirs; default all) into a tarball."""
+    from . import bundle
+
+    dirs = []
+    for t in targets or [None]:
+        found, _ = _collect(t)
+        dirs += found
+    if not dirs:
+        raise PackError("no runs to bundle; run rows first with 'pack run'")
+    bundle.make(dirs, output)
+    _err(f"bundled {len(dirs)} run(s)")
+    _out(str(output))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--metric", "metrics", multiple=True, help="Bless only these metrics (default: all measured).")
+@click.option("--note", default="", help="Why this run is the reference.")
+def bless(run_dir, metrics, note):
+    """Record RUN_DIR's measured values as the expectation for its row (the only writer of expected/)."""
+    import json
+
+    from . import expected, fsio
+    from .errors import IntegrityError
+    from .manifest import find_row
+
+    problems = fsio.check_sums(run_dir)
+    if problems:
+        raise IntegrityError(f"refusing to bless a damaged run: {problems[0]}")
+    run = json.loads((run_dir / "run.json").read_text())
+    if run.get("status") != "complete":
+        raise PackError(f"{run_dir}: run status is '{run.get('status')}'; only a complete run can be blessed")
+    _, row = find_row(f"{run['paper']}:{run['row']}")
+    path = expected.bless(run, list(metrics) or None, row, note)
+    _out(str(path))
+
+
+@cli.command()
+@click.option("--diff", "diff", nargs=2, type=click.Path(path_type=Path, exists=True), help="Compare two fingerprints (env.json or run dirs).")
+@click.option("--all", "include_volatile", is_flag=True, help="With --diff, include timestamps and GPU processes.")
+@click.option("--no-torch", is_flag=True, help="Skip the torch import (no CUDA runtime/cuDNN facts).")
+def env(diff, include_volatile, no_torch):
+    """Print this machine's environment fingerprint as JSON, or what differs between two."""
+    import json
+
+    from . import provenance
+
+    if diff:
+        a, b = (json.loads((p / "env.json" if p.is_dir() else p).read_text()) for p in diff)
+        rows = provenance.diff(a, b, include_volatile)
+        if not rows:
+            _out("identical")
+            return
+        w = max(len(r[0]) for r in rows)
+        for k, x, y in rows:
+            _out(f"{k:<{w}}  {x!s}  ->  {y!s}")
+        return
+    _out(json.dumps(provenance.fingerprint(with_torch=not no_torch), indent=2))
+
+
+def main(argv=None) -> None:
+    try:
+        cli.main(args=argv, prog_name="pack", standalone_mode=False)
+    except click.exceptions.Abort:
+        _err("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except PackError as e:
+        if os.environ.get("PACK_DEBUG") == "1":
+            raise
+        _err(f"pack: error: {e}")
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        _err("pack: interrupted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:
+        if os.environ.get("PACK_DEBUG") == "1":
+            raise
+        _err(f"pack: internal error: {type(e).__name__}: {e} (set PACK_DEBUG=1 for the traceback)")
+        sys.exit(EXIT_CRASH)
+
+
+if __name__ == "__main__":
+    main()

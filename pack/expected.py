@@ -1,0 +1,197 @@
+"""expected/<paper>/<row>.yaml: the values a row should reproduce, where they hold, where they come from.
+
+    paper: paperB
+    row: mcr-null
+    expectations:
+      - metric: baseline.decode_tok_s        # a metric name or a glob
+        value: 39.28
+        tolerance: {kind: rel, value: 0.05}   # optional: else the manifest's rule for the metric
+        scope: {gpu: [RTX 4060]}               # where the value holds (hardware, gpu, image, scale, params)
+        off_scope: null                        # weaker rule elsewhere; null -> NOT-APPLICABLE off scope
+        source: {seed: 000_7cd8c1fac65d41df.txt, table: "1. Local: MCR null re-run"}
+
+Only `pack bless` writes here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from . import fsio, paths
+from .errors import ManifestError
+from .manifest import Manifest, Row
+from .schema_errors import describe
+from .tolerance import Scope, Tolerance
+from .yamlio import dump, line_for, load_with_lines
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    seed: str | None = None  # seed file name
+    table: str | None = None  # table or section in it
+    entry: str | None = None  # journal entry date, for seed 004
+    blessed_run: str | None = None  # run id that `pack bless` took the value from
+    blessed_at: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _some(self):
+        if not (self.seed or self.blessed_run):
+            raise ValueError("a source needs 'seed' (and table) or 'blessed_run'")
+        return self
+
+
+class Expectation(Strict):
+    metric: str
+    value: float | int | str | None = None
+    values: list[float] | None = None  # a reference sample, for stat rules against "expected"
+    tolerance: Tolerance | None = None
+    scope: Scope = Scope()
+    off_scope: Tolerance | None = None
+    source: Source
+    note: str = ""
+
+
+class ExpectedFile(Strict):
+    paper: str
+    row: str
+    expectations: list[Expectation] = Field(default_factory=list)
+    path: Path | None = Field(None, exclude=True)
+
+    def for_metric(self, name: str) -> list[Expectation]:
+        return [e for e in self.expectations if e.metric == name or fnmatch.fnmatchcase(name, e.metric)]
+
+
+def rule_for(exp: Expectation, row: Row, metric: str):
+    """The tolerance in force: the expectation's own, else the manifest's for that metric (or glob)."""
+    if exp.tolerance is not None:
+        return exp.tolerance
+    spec = metric_spec(row, metric)
+    return spec.tolerance if spec else None
+
+
+def metric_spec(row: Row, metric: str):
+    if metric in row.metrics:
+        return row.metrics[metric]
+    for pattern, spec in row.metrics.items():
+        if fnmatch.fnmatchcase(metric, pattern):
+            return spec
+    return None
+
+
+def path_for(paper: str, row_id: str) -> Path:
+    return paths.expected_dir() / paper / f"{row_id}.yaml"
+
+
+def load_expected(path: Path) -> ExpectedFile:
+    data, lines = load_with_lines(path)
+    try:
+        ef = ExpectedFile.model_validate(data or {})
+    except ValidationError as e:
+        raise ManifestError(describe(e, path, lines, models_by_loc=_allowed)) from None
+    return ef.model_copy(update={"path": path})
+
+
+def _allowed(loc) -> list[str]:
+    names = [p for p in loc if isinstance(p, str)]
+    if not names:
+        return list(ExpectedFile.model_fields)
+    last = names[-1]
+    table = {"expectations": Expectation, "scope": Scope, "source": Source}
+    if last in table:
+        return list(table[last].model_fields)
+    if last in ("tolerance", "off_scope"):
+        return ["kind", "value", "places", "min", "max", "exclusive", "test", "alpha", "expect", "against"]
+    return []
+
+
+def for_row(paper: str, row_id: str) -> ExpectedFile | None:
+    path = path_for(paper, row_id)
+    return load_expected(path) if path.is_file() else None
+
+
+def check_file(path: Path, manifests: dict[str, Manifest]) -> list[str]:
+    """Every problem with one expected file against the manifests (row exists, rules complete)."""
+    try:
+        ef = load_expected(path)
+    except ManifestError as e:
+        return e.problems
+    data, lines = load_with_lines(path)
+    problems = []
+    m = manifests.get(ef.paper)
+    if m is None:
+        return [f"{path}:{line_for(lines, ('paper',))}: no manifest for paper '{ef.paper}'; check manifests/{ef.paper}.yaml exists"]
+    if path.parent.name != ef.paper or path.stem != ef.row:
+        problems.append(f"{path}: file must be expected/{ef.paper}/{ef.row}.yaml to match its paper and row fields")
+    ids = [r.id for r in m.rows]
+    if ef.row not in ids:
+        import difflib
+
+        close = difflib.get_close_matches(ef.row, ids, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"rows of {ef.paper}: {', '.join(ids)}"
+        return problems + [f"{path}:{line_for(lines, ('row',))}: expectation for row '{ef.row}', which does not exist in {m.path}; {hint}"]
+    row = m.row(ef.row)
+    for i, e in enumerate(ef.expectations):
+        where = f"{path}:{line_for(lines, ('expectations', i))}"
+        rule = rule_for(e, row, e.metric)
+        if rule is None:
+            problems.append(f"{where}: metric '{e.metric}' has no tolerance; add 'tolerance' here or under the row's metrics in {m.path}")
+            continue
+        needs_value = rule.kind in ("exact", "abs", "rel", "decimals")
+        if needs_value and e.value is None:
+            problems.append(f"{where}: metric '{e.metric}' uses a {rule.kind} tolerance but has no 'value'; add the expected value")
+        if rule.kind == "stat" and rule.against == "expected" and not e.values:
+            problems.append(f"{where}: metric '{e.metric}' uses a stat test against 'expected' but has no 'values' sample")
+    return problems
+
+
+def expected_files() -> list[Path]:
+    return sorted(paths.expected_dir().glob("*/*.yaml"))
+
+
+def bless(run: dict, metrics: list[str] | None, row: Row, note: str = "") -> Path:
+    """Write a run's measured values into expected/<paper>/<row>.yaml, scoped to its scale and hardware.
+
+    Existing expectations for other scopes are kept; one with the same metric and scope is replaced.
+    """
+    path = path_for(run["paper"], run["row"])
+    existing = load_expected(path) if path.is_file() else ExpectedFile(paper=run["paper"], row=run["row"])
+    scope = {"scale": [run["scale"]]}
+    if run.get("gpu_models"):
+        scope["gpu"] = sorted(set(run["gpu_models"]))
+    else:
+        scope["hardware"] = [run["hardware"]]
+    chosen = metrics or sorted(run["metrics"])
+    unknown = [m for m in chosen if m not in run["metrics"]]
+    if unknown:
+        raise ManifestError(f"run {run['run_id']} has no metric {', '.join(unknown)}; it has: {', '.join(sorted(run['metrics']))}")
+    new: list[dict[str, Any]] = []
+    for name in chosen:
+        spec = metric_spec(row, name)
+        entry = run["metrics"][name]
+        agg = spec.aggregate if spec else "mean"
+        value = entry.get(agg, entry["values"][-1]) if isinstance(entry["values"][0], (int, float)) else entry["values"][0]
+        item: dict[str, Any] = {"metric": name, "value": value}
+        if spec is None or spec.tolerance is None:
+            item["tolerance"] = {"kind": "exact"} if isinstance(value, str) else {"kind": "rel", "value": 1e-6}
+        if spec and spec.tolerance is not None and spec.tolerance.kind == "stat" and spec.tolerance.against == "expected":
+            item["values"] = entry["values"]
+        item["scope"] = scope
+        item["source"] = {"blessed_run": run["run_id"], "blessed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if note:
+            item["note"] = note
+        new.append(item)
+    keep = [e.model_dump(exclude_none=True, exclude_defaults=True) for e in existing.expectations
+            if not (e.metric in chosen and e.scope.model_dump(exclude_none=True) == scope)]
+    doc = {"paper": run["paper"], "row": run["row"], "expectations": keep + new}
+    ExpectedFile.model_validate(doc)  # never write a file the verifier would reject
+    fsio.write_text_atomic(path, dump(doc))
+    return path

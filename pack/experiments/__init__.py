@@ -1,0 +1,1 @@
+"""Experiment families. Each module: run_rep(params, ctx) -> RepResult, optional summarize()."""

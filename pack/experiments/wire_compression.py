@@ -1,0 +1,177 @@
+"""Seed 002, Ablation 4 — "honest wire compression": bytes on the wire for a text prompt versus the
+same request sent as soft-token latents, with every byte of overhead counted.
+
+Per sample the latent message is a real byte string that is decoded again:
+
+    header   16 bytes   <IIBBHI: soft tokens, width, dtype code, bits, group size, groups
+    scales   4 bytes per group of `group_size` values (float32 absmax / qmax); none for fp16
+    payload  values at 16 bits (fp16) or bit-packed at 8/6/4 bits (two's-complement offset)
+    anchor   the text "Answer: " (UTF-8), always sent as text
+
+FP16 is a cast, not a quantization, so it carries no group scales (the seed lists "+ scales" for
+it too; we count what an implementation must actually send). Reconstruction error comes from
+decoding the bytes, not from a formula.
+
+params: n_samples, soft_tokens, d_model, group_size, anchor, formats [fp16, int8, int6, int4],
+        prompts ("synthetic" or a GSM8K-style JSONL with a "question" field),
+        latents ("synthetic" or a .npy / .safetensors file of shape [n, soft_tokens, d_model]),
+        source_tokens (150) and soft_token_counts ([32, 48, 64]) for the soft-token ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ManifestError
+from ..results import RepResult, RunContext
+
+HEADER = struct.Struct("<IIBBHI")  # 16 bytes
+DTYPE_CODES = {"fp16": 1, "int8": 2, "int6": 3, "int4": 4}
+BITS = {"fp16": 16, "int8": 8, "int6": 6, "int4": 4}
+assert HEADER.size == 16
+
+
+def pack_bits(u: np.ndarray, bits: int) -> bytes:
+    """Pack unsigned integers < 2**bits, `bits` bits each, MSB first, into bytes."""
+    as_bits = np.unpackbits(u.astype(np.uint8)[:, None], axis=1)[:, 8 - bits:]
+    return np.packbits(as_bits.reshape(-1)).tobytes()
+
+
+def unpack_bits(data: bytes, bits: int, n: int) -> np.ndarray:
+    flat = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: n * bits].reshape(n, bits)
+    padded = np.concatenate([np.zeros((n, 8 - bits), dtype=np.uint8), flat], axis=1)
+    return np.packbits(padded, axis=1).reshape(n)
+
+
+def encode(x: np.ndarray, fmt: str, group: int) -> bytes:
+    """One sample's latents [tokens, width] -> header + scales + payload bytes."""
+    tokens, width = x.shape
+    flat = x.astype(np.float32).reshape(-1)
+    if fmt == "fp16":
+        return HEADER.pack(tokens, width, DTYPE_CODES[fmt], 16, 0, 0) + flat.astype("<f2").tobytes()
+    bits = BITS[fmt]
+    qmax = 2 ** (bits - 1) - 1
+    pad = (-flat.size) % group
+    groups = np.concatenate([flat, np.zeros(pad, np.float32)]).reshape(-1, group)
+    absmax = np.abs(groups).max(axis=1)
+    scale = np.where(absmax > 0, absmax / qmax, 1.0).astype(np.float32)
+    q = np.clip(np.rint(groups / scale[:, None]), -qmax, qmax).astype(np.int16).reshape(-1)[: flat.size]
+    payload = pack_bits((q + qmax).astype(np.uint8), bits)
+    return HEADER.pack(tokens, width, DTYPE_CODES[fmt], bits, group, len(scale)) + scale.astype("<f4").tobytes() + payload
+
+
+def decode(msg: bytes) -> np.ndarray:
+    tokens, width, code, bits, group, n_groups = HEADER.unpack_from(msg)
+    body = msg[HEADER.size:]
+    n = tokens * width
+    if bits == 16:
+        return np.frombuffer(body, dtype="<f2", count=n).astype(np.float32).reshape(tokens, width)
+    qmax = 2 ** (bits - 1) - 1
+    scale = np.frombuffer(body, dtype="<f4", count=n_groups)
+    u = unpack_bits(body[4 * n_groups:], bits, n).astype(np.int16) - qmax
+    per_value = np.repeat(scale, group)[:n]
+    return (u.astype(np.float32) * per_value).reshape(tokens, width)
+
+
+# A deterministic generator of GSM8K-like word problems (smoke prompts; no dataset download).
+NAMES = ["Natalia", "Weng", "Betty", "Julie", "James", "Albert", "Ken", "Alexis", "Tina", "Marco"]
+ITEMS = ["clips", "apples", "books", "pencils", "marbles", "cookies", "stickers", "tickets"]
+
+
+def synthetic_prompts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        name, item = NAMES[rng.integers(len(NAMES))], ITEMS[rng.integers(len(ITEMS))]
+        a, b, c, p = (int(v) for v in rng.integers(2, 90, size=4))
+        out.append(
+            f"Question: {name} sold {a} {item} to her friends in April, and then she sold {b} more {item} in May "
+            f"than she did in April. In June she bought {c} new {item} at {p} cents each and gave half of them "
+            f"to her brother. Each of the {item} she kept was later sold for twice what she paid. How many "
+            f"{item} did {name} sell altogether in April and May, and how much money, in dollars, did she make "
+            f"from the {item} she kept? Think step by step and give the final number.\n"
+        )
+    return out
+
+
+def load_prompts(spec: str, n: int, seed: int) -> list[str]:
+    if spec == "synthetic":
+        return synthetic_prompts(n, seed)
+    path = Path(spec)
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                rec = json.loads(line)
+                if "question" not in rec:
+                    raise ManifestError(f"{path}:{i}: record has no 'question' field (GSM8K format: question, answer)")
+                rows.append(f"Question: {rec['question']}\n")
+    if len(rows) < n:
+        raise ManifestError(f"{path}: has {len(rows)} questions but n_samples is {n}; lower n_samples or add data")
+    return rows[:n]
+
+
+def load_latents(spec: str, n: int, tokens: int, width: int, seed: int) -> np.ndarray:
+    if spec == "synthetic":
+        rng = np.random.default_rng(seed + 1)
+        # Per-channel scales spanning ~2 decades mimic the outlier channels of real hidden states.
+        channel = np.exp(rng.normal(0.0, 0.8, size=width)).astype(np.float32)
+        return (rng.standard_normal((n, tokens, width)).astype(np.float32) * channel).astype(np.float32)
+    path = Path(spec)
+    if not path.is_file():
+        raise ManifestError(f"latents file {path} not found; point params.latents at the checkpoint's exported latents")
+    if path.suffix == ".npy":
+        arr = np.load(path)
+    elif path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        arr = next(iter(load_file(str(path)).values()))
+    else:
+        raise ManifestError(f"latents file {path}: use .npy or .safetensors")
+    if arr.ndim != 3 or arr.shape[0] < n or arr.shape[1] != tokens or arr.shape[2] != width:
+        raise ManifestError(f"latents file {path} has shape {arr.shape}; expected [>= {n}, {tokens}, {width}]")
+    return arr[:n].astype(np.float32)
+
+
+def run_rep(params: dict, ctx: RunContext) -> RepResult:
+    n, tokens, width = int(params["n_samples"]), int(params["soft_tokens"]), int(params["d_model"])
+    group, anchor = int(params.get("group_size", 32)), params.get("anchor", "Answer: ")
+    formats = params.get("formats", ["fp16", "int8", "int6", "int4"])
+    bad = [f for f in formats if f not in BITS]
+    if bad:
+        raise ManifestError(f"params.formats: unknown format {bad[0]!r}; use fp16, int8, int6 or int4")
+    seed = int(params.get("seed", 1234))
+    prompts = load_prompts(params.get("prompts", "synthetic"), n, seed)
+    latents = load_latents(params.get("latents", "synthetic"), n, tokens, width, seed)
+    anchor_bytes = len(anchor.encode("utf-8"))
+    text_bytes = np.array([len(p.encode("utf-8")) for p in prompts], dtype=np.float64)
+    res = RepResult()
+    res.metrics["text_bytes"] = float(text_bytes.mean())
+    table = []
+    for fmt in formats:
+        sizes, rel_err, cos = [], [], []
+        for x in latents:
+            msg = encode(x, fmt, group)
+            y = decode(msg)
+            sizes.append(len(msg) + anchor_bytes)
+            x64, y64 = x.astype(np.float64).ravel(), y.astype(np.float64).ravel()
+            rel_err.append(np.linalg.norm(x64 - y64) / np.linalg.norm(x64))
+            cos.append(float(x64 @ y64 / (np.linalg.norm(x64) * np.linalg.norm(y64))))
+        mean_bytes = float(np.mean(sizes))
+        res.metrics[f"{fmt}.bytes"] = mean_bytes
+        res.metrics[f"{fmt}.ratio"] = float(text_bytes.mean() / mean_bytes)
+        res.metrics[f"{fmt}.rel_error"] = float(np.mean(rel_err))
+        res.metrics[f"{fmt}.cosine"] = float(np.mean(cos))
+        table.append({"format": fmt, "bytes": mean_bytes, "ratio": res.metrics[f"{fmt}.ratio"],
+                      "rel_error": res.metrics[f"{fmt}.rel_error"]})
+    src = int(params.get("source_tokens", 150))
+    for k in params.get("soft_token_counts", [32, 48, 64]):
+        res.metrics[f"soft_tokens_{k}.ratio"] = src / int(k)
+    res.info = {"header_bytes": HEADER.size, "anchor_bytes": anchor_bytes, "values_per_sample": tokens * width}
+    (ctx.rep_dir / "wire_table.json").write_text(json.dumps(table, indent=2))
+    ctx.log("text %.0f B; " % text_bytes.mean() + "; ".join(f"{t['format']} {t['bytes']:.0f} B" for t in table))
+    return res

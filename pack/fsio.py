@@ -1,0 +1,138 @@
+"""Atomic, checksummed file writes. Every file the pack produces goes through here.
+
+A write lands as a temp file in the same directory, fsynced, then renamed over the target, so a
+reader (or a SIGKILL) sees either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+CHUNK = 4 << 20  # 4 MiB reads: hashlib releases the GIL on large updates, so threads overlap
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    # numpy scalars and paths are common in results; anything else is a bug worth seeing.
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def sha256_many(paths: Iterable[Path], workers: int | None = None) -> dict[Path, str]:
+    paths = list(paths)
+    workers = workers or min(8, (os.cpu_count() or 2))
+    if len(paths) <= 1:
+        return {p: sha256_file(p) for p in paths}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(paths, pool.map(sha256_file, paths)))
+
+
+SUMS_NAME = "SHA256SUMS"
+
+
+def list_files(root: Path, exclude: tuple[str, ...] = (SUMS_NAME,)) -> list[Path]:
+    """Regular files under root, sorted, skipping temp files and the sums file itself."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name in exclude or (name.startswith(".") and name.endswith(".tmp")):
+                continue
+            out.append(Path(dirpath) / name)
+    return out
+
+
+def write_sums(root: Path, files: Iterable[Path] | None = None) -> dict[str, str]:
+    """Write root/SHA256SUMS in `sha256sum -c` format; return {relative path: digest}."""
+    files = list_files(root) if files is None else list(files)
+    digests = sha256_many(files)
+    rel = {p.relative_to(root).as_posix(): d for p, d in digests.items()}
+    body = "".join(f"{d}  {name}\n" for name, d in sorted(rel.items()))
+    write_text_atomic(root / SUMS_NAME, body)
+    return rel
+
+
+def read_sums(root: Path) -> dict[str, str]:
+    path = root / SUMS_NAME
+    out: dict[str, str] = {}
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64:
+            from .errors import IntegrityError
+
+            raise IntegrityError(f"{path}:{i}: not a sha256sum line; regenerate the run's checksums")
+        out[name] = digest
+    return out
+
+
+def check_sums(root: Path) -> list[str]:
+    """Compare files under root with SHA256SUMS; return one sentence per problem (empty: intact)."""
+    sums_path = root / SUMS_NAME
+    if not sums_path.is_file():
+        return [f"{sums_path}: checksum file is missing; the run was not finished or was tampered with"]
+    recorded = read_sums(root)
+    present = {p.relative_to(root).as_posix(): p for p in list_files(root)}
+    problems = []
+    for name in sorted(set(recorded) - set(present)):
+        problems.append(f"{root / name}: listed in SHA256SUMS but missing")
+    for name in sorted(set(present) - set(recorded)):
+        problems.append(f"{root / name}: present but not listed in SHA256SUMS (added after the run)")
+    common = [present[n] for n in sorted(set(recorded) & set(present))]
+    for path, digest in sha256_many(common).items():
+        name = path.relative_to(root).as_posix()
+        if digest != recorded[name]:
+            problems.append(f"{path}: checksum mismatch (file changed or truncated after the run)")
+    return problems

@@ -1,0 +1,60 @@
+"""A cached index of rows for `pack list`, so listing needs neither yaml nor pydantic.
+
+The cache (.pack-cache/index.json) is keyed by the size and mtime of every manifest file; any
+change rebuilds it through the full validating loader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from . import paths
+
+INDEX_VERSION = 2
+
+
+def _stamp() -> list:
+    d = paths.manifests_dir()
+    out = []
+    for name in sorted(os.listdir(d)) if d.is_dir() else []:
+        if name.endswith(".yaml"):
+            st = os.stat(d / name)
+            out.append([name, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def rows_index() -> list[dict]:
+    cache = paths.cache_dir() / "index.json"
+    stamp = _stamp()
+    try:
+        data = json.loads(cache.read_text())
+        if data.get("version") == INDEX_VERSION and data.get("stamp") == stamp:
+            return data["rows"]
+    except (OSError, ValueError):
+        pass
+    rows = _build()
+    try:
+        from .fsio import write_json_atomic
+
+        write_json_atomic(cache, {"version": INDEX_VERSION, "stamp": stamp, "rows": rows})
+    except OSError:
+        pass  # a read-only checkout (inside an image) still lists, just without the cache
+    return rows
+
+
+def _build() -> list[dict]:
+    from .manifest import all_manifests
+
+    out = []
+    for m in all_manifests():
+        for r in m.rows:
+            scales = {s: r.at(s) for s in ("smoke", "full")}
+            out.append({
+                "paper": m.paper, "row": r.id, "experiment": r.experiment, "cell": r.cell,
+                "reps": r.reps, "tags": r.tags,
+                "scales": {s: {"hardware": rr.target.hardware, "image": rr.target.image,
+                               "runtime_estimate_s": rr.runtime_estimate_s, "reps": rr.reps}
+                           for s, rr in scales.items() if s in r.scales or s == "full"},
+            })
+    return out

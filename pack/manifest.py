@@ -1,0 +1,300 @@
+"""Manifests: one YAML per paper, rows with params, scale profiles, targets and metric tolerances.
+
+    manifests/<paper>.yaml  ->  Manifest (defaults merged, matrices expanded)  ->  Row  ->  Row.at(scale)
+
+Loading collects every problem in every file before raising, so a manifest with three mistakes
+is reported once, with three lines.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from . import catalog, paths, registry
+from .errors import ManifestError
+from .schema_errors import describe
+from .tolerance import Tolerance
+from .yamlio import line_for, load_with_lines
+
+SCALES = ("smoke", "full")
+NON_MANIFESTS = {"hardware.yaml", "images.yaml"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(Strict):
+    """What a row must run on: a hardware class from hardware.yaml and an image variant from images.yaml."""
+
+    hardware: str
+    image: str | None = None
+
+
+class MetricSpec(Strict):
+    """How one metric is judged. The key may be a glob ("*.decode_tok_s") matching several metrics."""
+
+    tolerance: Tolerance | None = None  # default rule; an expectation may carry its own
+    unit: str = ""
+    description: str = ""
+    aggregate: Literal["mean", "median", "min", "max", "first", "last"] = "mean"  # over repetitions
+    contamination_sensitive: bool = False  # CONTAMINATED instead of a verdict when the run saw noise
+
+
+class ScaleProfile(Strict):
+    """A scale's overrides: `smoke` runs on a CPU with tiny synthetic inputs, `full` is the paper's setting."""
+
+    params: dict[str, Any] = {}
+    target: Target | None = None
+    reps: int | None = Field(None, ge=1)
+    max_runtime_s: float | None = Field(None, gt=0)
+    runtime_estimate_s: float | None = Field(None, ge=0)
+    description: str = ""
+
+
+class Row(Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    cell: str  # the paper cell this row reproduces: "Seed 000, Tolerances: throughput"
+    experiment: str  # registry key
+    description: str = ""
+    params: dict[str, Any] = {}
+    scales: dict[Literal["smoke", "full"], ScaleProfile] = {}
+    target: Target
+    reps: int = Field(1, ge=1)
+    metrics: dict[str, MetricSpec] = {}
+    max_runtime_s: float = Field(3600, gt=0)
+    runtime_estimate_s: float = Field(60, ge=0)
+    matrix: dict[str, list[Any]] | None = None
+    tags: list[str] = []
+
+    @field_validator("matrix")
+    @classmethod
+    def _matrix(cls, v):
+        if v is not None:
+            for k, vals in v.items():
+                if not vals:
+                    raise ValueError(f"matrix axis '{k}' has no values")
+        return v
+
+    def at(self, scale: str) -> ResolvedRow:
+        if scale not in SCALES:
+            raise ManifestError(f"unknown scale '{scale}'; use one of: {', '.join(SCALES)}")
+        prof = self.scales.get(scale, ScaleProfile())
+        params = deep_merge(self.params, prof.params)
+        return ResolvedRow(
+            row=self,
+            scale=scale,
+            params=params,
+            target=prof.target or self.target,
+            reps=prof.reps or self.reps,
+            max_runtime_s=prof.max_runtime_s or self.max_runtime_s,
+            runtime_estimate_s=self.runtime_estimate_s if prof.runtime_estimate_s is None else prof.runtime_estimate_s,
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedRow:
+    """A row at one scale: everything a run needs, params merged."""
+
+    row: Row
+    scale: str
+    params: dict
+    target: Target
+    reps: int
+    max_runtime_s: float
+    runtime_estimate_s: float
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+    def params_hash(self) -> str:
+        blob = json.dumps({"experiment": self.row.experiment, "params": self.params, "scale": self.scale},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Manifest(Strict):
+    paper: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+    title: str
+    source: str  # which seed document / table this manifest transcribes
+    version: int = 1
+    description: str = ""
+    defaults: dict[str, Any] = {}
+    rows: list[Row]
+    path: Path | None = Field(None, exclude=True)
+
+    def row(self, row_id: str) -> Row:
+        for r in self.rows:
+            if r.id == row_id:
+                return r
+        raise ManifestError(unknown_row(row_id, [r.id for r in self.rows]))
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def expand_matrix(raw: dict) -> list[dict]:
+    """`matrix: {rank: [256, 512]}` on row `sweep` -> rows `sweep.rank-256`, `sweep.rank-512`."""
+    matrix = raw.get("matrix")
+    if not isinstance(matrix, dict) or not matrix or not all(isinstance(v, list) and v for v in matrix.values()):
+        return [raw]
+    keys = list(matrix)
+    out = []
+    for combo in itertools.product(*(matrix[k] for k in keys)):
+        row = copy.deepcopy(raw)
+        row["matrix"] = None
+        row["params"] = deep_merge(row.get("params") or {}, dict(zip(keys, combo)))
+        suffix = ".".join(f"{k}-{v}" for k, v in zip(keys, combo))
+        row["id"] = f"{raw.get('id')}.{suffix}"
+        row.setdefault("tags", [])
+        row["tags"] = list(row["tags"]) + [f"matrix:{raw.get('id')}"]
+        out.append(row)
+    return out
+
+
+_ROW_FIELDS = {
+    (): list(Manifest.model_fields),
+    ("rows",): list(Row.model_fields),
+}
+
+
+def _allowed(loc: tuple) -> list[str]:
+    names = [p for p in loc if isinstance(p, str)]
+    models = {"target": Target, "scales": ScaleProfile, "metrics": MetricSpec}
+    if not names:
+        return list(Manifest.model_fields)
+    if names == ["rows"]:
+        return list(Row.model_fields)
+    last = names[-1]
+    if last in models:
+        return list(models[last].model_fields)
+    if len(names) >= 2 and names[-2] in ("scales", "metrics"):
+        return list(models[names[-2]].model_fields)
+    if last == "tolerance" or (len(names) >= 2 and names[-2] == "tolerance"):
+        return ["kind", "value", "places", "min", "max", "exclusive", "test", "alpha", "expect", "against"]
+    return []
+
+
+def load_manifest(path: Path) -> Manifest:
+    data, lines = load_with_lines(path)
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: expected a mapping with 'paper', 'title', 'source' and 'rows'")
+    defaults = data.get("defaults") or {}
+    raw_rows = data.get("rows")
+    if not isinstance(raw_rows, list):
+        raise ManifestError(f"{path}:{line_for(lines, ('rows',)) or 1}: 'rows' must be a list of rows")
+    rows: list[Row] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_rows):
+        if not isinstance(raw, dict):
+            problems.append(f"{path}:{line_for(lines, ('rows', i))}: row {i} must be a mapping")
+            continue
+        merged = deep_merge(defaults if isinstance(defaults, dict) else {}, raw)
+        for expanded in expand_matrix(merged):
+            try:
+                row = Row.model_validate(expanded)
+            except ValidationError as e:
+                problems += describe(e, path, lines, base=("rows", i), models_by_loc=lambda loc: _allowed(("rows",) + loc))
+                continue
+            problems += _check_refs(row, path, line_for(lines, ("rows", i)))
+            if row.id in seen:
+                problems.append(f"{path}:{line_for(lines, ('rows', i))}: row id '{row.id}' is used twice; give each row its own id")
+            seen[row.id] = i
+            rows.append(row)
+    header = {k: v for k, v in data.items() if k not in ("rows",)}
+    try:
+        manifest = Manifest.model_validate({**header, "rows": []})
+    except ValidationError as e:
+        problems += describe(e, path, lines, models_by_loc=_allowed)
+        manifest = None
+    if manifest is not None and manifest.paper != path.stem:
+        problems.append(f"{path}:{line_for(lines, ('paper',))}: paper '{manifest.paper}' must match the file name '{path.stem}'")
+    if problems:
+        raise ManifestError(problems)
+    return manifest.model_copy(update={"rows": rows, "path": path})
+
+
+def _check_refs(row: Row, path: Path, line: int | None) -> list[str]:
+    where = f"{path}:{line or '?'}"
+    problems = []
+    if not registry.known(row.experiment):
+        problems.append(f"{where}: row '{row.id}': " + registry.unknown_message(row.experiment))
+    targets = [("target", row.target)] + [(f"scales.{s}.target", p.target) for s, p in row.scales.items() if p.target]
+    for field, t in targets:
+        if t.hardware not in catalog.hardware():
+            problems.append(f"{where}: row '{row.id}' {field}.hardware: " +
+                            catalog.unknown("hardware", t.hardware, catalog.hardware(), paths.manifests_dir() / "hardware.yaml"))
+        if t.image is not None and t.image not in catalog.images().variants:
+            problems.append(f"{where}: row '{row.id}' {field}.image: " +
+                            catalog.unknown("image", t.image, catalog.images().variants, paths.manifests_dir() / "images.yaml"))
+    return problems
+
+
+def manifest_files() -> list[Path]:
+    d = paths.manifests_dir()
+    return sorted(p for p in d.glob("*.yaml") if p.name not in NON_MANIFESTS)
+
+
+@lru_cache(maxsize=1)
+def _all(root: Path) -> tuple[Manifest, ...]:
+    problems, out = [], []
+    for f in manifest_files():
+        try:
+            out.append(load_manifest(f))
+        except ManifestError as e:
+            problems += e.problems
+    if problems:
+        raise ManifestError(problems)
+    return tuple(out)
+
+
+def all_manifests() -> tuple[Manifest, ...]:
+    return _all(paths.manifests_dir())
+
+
+def get_manifest(paper: str) -> Manifest:
+    path = paths.manifests_dir() / f"{paper}.yaml"
+    if not path.is_file():
+        known = [p.stem for p in manifest_files()]
+        close = difflib.get_close_matches(paper, known, n=2)
+        hint = f"did you mean {' or '.join(close)}?" if close else f"known papers: {', '.join(known)}"
+        raise ManifestError(f"no manifest for paper '{paper}' ({path} does not exist); {hint}")
+    return load_manifest(path)
+
+
+def find_row(ref: str) -> tuple[Manifest, Row]:
+    """A row by id (`exp6a`) or paper-qualified id (`paperB:mcr-null`)."""
+    paper, _, rid = ref.rpartition(":")
+    manifests = [get_manifest(paper)] if paper else all_manifests()
+    ids = []
+    for m in manifests:
+        for r in m.rows:
+            if r.id == rid:
+                return m, r
+            ids.append(r.id)
+    raise ManifestError(unknown_row(ref, ids))
+
+
+def unknown_row(ref: str, ids: list[str]) -> str:
+    close = difflib.get_close_matches(ref.rpartition(":")[2], ids, n=3)
+    hint = f"did you mean {' or '.join(close)}?" if close else "run 'pack list' to see the rows"
+    return f"unknown row '{ref}'; {hint}"

@@ -1,0 +1,39 @@
+"""Where things live. The project root holds manifests/ and expected/; runs default to ./runs.
+
+`PACK_HOME` points at a checkout (or any folder with manifests/ and expected/) when the pack is
+used from elsewhere, e.g. inside a container where the repository is copied to /opt/pack.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    env = os.environ.get("PACK_HOME")
+    if env:
+        return Path(env).resolve()
+    here = Path.cwd().resolve()
+    for p in (here, *here.parents):
+        if (p / "manifests" / "hardware.yaml").is_file():
+            return p
+    # Installed from a checkout: the package sits next to manifests/.
+    return Path(__file__).resolve().parent.parent
+
+
+def manifests_dir() -> Path:
+    return project_root() / "manifests"
+
+
+def expected_dir() -> Path:
+    return project_root() / "expected"
+
+
+def runs_dir() -> Path:
+    env = os.environ.get("PACK_RUNS")
+    return Path(env).resolve() if env else Path.cwd().resolve() / "runs"
+
+
+def cache_dir() -> Path:
+    return project_root() / ".pack-cache"

@@ -1,0 +1,161 @@
+"""The environment fingerprint recorded with every run (`pack env`).
+
+Fields that cannot be read on this machine are present with the value "unavailable" and a reason,
+never silently absent, so `pack env --diff` compares like with like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+
+from . import __version__, gpuinfo, paths
+
+UNAVAILABLE = "unavailable"
+BACKENDS = ("torch", "transformers", "accelerate", "safetensors", "tokenizers", "flash-attn", "autoawq",
+            "gptqmodel", "auto-gptq", "bitsandbytes", "vllm", "llama_cpp_python", "gguf", "lm_eval", "numpy",
+            "scipy", "pydantic", "click", "nvidia-ml-py")
+DETERMINISM_ENV = ("CUBLAS_WORKSPACE_CONFIG", "PYTHONHASHSEED", "CUDA_LAUNCH_BLOCKING", "NVIDIA_TF32_OVERRIDE",
+                   "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
+
+
+def _version(dist: str):
+    for name in (dist, dist.replace("_", "-"), dist.replace("-", "_")):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _git_sha() -> str:
+    root = paths.project_root()
+    env_sha = os.environ.get("PACK_GIT_SHA")  # baked into images, which carry no .git
+    if env_sha:
+        return env_sha
+    try:
+        res = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        sha = res.stdout.strip()
+        if res.returncode == 0 and sha:
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return UNAVAILABLE
+
+
+def _pip_freeze_hash() -> dict:
+    dists = sorted({f"{d.metadata['Name']}=={d.version}".lower() for d in metadata.distributions() if d.metadata["Name"]})
+    return {"sha256": hashlib.sha256("\n".join(dists).encode()).hexdigest(), "count": len(dists)}
+
+
+def _cpu() -> dict:
+    model = platform.processor() or UNAVAILABLE
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"model": model, "logical_cores": os.cpu_count(), "machine": platform.machine()}
+
+
+def torch_facts() -> dict:
+    """CUDA runtime, cuDNN, NCCL and determinism flags, from torch when it is importable.
+
+    Imported only here and only when the caller asks (pack run, pack env), never for list/verify.
+    """
+    try:
+        import torch
+    except ImportError:
+        return {"cuda_runtime": UNAVAILABLE, "cudnn": UNAVAILABLE, "nccl": UNAVAILABLE,
+                "determinism": {"reason": "torch not installed"}}
+    facts: dict = {}
+    # torch.version.cuda is the runtime torch ships with and loads (not the system nvcc).
+    facts["cuda_runtime"] = torch.version.cuda or UNAVAILABLE
+    try:
+        facts["cudnn"] = str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else UNAVAILABLE
+    except Exception:
+        facts["cudnn"] = UNAVAILABLE
+    try:
+        facts["nccl"] = ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else UNAVAILABLE
+    except Exception:
+        facts["nccl"] = UNAVAILABLE
+    facts["determinism"] = {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+    return facts
+
+
+def fingerprint(with_torch: bool = True) -> dict:
+    """Structured JSON describing where a run ran. `with_torch=False` skips the torch import."""
+    gpus = list(gpuinfo.gpus())
+    fp: dict = {
+        "schema": "pack.env/1",
+        "collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pack": {"version": __version__, "git_sha": _git_sha()},
+        "host": {"hostname": platform.node(), "os": platform.platform(), "kernel": platform.release()},
+        "cpu": _cpu(),
+        "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
+                   "executable": sys.executable},
+        "gpu": {
+            "count": len(gpus),
+            "models": [g["name"] for g in gpus],
+            "memory_gb": [g["memory_gb"] for g in gpus],
+            "driver": gpuinfo.driver_version() or UNAVAILABLE,
+            "source": "nvml" if gpuinfo._nvml() else ("nvidia-smi" if gpus else UNAVAILABLE),
+        },
+        "container": {
+            "image": os.environ.get("PACK_IMAGE") or UNAVAILABLE,
+            "variant": os.environ.get("PACK_IMAGE_VARIANT") or UNAVAILABLE,
+            "digest": os.environ.get("PACK_IMAGE_DIGEST") or UNAVAILABLE,
+        },
+        "packages": {name: _version(name) or UNAVAILABLE for name in BACKENDS},
+        "pip_freeze": _pip_freeze_hash(),
+        "env": {k: os.environ.get(k, UNAVAILABLE) for k in DETERMINISM_ENV},
+        "gpu_processes": gpuinfo.processes(),
+    }
+    if with_torch:
+        fp["cuda"] = torch_facts()
+    else:
+        fp["cuda"] = {"cuda_runtime": UNAVAILABLE, "reason": "not collected (torch not imported)"}
+    return fp
+
+
+VOLATILE = {"collected_at", "gpu_processes"}
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def diff(a: dict, b: dict, include_volatile: bool = False) -> list[tuple[str, object, object]]:
+    """(field, a, b) for every field that differs, dotted paths, sorted."""
+    fa, fb = flatten(a), flatten(b)
+    rows = []
+    for k in sorted(set(fa) | set(fb)):
+        if not include_volatile and k.split(".")[0] in VOLATILE:
+            continue
+        if fa.get(k, "<absent>") != fb.get(k, "<absent>"):
+            rows.append((k, fa.get(k, "<absent>"), fb.get(k, "<absent>")))
+    return rows
