@@ -1,0 +1,1 @@
+"""Built-in data: deterministic documents and prompts, so nothing is downloaded."""
