@@ -227,30 +227,33 @@ def _collect(target: str | None):
     return latest_runs(root), None
 
 
-def _verdicts(target):
+def _verdicts(targets):
     from .verify import verify_run
 
-    dirs, tmp = _collect(target)
-    if not dirs:
-        raise PackError(f"no run directories found in {target or 'runs/'}; run rows first with 'pack run'")
-    try:
-        return [verify_run(d) for d in dirs]
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    out = []
+    for target in targets or [None]:
+        dirs, tmp = _collect(target)
+        if not dirs:
+            raise PackError(f"no run directories found in {target or 'runs/'}; run rows first with 'pack run'")
+        try:
+            out += [verify_run(d) for d in dirs]
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+    return out
 
 
 @cli.command()
-@click.argument("target", required=False)
+@click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print verdicts as JSON.")
 @click.option("--brief", is_flag=True, help="One line per row, no per-metric lines.")
 @click.option("--report-dir", type=click.Path(path_type=Path), help="Also write report.md/.html/.json and junit.xml here.")
-def verify(target, as_json, brief, report_dir):
-    """Judge runs against expected/: a RUN_DIR, a runs tree, a PAPER name or a BUNDLE tarball."""
+def verify(targets, as_json, brief, report_dir):
+    """Judge runs against expected/: RUN_DIRs, runs trees, PAPER names or BUNDLE tarballs (default: ./runs)."""
     from . import report
     from .verify import exit_code
 
-    rows = _verdicts(target)
+    rows = _verdicts(targets)
     _out(report.to_json(rows) if as_json else report.table(rows, details=not brief))
     if report_dir:
         _write_reports(rows, report_dir)
@@ -269,13 +272,13 @@ def _write_reports(rows, out_dir: Path) -> None:
 
 
 @cli.command("report")
-@click.argument("target", required=False)
+@click.argument("targets", nargs=-1)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
-def report_cmd(target, out_dir):
-    """Write report.md, report.html (with plots), report.json and junit.xml for TARGET's runs."""
+def report_cmd(targets, out_dir):
+    """Write report.md, report.html (with plots), report.json and junit.xml for TARGETS' runs."""
     from .verify import exit_code
 
-    rows = _verdicts(target)
+    rows = _verdicts(targets)
     _write_reports(rows, out_dir)
     _out(str(out_dir / "report.html"))
     sys.exit(exit_code(rows))

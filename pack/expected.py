@@ -79,12 +79,18 @@ def rule_for(exp: Expectation, row: Row, metric: str):
 
 
 def metric_spec(row: Row, metric: str):
+    """The row's spec for a metric: its exact name, else the most specific matching glob."""
     if metric in row.metrics:
         return row.metrics[metric]
-    for pattern, spec in row.metrics.items():
-        if fnmatch.fnmatchcase(metric, pattern):
-            return spec
-    return None
+    matches = [p for p in row.metrics if fnmatch.fnmatchcase(metric, p)]
+    if not matches:
+        return None
+    return row.metrics[max(matches, key=lambda p: len(p.replace("*", "").replace("?", "")))]
+
+
+def _paper_value_in_scope(ef: ExpectedFile, metric: str, run: dict) -> bool:
+    """A value transcribed from the paper already covers this metric here: blessing must not shadow it."""
+    return any(e.source.seed and e.scope.mismatch(run) is None for e in ef.for_metric(metric))
 
 
 def path_for(paper: str, row_id: str) -> Path:
@@ -169,7 +175,7 @@ def bless(run: dict, metrics: list[str] | None, row: Row, note: str = "") -> Pat
         scope["gpu"] = sorted(set(run["gpu_models"]))
     else:
         scope["hardware"] = [run["hardware"]]
-    chosen = metrics or sorted(run["metrics"])
+    chosen = metrics or [m for m in sorted(run["metrics"]) if not _paper_value_in_scope(existing, m, run)]
     unknown = [m for m in chosen if m not in run["metrics"]]
     if unknown:
         raise ManifestError(f"run {run['run_id']} has no metric {', '.join(unknown)}; it has: {', '.join(sorted(run['metrics']))}")
@@ -178,7 +184,11 @@ def bless(run: dict, metrics: list[str] | None, row: Row, note: str = "") -> Pat
         spec = metric_spec(row, name)
         entry = run["metrics"][name]
         agg = spec.aggregate if spec else "mean"
-        value = entry.get(agg, entry["values"][-1]) if isinstance(entry["values"][0], (int, float)) else entry["values"][0]
+        vals = entry["values"]
+        if all(isinstance(v, int) for v in vals) or not isinstance(vals[0], (int, float)) or len(set(vals)) == 1:
+            value = vals[0]  # integers and identical repetitions are recorded as measured, not averaged
+        else:
+            value = entry.get(agg, vals[-1])
         item: dict[str, Any] = {"metric": name, "value": value}
         if spec is None or spec.tolerance is None:
             item["tolerance"] = {"kind": "exact"} if isinstance(value, str) else {"kind": "rel", "value": 1e-6}

@@ -82,12 +82,14 @@ SUMS_NAME = "SHA256SUMS"
 
 
 def list_files(root: Path, exclude: tuple[str, ...] = (SUMS_NAME,)) -> list[Path]:
-    """Regular files under root, sorted, skipping temp files and the sums file itself."""
+    """Regular files under root, sorted, skipping temp files and root-level names in `exclude`
+    (the sums file itself; a repetition's own SHA256SUMS further down is covered like any file)."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        top = Path(dirpath) == root
         for name in sorted(filenames):
-            if name in exclude or (name.startswith(".") and name.endswith(".tmp")):
+            if (top and name in exclude) or (name.startswith(".") and name.endswith(".tmp")):
                 continue
             out.append(Path(dirpath) / name)
     return out

@@ -209,13 +209,15 @@ def load_manifest(path: Path) -> Manifest:
             problems.append(f"{path}:{line_for(lines, ('rows', i))}: row {i} must be a mapping")
             continue
         merged = deep_merge(defaults if isinstance(defaults, dict) else {}, raw)
-        for expanded in expand_matrix(merged):
+        for j, expanded in enumerate(expand_matrix(merged)):
+            if j == 0:  # references are the same for every matrix cell: check them once
+                problems += _check_refs(expanded, path, lines, i)
             try:
                 row = Row.model_validate(expanded)
             except ValidationError as e:
-                problems += describe(e, path, lines, base=("rows", i), models_by_loc=lambda loc: _allowed(("rows",) + loc))
+                if j == 0:
+                    problems += describe(e, path, lines, base=("rows", i), models_by_loc=lambda loc: _allowed(("rows",) + loc))
                 continue
-            problems += _check_refs(row, path, line_for(lines, ("rows", i)))
             if row.id in seen:
                 problems.append(f"{path}:{line_for(lines, ('rows', i))}: row id '{row.id}' is used twice; give each row its own id")
             seen[row.id] = i
@@ -233,19 +235,31 @@ def load_manifest(path: Path) -> Manifest:
     return manifest.model_copy(update={"rows": rows, "path": path})
 
 
-def _check_refs(row: Row, path: Path, line: int | None) -> list[str]:
-    where = f"{path}:{line or '?'}"
+def _check_refs(raw: dict, path: Path, lines: dict, i: int) -> list[str]:
+    """Experiment, hardware and image names of one raw row (checked even when its schema fails)."""
+    rid = raw.get("id", f"#{i}")
     problems = []
-    if not registry.known(row.experiment):
-        problems.append(f"{where}: row '{row.id}': " + registry.unknown_message(row.experiment))
-    targets = [("target", row.target)] + [(f"scales.{s}.target", p.target) for s, p in row.scales.items() if p.target]
-    for field, t in targets:
-        if t.hardware not in catalog.hardware():
-            problems.append(f"{where}: row '{row.id}' {field}.hardware: " +
-                            catalog.unknown("hardware", t.hardware, catalog.hardware(), paths.manifests_dir() / "hardware.yaml"))
-        if t.image is not None and t.image not in catalog.images().variants:
-            problems.append(f"{where}: row '{row.id}' {field}.image: " +
-                            catalog.unknown("image", t.image, catalog.images().variants, paths.manifests_dir() / "images.yaml"))
+    exp = raw.get("experiment")
+    if isinstance(exp, str) and not registry.known(exp):
+        where = f"{path}:{line_for(lines, ('rows', i, 'experiment'))}"
+        problems.append(f"{where}: row '{rid}': " + registry.unknown_message(exp))
+    targets = [(("target",), raw.get("target"))]
+    for s, prof in (raw.get("scales") or {}).items():
+        if isinstance(prof, dict):
+            targets.append((("scales", s, "target"), prof.get("target")))
+    for loc, t in targets:
+        if not isinstance(t, dict):
+            continue
+        field = ".".join(loc)
+        hw, img = t.get("hardware"), t.get("image")
+        if isinstance(hw, str) and hw not in catalog.hardware():
+            where = f"{path}:{line_for(lines, ('rows', i) + loc + ('hardware',))}"
+            problems.append(f"{where}: row '{rid}' {field}.hardware: " +
+                            catalog.unknown("hardware", hw, catalog.hardware(), paths.manifests_dir() / "hardware.yaml"))
+        if isinstance(img, str) and img not in catalog.images().variants:
+            where = f"{path}:{line_for(lines, ('rows', i) + loc + ('image',))}"
+            problems.append(f"{where}: row '{rid}' {field}.image: " +
+                            catalog.unknown("image", img, catalog.images().variants, paths.manifests_dir() / "images.yaml"))
     return problems
 
 

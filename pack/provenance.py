@@ -51,8 +51,22 @@ def _git_sha() -> str:
 
 
 def _pip_freeze_hash() -> dict:
-    dists = sorted({f"{d.metadata['Name']}=={d.version}".lower() for d in metadata.distributions() if d.metadata["Name"]})
-    return {"sha256": hashlib.sha256("\n".join(dists).encode()).hexdigest(), "count": len(dists)}
+    """A hash of every installed distribution's name and version (what `pip freeze` would list).
+
+    Read from the *.dist-info / *.egg-info folder names, which carry name and version: parsing
+    every METADATA file costs seconds on a large environment.
+    """
+    dists = set()
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith((".dist-info", ".egg-info")):
+                dists.add(n.rsplit(".", 1)[0].lower().replace("_", "-"))
+    listing = sorted(dists)
+    return {"sha256": hashlib.sha256("\n".join(listing).encode()).hexdigest(), "count": len(listing)}
 
 
 def _cpu() -> dict:

@@ -43,6 +43,8 @@ def table(rows: list[RowVerdict], details: bool = True) -> str:
             for m in r.metrics:
                 lines.append(f"    {m.verdict:<14} {m.metric}: measured {fmt(m.measured)}, expected {fmt(m.expected)} ({m.rule or 'no rule'})"
                              + (f" — {m.why}" if m.why else ""))
+                if m.paper:
+                    lines.append(f"    {'':<14} {m.paper}")
     counts = summary_counts(rows)
     lines.append("")
     lines.append("rows: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
@@ -75,7 +77,7 @@ def markdown(rows: list[RowVerdict]) -> str:
             out.append("| Metric | Verdict | Paper / expected | Reproduced | Rule | Source | Why |")
             out.append("|---|---|---|---|---|---|---|")
             for m in r.metrics:
-                out.append(f"| `{m.metric}` | {m.verdict} | {fmt(m.expected)} | {fmt(m.measured)} | {_md(m.rule)} | {_md(m.source)} | {_md(m.why)} |")
+                out.append(f"| `{m.metric}` | {m.verdict} | {fmt(m.expected)} | {fmt(m.measured)} | {_md(m.rule)} | {_md(m.source)} | {_md(m.why + ('; ' + m.paper if m.paper else ''))} |")
             out.append("")
     out.append("## What the verdicts mean")
     out.append("")
@@ -147,7 +149,7 @@ def html_report(rows: list[RowVerdict], title: str = "Paper vs reproduced") -> s
             parts.append("<table><tr><th>Metric</th><th>Verdict</th><th>Paper / expected</th><th>Reproduced</th><th>Rule</th><th>Source</th><th>Why</th></tr>")
             for m in r.metrics:
                 parts.append(f"<tr class='{m.verdict}'><td><code>{e(m.metric)}</code></td><td>{m.verdict}</td><td>{e(fmt(m.expected))}</td>"
-                             f"<td>{e(fmt(m.measured))}</td><td>{e(m.rule)}</td><td>{e(m.source)}</td><td>{e(m.why)}</td></tr>")
+                             f"<td>{e(fmt(m.measured))}</td><td>{e(m.rule)}</td><td>{e(m.source)}</td><td>{e(m.why)}{'<br><i>' + e(m.paper) + '</i>' if m.paper else ''}</td></tr>")
             parts.append("</table>")
         png = plot_row(r)
         if png:

@@ -36,6 +36,7 @@ class MetricVerdict:
     source: str = ""
     values: list = field(default_factory=list)
     band: tuple | None = None  # (low, high) the rule allows, for plots
+    paper: str = ""  # the paper's own value when it is off this run's scope (shown beside a blessed check)
 
 
 @dataclass
@@ -63,6 +64,10 @@ def row_verdict(metric_verdicts: list[MetricVerdict]) -> str:
         if v in present and v != "NOT-APPLICABLE":
             return v
     return "NOT-APPLICABLE"
+
+
+def fmt_value(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
 def _source_text(src) -> str:
@@ -190,6 +195,10 @@ def judge_metrics(run: dict, row, ef) -> list[MetricVerdict]:
         chosen = in_scope[0] if in_scope else None
         off_reason = exps[0].scope.mismatch(run) if exps and not in_scope else None
         mv = MetricVerdict(metric=name, verdict="NOT-APPLICABLE")
+        paper_off = [x for x in exps if x.source.seed and x.scope.mismatch(run) is not None]
+        if paper_off and (chosen is None or not chosen.source.seed):
+            x = paper_off[0]
+            mv.paper = f"paper value {fmt_value(x.value)} ({_source_text(x.source)}) is NOT-APPLICABLE here: {x.scope.mismatch(run)}"
         if entry is not None:
             mv.values = entry["values"]
             mv.measured = _value(entry, aggregate) if "mean" in entry else entry["values"][0]

@@ -58,4 +58,8 @@ def line_for(lines: dict[Path_t, int], path: Path_t) -> int | None:
 def dump(data: Any) -> str:
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
+    class NoAliases(yaml.SafeDumper):  # anchors (&id001) make hand-edited files hard to read
+        def ignore_aliases(self, data):
+            return True
+
+    return yaml.dump(data, Dumper=NoAliases, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)

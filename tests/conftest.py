@@ -1,0 +1,87 @@
+"""Shared fixtures: a throwaway project home (copies of manifests/ and expected/) and a `pack` runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if _has_cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A project home with copies of the real catalogues, manifests and expectations."""
+    h = tmp_path / "home"
+    shutil.copytree(REPO / "manifests", h / "manifests")
+    shutil.copytree(REPO / "expected", h / "expected")
+    monkeypatch.setenv("PACK_HOME", str(h))
+    monkeypatch.setenv("PACK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("PACK_DEBUG", raising=False)
+    return h
+
+
+@pytest.fixture
+def pack(home, tmp_path):
+    """Run the real CLI in a subprocess: pack(*args) -> CompletedProcess (text, stdout/stderr apart)."""
+
+    def run(*args, env=None, timeout=300, check=None):
+        e = dict(os.environ)
+        e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+        e.update(env or {})
+        res = subprocess.run([sys.executable, "-m", "pack", *map(str, args)], capture_output=True, text=True,
+                             env=e, cwd=tmp_path, timeout=timeout)
+        if check is not None:
+            assert res.returncode == check, f"exit {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}"
+        return res
+
+    return run
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+@pytest.fixture
+def author_script(tmp_path) -> Path:
+    """A small 'author engine' the command tests run: prints metric lines per its flags."""
+    return write(tmp_path / "engine.py", '''
+        import json, os, sys, time
+        args = sys.argv[1:]
+        if "--version" in args:
+            print("engine 1.2.3"); sys.exit(0)
+        if "--crash" in args:
+            print("loading model"); print("fatal: out of memory", file=sys.stderr); sys.exit(3)
+        if "--mute" in args:
+            print("nothing useful here"); sys.exit(0)
+        sleep = float(os.environ.get("ENGINE_SLEEP", "0"))
+        time.sleep(sleep)
+        speed = 40.0 - (1.5 if "--compress" in args else 0.0)
+        print(f"Decode-only: prefill 12.3 ms, {speed:.2f} tok/s")
+        print("[PPL-JSON] " + json.dumps({"ppl": 6.1234, "nll": 1.8121}))
+        ''')

@@ -1,0 +1,127 @@
+"""The verifier's rules and verdicts, on hand-made run records (no files)."""
+
+import pytest
+from pydantic import TypeAdapter
+
+from pack.expected import ExpectedFile
+from pack.manifest import Row
+from pack.run import aggregate
+from pack.results import RepResult
+from pack.tolerance import Tolerance
+from pack.verify import check, judge_metrics, row_verdict
+
+T = TypeAdapter(Tolerance)
+
+
+def entry(*values):
+    return aggregate([RepResult(metrics={"m": v}) for v in values], None)["m"]
+
+
+@pytest.mark.parametrize("rule,expected,values,ok", [
+    ({"kind": "exact"}, 5, [5, 5], True),
+    ({"kind": "exact"}, 5, [5, 6], False),
+    ({"kind": "exact"}, "ab12", ["ab12"], True),
+    ({"kind": "abs", "value": 0.1}, 1.0, [1.05, 1.09], True),
+    ({"kind": "abs", "value": 0.1}, 1.0, [1.2, 1.3], False),
+    ({"kind": "rel", "value": 0.05}, 39.28, [38.0, 39.0, 40.0], True),
+    ({"kind": "rel", "value": 0.05}, 39.28, [36.0, 36.5, 37.0], False),
+    ({"kind": "decimals", "places": 4}, 6.12341, [6.123412, 6.123409], True),
+    ({"kind": "decimals", "places": 4}, 6.1234, [6.1234, 6.1236], False),  # every repetition must round equal
+    ({"kind": "range", "min": 70, "exclusive": True}, None, [71.0, 72.0], True),
+    ({"kind": "range", "min": 70, "exclusive": True}, None, [70.0], False),
+    ({"kind": "range", "min": 0, "max": 1}, None, [0.5], True),
+])
+def test_rules(rule, expected, values, ok):
+    passed, measured, why, band = check(T.validate_python(rule), expected, entry(*values), "mean")
+    assert passed is ok, why
+
+
+def test_stat_welch_no_difference_and_greater():
+    rule = T.validate_python({"kind": "stat", "test": "welch", "expect": "no-difference", "alpha": 0.05})
+    same = check(rule, None, entry(39.1, 39.3, 39.2, 39.25), "mean", sample=[39.2, 39.3, 39.15, 39.28])
+    assert same[0], same[2]
+    shifted = check(rule, None, entry(35.1, 35.3, 35.2, 35.25), "mean", sample=[39.2, 39.3, 39.15, 39.28])
+    assert not shifted[0], shifted[2]
+    greater = T.validate_python({"kind": "stat", "test": "mannwhitney", "expect": "greater"})
+    assert check(greater, None, entry(5, 6, 7, 8, 9), "mean", sample=[1, 2, 3, 4, 2])[0]
+
+
+def test_range_needs_a_bound():
+    with pytest.raises(Exception, match="needs 'min', 'max'"):
+        T.validate_python({"kind": "range"})
+
+
+ROW = Row.model_validate({
+    "id": "r", "cell": "c", "experiment": "command", "target": {"hardware": "cpu"},
+    "metrics": {"tok_s": {"tolerance": {"kind": "rel", "value": 0.05}, "contamination_sensitive": True},
+                "ppl": {"tolerance": {"kind": "decimals", "places": 4}}},
+})
+
+
+def run_record(metrics, **kw):
+    reps = [RepResult(metrics=m) for m in metrics]
+    rec = {"scale": "full", "hardware": "g6e.xlarge", "gpu_models": ["NVIDIA L40S"], "image": "l40s", "params": {},
+           "metrics": aggregate(reps, None), "errors": {}, "not_applicable": {}, "contamination": []}
+    rec.update(kw)
+    return rec
+
+
+def expected(*items):
+    return ExpectedFile.model_validate({"paper": "p", "row": "r", "expectations": list(items)})
+
+
+SRC = {"seed": "000.txt", "table": "t"}
+
+
+def by_metric(verdicts):
+    return {v.metric: v for v in verdicts}
+
+
+def test_in_scope_pass_and_fail():
+    ef = expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["L40S"]}, "source": SRC})
+    ok = by_metric(judge_metrics(run_record([{"tok_s": 39.0}, {"tok_s": 39.5}]), ROW, ef))["tok_s"]
+    assert ok.verdict == "PASS"
+    bad = by_metric(judge_metrics(run_record([{"tok_s": 30.0}]), ROW, ef))["tok_s"]
+    assert bad.verdict == "FAIL" and "allowed" in bad.why
+
+
+def test_off_scope_is_not_applicable_with_reason_never_pass():
+    ef = expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["RTX 4060"]}, "source": SRC})
+    v = by_metric(judge_metrics(run_record([{"tok_s": 39.28}]), ROW, ef))["tok_s"]
+    assert v.verdict == "NOT-APPLICABLE" and "RTX 4060" in v.why and "NVIDIA L40S" in v.why
+
+
+def test_off_scope_weaker_rule_applies_when_declared():
+    ef = expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["RTX 4060"]},
+                   "off_scope": {"kind": "range", "min": 1}, "source": SRC})
+    v = by_metric(judge_metrics(run_record([{"tok_s": 120.0}]), ROW, ef))["tok_s"]
+    assert v.verdict == "PASS" and "weaker rule" in v.why and "off-scope" in v.rule
+
+
+def test_contaminated_is_not_fail():
+    ef = expected({"metric": "tok_s", "value": 39.28, "source": SRC}, {"metric": "ppl", "value": 6.1234, "source": SRC})
+    rec = run_record([{"tok_s": 30.0, "ppl": 6.12341}], contamination=["another process held the GPU (pid 4242)"])
+    vs = by_metric(judge_metrics(rec, ROW, ef))
+    assert vs["tok_s"].verdict == "CONTAMINATED" and "pid 4242" in vs["tok_s"].why and "rerun" in vs["tok_s"].why
+    assert vs["ppl"].verdict == "PASS"  # perplexity is deterministic: contamination does not touch it
+    assert row_verdict(list(vs.values())) == "CONTAMINATED"
+
+
+def test_missing_error_and_not_applicable_metrics():
+    ef = expected({"metric": "tok_s", "value": 39.28, "source": SRC}, {"metric": "ppl", "value": 6.1, "source": SRC},
+                  {"metric": "gauge.tok_s", "value": 1, "tolerance": {"kind": "exact"}, "source": SRC})
+    rec = run_record([{}], errors={"gauge": "exited with code 3; last lines: oom"}, not_applicable={"ppl": "no GGUF here"})
+    vs = by_metric(judge_metrics(rec, ROW, ef))
+    assert vs["tok_s"].verdict == "MISSING"
+    assert vs["gauge.tok_s"].verdict == "ERROR" and "oom" in vs["gauge.tok_s"].why
+    assert vs["ppl"].verdict == "NOT-APPLICABLE" and vs["ppl"].why == "no GGUF here"
+    assert row_verdict(list(vs.values())) == "ERROR"
+
+
+def test_stat_against_another_metric_of_the_run():
+    row = Row.model_validate({"id": "r", "cell": "c", "experiment": "command", "target": {"hardware": "cpu"},
+                              "metrics": {"mcr.tok_s": {"tolerance": {"kind": "stat", "against": "metric:base.tok_s"}}}})
+    ef = expected({"metric": "mcr.tok_s", "source": SRC})
+    rec = run_record([{"base.tok_s": 39.3, "mcr.tok_s": 39.2}, {"base.tok_s": 39.2, "mcr.tok_s": 39.3},
+                      {"base.tok_s": 39.25, "mcr.tok_s": 39.22}])
+    assert by_metric(judge_metrics(rec, row, ef))["mcr.tok_s"].verdict == "PASS"
