@@ -1,0 +1,33 @@
+"""The read-only commands must start without torch, transformers, llama_cpp or vllm."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+HEAVY = ("torch", "transformers", "llama_cpp", "vllm", "lm_eval", "matplotlib")
+
+PROBE = """
+import sys, json
+from pack.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("@@" + json.dumps([m for m in {heavy!r} if m in sys.modules]), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["show", "wire-compression"], ["validate"],
+                                  ["plan", "latent-bridge", "--hw", "g6e.xlarge"], ["verify", "--help"],
+                                  ["verify"]])
+def test_light_commands_import_no_backend(args, home, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    res = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)
+    line = [x for x in res.stderr.splitlines() if x.startswith("@@")][-1]
+    assert json.loads(line[2:]) == [], f"{args} imported {line}"
