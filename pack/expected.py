@@ -170,11 +170,13 @@ def bless(run: dict, metrics: list[str] | None, row: Row, note: str = "") -> Pat
     """
     path = path_for(run["paper"], run["row"])
     existing = load_expected(path) if path.is_file() else ExpectedFile(paper=run["paper"], row=run["row"])
-    scope = {"scale": [run["scale"]]}
-    if run.get("gpu_models"):
-        scope["gpu"] = sorted(set(run["gpu_models"]))
-    else:
-        scope["hardware"] = [run["hardware"]]
+    # A row that targets the CPU is deterministic host code: its reference holds at that scale on any
+    # machine. A GPU row's numbers belong to the GPU model that produced them.
+    from . import catalog
+
+    scope: dict[str, Any] = {"scale": [run["scale"]]}
+    if catalog.get_hardware(run["target"]["hardware"]).gpu_count > 0:
+        scope["gpu"] = sorted(set(run["gpu_models"])) or ["cpu"]
     chosen = metrics or [m for m in sorted(run["metrics"]) if not _paper_value_in_scope(existing, m, run)]
     unknown = [m for m in chosen if m not in run["metrics"]]
     if unknown:

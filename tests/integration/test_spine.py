@@ -254,3 +254,10 @@ def test_report_files(pack, tmp_path):
     root = ET.parse(tmp_path / "rep" / "junit.xml").getroot()
     assert root.tag == "testsuites" and int(root[0].get("tests")) >= 20 and root[0].get("failures") == "0"
     assert "| Metric | Verdict |" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_cpu_row_reference_holds_on_any_host(pack):
+    """Blessed smoke values of a CPU-target row are not tied to the host they were blessed on."""
+    pack("run", "int6-clip-search", env={"PACK_HW": "g6e.xlarge"}, check=0)
+    res = pack("verify", "local-ablation", check=0)
+    assert "PASS" in res.stdout and "g6e.xlarge" in res.stdout
