@@ -18,7 +18,7 @@ def timed(cmd: list[str], env=None, cwd=None) -> float:
 def interleaved(cmds: dict[str, list[str]], n: int, env=None, cwd=None) -> dict[str, float]:
     """Median wall time of each command, running them in turn n times so drift hits all alike."""
     times: dict[str, list[float]] = {k: [] for k in cmds}
-    for k, c in cmds.items():  # warm-up: page cache, .pyc files
+    for c in cmds.values():  # warm-up: page cache, .pyc files
         timed(c, env, cwd)
     for _ in range(n):
         for k, c in cmds.items():

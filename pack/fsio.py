@@ -75,7 +75,7 @@ def sha256_many(paths: Iterable[Path], workers: int | None = None) -> dict[Path,
     if len(paths) <= 1:
         return {p: sha256_file(p) for p in paths}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip(paths, pool.map(sha256_file, paths)))
+        return dict(zip(paths, pool.map(sha256_file, paths), strict=False))
 
 
 SUMS_NAME = "SHA256SUMS"

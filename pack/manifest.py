@@ -161,8 +161,8 @@ def expand_matrix(raw: dict) -> list[dict]:
     for combo in itertools.product(*(matrix[k] for k in keys)):
         row = copy.deepcopy(raw)
         row["matrix"] = None
-        row["params"] = deep_merge(row.get("params") or {}, dict(zip(keys, combo)))
-        suffix = ".".join(f"{k}-{v}" for k, v in zip(keys, combo))
+        row["params"] = deep_merge(row.get("params") or {}, dict(zip(keys, combo, strict=False)))
+        suffix = ".".join(f"{k}-{v}" for k, v in zip(keys, combo, strict=False))
         row["id"] = f"{raw.get('id')}.{suffix}"
         row.setdefault("tags", [])
         row["tags"] = list(row["tags"]) + [f"matrix:{raw.get('id')}"]

@@ -104,7 +104,7 @@ def plot_row(r: RowVerdict) -> str | None:
     checked = checked[:12]
     fig, axes = plt.subplots(len(checked), 1, figsize=(7, 0.9 + 0.75 * len(checked)), squeeze=False)
     colors = {"PASS": "#2e7d32", "FAIL": "#c62828", "CONTAMINATED": "#ef6c00"}
-    for ax, m in zip(axes[:, 0], checked):
+    for ax, m in zip(axes[:, 0], checked, strict=False):
         exp_v = float(m.expected)
         lo, hi = m.band if m.band else (exp_v, exp_v)
         lo = exp_v if lo is None else lo

@@ -148,7 +148,7 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
         res.metrics[f"{method}.raw_bytes"] = raw
         res.metrics[f"{method}.rel_rmse"] = err
         if method == "int6":
-            res.info["int6_percentile_choices"] = dict(zip(map(str, pct), hist))
+            res.info["int6_percentile_choices"] = dict(zip(map(str, pct), hist, strict=False))
     res.metrics["int6_over_int8"] = res.metrics["int6.zlib_bytes"] / res.metrics["int8.zlib_bytes"]
     res.not_applicable["val_bpb_delta"] = ("needs the PR's trained checkpoint and its validation data; "
                                            "this run measures bytes and round-trip error only")

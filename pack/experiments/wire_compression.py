@@ -175,5 +175,5 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
         res.metrics[f"soft_tokens_{k}.ratio"] = src / int(k)
     res.info = {"header_bytes": HEADER.size, "anchor_bytes": anchor_bytes, "values_per_sample": tokens * width}
     (ctx.rep_dir / "wire_table.json").write_text(json.dumps(table, indent=2))
-    ctx.log("text %.0f B; " % text_bytes.mean() + "; ".join(f"{t['format']} {t['bytes']:.0f} B" for t in table))
+    ctx.log(f"text {text_bytes.mean():.0f} B; " + "; ".join(f"{t['format']} {t['bytes']:.0f} B" for t in table))
     return res

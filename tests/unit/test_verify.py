@@ -5,8 +5,8 @@ from pydantic import TypeAdapter
 
 from pack.expected import ExpectedFile
 from pack.manifest import Row
-from pack.run import aggregate
 from pack.results import RepResult
+from pack.run import aggregate
 from pack.tolerance import Tolerance
 from pack.verify import check, judge_metrics, row_verdict
 
