@@ -61,12 +61,13 @@ def list_cmd(paper, as_json):
         _out(json.dumps(rows, indent=2))
         return
     w = max([len(r["row"]) for r in rows] + [4])
-    _out(f"{'PAPER':<12} {'ROW':<{w}}  {'EXPERIMENT':<18} {'SMOKE ON':<10} {'FULL ON':<22} CELL")
+    pw = max([len(r["paper"]) for r in rows] + [5])
+    _out(f"{'PAPER':<{pw}}  {'ROW':<{w}}  {'EXPERIMENT':<18} {'SMOKE ON':<10} {'FULL ON':<22} CELL")
     for r in rows:
         sm = r["scales"].get("smoke", {}).get("hardware", "—")
         full = r["scales"]["full"]
         full_on = full["hardware"] + (f" [{full['image']}]" if full.get("image") else "")
-        _out(f"{r['paper']:<12} {r['row']:<{w}}  {r['experiment']:<18} {sm:<10} {full_on:<22} {r['cell']}")
+        _out(f"{r['paper']:<{pw}}  {r['row']:<{w}}  {r['experiment']:<18} {sm:<10} {full_on:<22} {r['cell']}")
 
 
 @cli.command()
