@@ -30,7 +30,7 @@ validate: setup
 demo: setup
 	$(BIN)/pack validate
 	$(BIN)/pack run latent-bridge local-ablation --scale smoke
-	$(BIN)/pack verify latent-bridge local-ablation --brief || true
+	$(BIN)/pack verify latent-bridge local-ablation --brief
 	$(BIN)/pack report --out reports/demo
 	@echo "report: reports/demo/report.html"
 
