@@ -130,6 +130,36 @@ def plan_cmd(refs, hw, scale, budget, as_json):
     planning.check_budget(p, b)
 
 
+def build_spec(refs, hw: str, scale: str, *, budget: float | None = None, image: str | None = None,
+               results: str | None = None, log=_err):
+    """Plan, refuse what cannot run, gate on the budget, and return (spec, provider, plan).
+    Nothing is created here; every refusal happens before a launcher is touched."""
+    from .. import planning
+    from . import images, settings
+    from .spec import LaunchSpec, new_launch_id, row_images
+
+    name, have = _hardware(hw)
+    provider = provider_for(have, image)
+    if provider in ("ec2", "runpod") or image:
+        images.choose_variant([], image)  # an unknown --image fails before planning
+    cfg = settings.provider(provider)
+    p = planning.launch_plan(list(refs), hw, scale, overhead_s=cfg.get("overhead_s", 0), grace_s=cfg.get("grace_s", 300))
+    log(planning.render(p))
+    for i in p["refused"]:
+        log(f"skip {i['paper']}:{i['row']}: {i['why']} on {p['hardware']}")
+    planning.check_budget(p, planning.budget_from_env(budget))
+    variant = ref = digest = None
+    if provider != "local":
+        variant = images.choose_variant(row_images(p), image)
+        ref, digest = images.image_ref(variant, remote=provider in ("ec2", "runpod"))
+    launch_id = new_launch_id()
+    res_uri = settings.results_uri(launch_id, results) if provider in ("ec2", "runpod") else None
+    spec = LaunchSpec(launch_id=launch_id, refs=tuple(refs), rows=tuple(f"{i['paper']}:{i['row']}" for i in p["rows_ok"]),
+                      scale=scale, hardware_name=p["hardware"], hardware=have, image_variant=variant, image_ref=ref,
+                      image_digest=digest, deadline_s=p["deadline_s"], grace_s=int(p["grace_s"]), results=res_uri)
+    return spec, provider, p
+
+
 @launch_group.command("start", hidden=True)
 @click.argument("refs", nargs=-1, required=True)
 @_options
@@ -141,37 +171,17 @@ def plan_cmd(refs, hw, scale, budget, as_json):
 @click.option("--out", type=click.Path(path_type=Path), help="Runs directory (default ./runs or $PACK_RUNS).")
 def start_cmd(refs, hw, scale, budget, image, detach, results, dry_run, poll_s, out):
     """Launch REFS (row ids or paper names) on HW."""
-    from .. import planning
-    from . import images, lifecycle, settings
-    from .spec import LaunchSpec, new_launch_id, row_images
+    from . import lifecycle
 
-    name, have = _hardware(hw)
-    provider = provider_for(have, image)
-    if provider in ("ec2", "runpod") or image:
-        images.choose_variant([], image)  # an unknown --image fails before planning
-    cfg = settings.provider(provider)
-    p = planning.launch_plan(list(refs), hw, scale, overhead_s=cfg.get("overhead_s", 0), grace_s=cfg.get("grace_s", 300))
-    _err(planning.render(p))
-    for i in p["refused"]:
-        _err(f"skip {i['paper']}:{i['row']}: {i['why']} on {p['hardware']}")
-    planning.check_budget(p, planning.budget_from_env(budget))
-    variant = ref = digest = None
-    if provider != "local":
-        variant = images.choose_variant(row_images(p), image)
-        ref, digest = images.image_ref(variant, remote=provider in ("ec2", "runpod"))
-    launch_id = new_launch_id()
-    res_uri = settings.results_uri(launch_id, results) if provider in ("ec2", "runpod") else None
-    spec = LaunchSpec(launch_id=launch_id, refs=tuple(refs), rows=tuple(f"{i['paper']}:{i['row']}" for i in p["rows_ok"]),
-                      scale=scale, hardware_name=p["hardware"], hardware=have, image_variant=variant, image_ref=ref,
-                      image_digest=digest, deadline_s=p["deadline_s"], grace_s=int(p["grace_s"]), results=res_uri)
+    spec, provider, _ = build_spec(refs, hw, scale, budget=budget, image=image, results=results)
     if dry_run:
-        _err(f"dry run: would launch {len(spec.rows)} row(s) on {provider} ({name})"
-             + (f" in {ref}" if ref else "") + "; nothing was created")
+        _err(f"dry run: would launch {len(spec.rows)} row(s) on {provider} ({spec.hardware_name})"
+             + (f" in {spec.image_ref}" if spec.image_ref else "") + "; nothing was created")
         return
-    runs_root = _runs_root(out)
-    launcher = make_launcher(provider, runs_root)
+    launcher = make_launcher(provider, _runs_root(out))
     rec = lifecycle.start(spec, launcher, wait=not detach, poll_s=poll_s)
-    click.echo(f"{rec['launch_id']}\t{rec.get('status')}\t{rec.get('cost_usd') if rec.get('cost_usd') is not None else '-'}")
+    cost = rec.get("cost_usd")
+    click.echo(f"{rec['launch_id']}\t{rec.get('status')}\t{cost if cost is not None else '-'}")
     if not detach and rec.get("status") != "finished":
         sys.exit(1)
 

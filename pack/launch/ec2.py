@@ -205,9 +205,12 @@ class EC2Launcher(Launcher):
         iid = rec.get("handle", {}).get("instance_id")
         if not iid:
             return "no instance was created"
-        inst = self._instance(rec)
-        if inst is None or inst["State"]["Name"] in ("shutting-down", "terminated"):
-            return f"instance {iid} was already terminated"
+        try:
+            inst = self._instance(rec)
+            if inst is None or inst["State"]["Name"] in ("shutting-down", "terminated"):
+                return f"instance {iid} was already terminated"
+        except (Exception, KeyboardInterrupt) as e:  # cannot tell its state: terminate anyway (twice is harmless)
+            self.log(f"could not read the state of {iid} ({type(e).__name__}); terminating it")
         self.client("ec2", self.region_for(rec.get("handle", {}) | rec)).terminate_instances(InstanceIds=[iid])
         return f"terminated instance {iid}"
 

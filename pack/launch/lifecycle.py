@@ -125,12 +125,15 @@ def start(spec: LaunchSpec, launcher: Launcher, *, wait: bool = True, poll_s: fl
     except KeyboardInterrupt:
         if launcher.detached and phase == "execute" and handle.get("started"):
             raise LaunchInterrupted("interrupted; " + reattach_message(rec, launcher)) from None
-        detail = launcher.teardown(rec | {"handle": handle})
+        _update(rec, handle, "tearing down", runs_root)  # the ledger keeps the ids of what was created
+        detail = safe_teardown(launcher, rec)
         ledger.record_stop(rec, "interrupted", f"during {phase}; {detail}", runs_root)
-        raise LaunchInterrupted(f"interrupted during {phase}; {detail}; nothing of launch {spec.launch_id} "
-                                f"is left running") from None
+        left = ("" if detail.startswith("teardown failed") else
+                f"; nothing of launch {spec.launch_id} is left running")
+        raise LaunchInterrupted(f"interrupted during {phase}; {detail}{left}") from None
     except BaseException as e:
-        detail = launcher.teardown(rec | {"handle": handle})
+        _update(rec, handle, "tearing down", runs_root)
+        detail = safe_teardown(launcher, rec)
         msg = str(e) if isinstance(e, PackError) else f"{type(e).__name__}: {e}"
         ledger.record_stop(rec, "failed", f"{phase}: {msg}; {detail}", runs_root)
         if isinstance(e, PackError):
@@ -144,6 +147,15 @@ def start(spec: LaunchSpec, launcher: Launcher, *, wait: bool = True, poll_s: fl
     except KeyboardInterrupt:
         raise LaunchInterrupted("interrupted; " + reattach_message(rec, launcher)) from None
     return finish(rec, launcher, st, runs_root)
+
+
+def safe_teardown(launcher: Launcher, rec: dict) -> str:
+    """Teardown that never raises: a failure is reported with what is left and how to remove it."""
+    try:
+        return launcher.teardown(rec)
+    except BaseException as e:  # includes a second Ctrl-C: say what may be left, do not hide the first error
+        return (f"teardown failed ({type(e).__name__}: {e}); {launcher.where(rec)} may be left: it ends by itself "
+                f"by {rec.get('expires_at')}, or run `pack launch down {rec['launch_id']}`")
 
 
 def _update(rec: dict, handle: dict, status: str, runs_root: Path) -> None:
