@@ -147,8 +147,14 @@ def check_budget(p: dict, budget: float | None) -> None:
     if p["worst_case_usd"] > budget:
         raise BudgetExceeded(
             f"refusing to launch: the worst case for {p['paper']} on {p['hardware']} is {p['worst_case_usd']:.2f} USD "
-            f"(deadline {_dur(p['deadline_s'] + p['grace_s'])} at {p['price_usd_per_hour']:g} USD/h), above the budget of "
+            f"({_bound(p)} at {p['price_usd_per_hour']:g} USD/h), above the budget of "
             f"{budget:.2f} USD; raise BUDGET_USD/--budget or launch fewer rows")
+
+
+def _bound(p: dict) -> str:
+    if p.get("launches", 1) > 1:
+        return f"{p['launches']} launches, one per image, each to its deadline"
+    return f"deadline {_dur(p['deadline_s'] + p['grace_s'])}"
 
 
 def render(p: dict) -> str:
@@ -162,7 +168,10 @@ def render(p: dict) -> str:
     lines.append("")
     lines.append(f"total: {_dur(p['total_runtime_s'])}, about {p['total_cost_usd']:.2f} USD "
                  f"(at most {p['max_cost_usd']:.2f} USD if every row hits its max runtime)")
-    if "deadline_s" in p:
+    if p.get("launches", 1) > 1:
+        lines.append(f"launch: {p['launches']} launches (one per image), each +{_dur(p['overhead_s'])} boot/pull/upload; "
+                     f"about {p['estimate_usd']:.2f} USD, at most {p['worst_case_usd']:.2f} USD")
+    elif "deadline_s" in p:
         lines.append(f"launch: +{_dur(p['overhead_s'])} boot/pull/upload; about {p['estimate_usd']:.2f} USD; "
                      f"deadline {_dur(p['deadline_s'])} (+{_dur(p['grace_s'])} grace), so at most "
                      f"{p['worst_case_usd']:.2f} USD")

@@ -54,12 +54,12 @@ def run(args) -> int:
         return 2
     sink = open_sink(results)
     out = Path(args.out)
-    rc = 125
+    rc, final = 125, "finished"
     try:
         if time.time() >= args.deadline_at:
-            write_status(sink, "expired", detail="started after its deadline (a pod restart?)")
-            _log("the deadline has passed; not running the rows again")
-            return 124
+            rc, final = 124, "expired"
+            _log("the deadline has passed (a pod restart?); not running the rows again")
+            return rc
         out.mkdir(parents=True, exist_ok=True)
         write_status(sink, "running", pod_id=os.environ.get("RUNPOD_POD_ID"))
         argv = pack_run_argv(args.rows.split(","), args.scale, str(out), args.hw)
@@ -97,7 +97,7 @@ def run(args) -> int:
         try:
             n = sink.upload_dir(out, "runs") if out.is_dir() else 0
             _log(f"uploaded {n} file(s) to {sink.uri}/runs")
-            write_status(sink, "finished", exit_code=rc, pod_id=os.environ.get("RUNPOD_POD_ID"))
+            write_status(sink, final, exit_code=rc, pod_id=os.environ.get("RUNPOD_POD_ID"))
         except Exception as e:
             _log(f"final upload failed: {type(e).__name__}: {e}")
         _log(remove_own_pod())

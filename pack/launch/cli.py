@@ -130,34 +130,66 @@ def plan_cmd(refs, hw, scale, budget, as_json):
     planning.check_budget(p, b)
 
 
-def build_spec(refs, hw: str, scale: str, *, budget: float | None = None, image: str | None = None,
-               results: str | None = None, log=_err):
-    """Plan, refuse what cannot run, gate on the budget, and return (spec, provider, plan).
-    Nothing is created here; every refusal happens before a launcher is touched."""
+def build_specs(refs, hw: str, scale: str, *, budget: float | None = None, image: str | None = None,
+                results: str | None = None, log=_err):
+    """Plan, refuse what cannot run, gate on the budget, and return (specs, provider, plan).
+
+    One launch runs one image, so rows that ask for different images become one launch each
+    (seed 001's exp6a in cu118, exp6b in cu121, exp0 in cu128), each with its own deadline and
+    its own boot overhead, all counted by the budget gate. Nothing is created here: every refusal
+    happens before a launcher is touched."""
+    import math
+
     from .. import planning
     from . import images, settings
-    from .spec import LaunchSpec, new_launch_id, row_images
+    from .spec import LaunchSpec, new_launch_id
 
     name, have = _hardware(hw)
     provider = provider_for(have, image)
     if provider in ("ec2", "runpod") or image:
         images.choose_variant([], image)  # an unknown --image fails before planning
     cfg = settings.provider(provider)
-    p = planning.launch_plan(list(refs), hw, scale, overhead_s=cfg.get("overhead_s", 0), grace_s=cfg.get("grace_s", 300))
+    overhead, grace = cfg.get("overhead_s", 0), int(cfg.get("grace_s", 300))
+    p = planning.launch_plan(list(refs), hw, scale, overhead_s=overhead, grace_s=grace)
+    groups: dict = {}
+    for i in p["rows_ok"]:
+        variant = None if provider == "local" else images.choose_variant([i["image"]] if i["image"] else [], image)
+        groups.setdefault(variant, []).append(i)
+    if len(groups) > 1:  # one launch per image: each pays its own overhead and grace
+        price = p["price_usd_per_hour"]
+        p["launches"] = len(groups)
+        p["worst_case_usd"] = round(sum((math.ceil(sum(i["max_runtime_s"] for i in g) + overhead) + grace) / 3600 * price
+                                        for g in groups.values()), 4)
+        p["estimate_usd"] = round(sum((sum(i["runtime_estimate_s"] for i in g) + overhead) / 3600 * price
+                                      for g in groups.values()), 4)
     log(planning.render(p))
     for i in p["refused"]:
         log(f"skip {i['paper']}:{i['row']}: {i['why']} on {p['hardware']}")
     planning.check_budget(p, planning.budget_from_env(budget))
-    variant = ref = digest = None
-    if provider != "local":
-        variant = images.choose_variant(row_images(p), image)
-        ref, digest = images.image_ref(variant, remote=provider in ("ec2", "runpod"))
-    launch_id = new_launch_id()
-    res_uri = settings.results_uri(launch_id, results) if provider in ("ec2", "runpod") else None
-    spec = LaunchSpec(launch_id=launch_id, refs=tuple(refs), rows=tuple(f"{i['paper']}:{i['row']}" for i in p["rows_ok"]),
-                      scale=scale, hardware_name=p["hardware"], hardware=have, image_variant=variant, image_ref=ref,
-                      image_digest=digest, deadline_s=p["deadline_s"], grace_s=int(p["grace_s"]), results=res_uri)
-    return spec, provider, p
+    specs = []
+    for variant, items in groups.items():
+        ref = digest = None
+        if variant:
+            ref, digest = images.image_ref(variant, remote=provider in ("ec2", "runpod"))
+        launch_id = new_launch_id()
+        while any(s.launch_id == launch_id for s in specs):
+            launch_id = new_launch_id()
+        specs.append(LaunchSpec(
+            launch_id=launch_id, refs=tuple(refs), rows=tuple(f"{i['paper']}:{i['row']}" for i in items), scale=scale,
+            hardware_name=p["hardware"], hardware=have, image_variant=variant, image_ref=ref, image_digest=digest,
+            deadline_s=math.ceil(sum(i["max_runtime_s"] for i in items) + overhead), grace_s=grace,
+            results=settings.results_uri(launch_id, results) if provider in ("ec2", "runpod") else None))
+    return specs, provider, p
+
+
+def build_spec(refs, hw: str, scale: str, **kwargs):
+    """`build_specs` for rows that share one image: (spec, provider, plan)."""
+    specs, provider, p = build_specs(refs, hw, scale, **kwargs)
+    if len(specs) != 1:
+        from ..errors import LaunchError
+
+        raise LaunchError(f"these rows need {len(specs)} images ({', '.join(s.image_variant for s in specs)})")
+    return specs[0], provider, p
 
 
 @launch_group.command("start", hidden=True)
@@ -173,16 +205,20 @@ def start_cmd(refs, hw, scale, budget, image, detach, results, dry_run, poll_s, 
     """Launch REFS (row ids or paper names) on HW."""
     from . import lifecycle
 
-    spec, provider, _ = build_spec(refs, hw, scale, budget=budget, image=image, results=results)
+    specs, provider, _ = build_specs(refs, hw, scale, budget=budget, image=image, results=results)
     if dry_run:
-        _err(f"dry run: would launch {len(spec.rows)} row(s) on {provider} ({spec.hardware_name})"
-             + (f" in {spec.image_ref}" if spec.image_ref else "") + "; nothing was created")
+        for spec in specs:
+            _err(f"dry run: would launch {len(spec.rows)} row(s) on {provider} ({spec.hardware_name})"
+                 + (f" in {spec.image_ref}" if spec.image_ref else "") + "; nothing was created")
         return
-    launcher = make_launcher(provider, _runs_root(out))
-    rec = lifecycle.start(spec, launcher, wait=not detach, poll_s=poll_s)
-    cost = rec.get("cost_usd")
-    click.echo(f"{rec['launch_id']}\t{rec.get('status')}\t{cost if cost is not None else '-'}")
-    if not detach and rec.get("status") != "finished":
+    failed = 0
+    for spec in specs:  # one image per launch; detached launches all start, attached ones run in turn
+        launcher = make_launcher(provider, _runs_root(out))
+        rec = lifecycle.start(spec, launcher, wait=not detach, poll_s=poll_s)
+        cost = rec.get("cost_usd")
+        click.echo(f"{rec['launch_id']}\t{rec.get('status')}\t{cost if cost is not None else '-'}")
+        failed += not detach and rec.get("status") != "finished"
+    if failed:
         sys.exit(1)
 
 
