@@ -41,8 +41,11 @@ def append(event: dict, runs_root: Path | None = None) -> None:
     path = ledger_path(runs_root)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(event, sort_keys=True, default=str) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line (crash mid-write): start a fresh one
+            line = b"\n" + line
         os.write(fd, line)
         os.fsync(fd)
     finally:
