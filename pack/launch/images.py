@@ -148,7 +148,7 @@ def _unpinned(install_cmd: str) -> list[str]:
             continue
         if t.startswith("-"):
             skip = t in ("--index-url", "--extra-index-url", "-c", "--constraint", "-r", "--python", "-p",
-                         "--find-links", "-f", "--target")
+                         "--find-links", "-f", "--target", "--no-binary", "--only-binary")
             continue
         if "==" in t or t.startswith(("/", ".", "http")):
             continue
@@ -262,7 +262,8 @@ def check_bake(path: Path | None = None) -> list[str]:
             problems.append(f"{path}: target {name} is not tagged ${{PREFIX}}:{name} (tags: {tags})")
         args = {k: _first(val) for k, val in (t.get("args") or {}).items()}
         for k, want in {"VARIANT": name, "TORCH_VERSION": v.torch, "PYTHON_VERSION": v.python,
-                        "CUDA_ARCH": v.cuda_arch}.items():
+                        "CUDA_ARCH": v.cuda_arch, "TORCH_INDEX": v.torch_index, "CUDA_VERSION": v.cuda,
+                        "IMAGE_NAME": f"${{PREFIX}}:{name}"}.items():
             if args.get(k) != want:
                 problems.append(f"{path}: target {name} passes {k}={args.get(k)!r}, images.yaml says {want!r}")
     extra = sorted(set(targets) - set(cat.variants) - {"_common"})
