@@ -7,13 +7,15 @@
 The container is detached (`-d`), so Ctrl-C on the client leaves it running under its own
 watchdog (the image's entrypoint stops the command at PACK_DEADLINE_AT); `pack launch down`
 removes it and `pack launch reap` removes any whose pack.expires-at label has passed. Results land
-directly in the bind-mounted runs folder, so there is nothing to fetch.
+directly in the bind-mounted runs folder, so there is nothing to fetch. This machine's Hugging Face
+cache ($HF_HOME or ~/.cache/huggingface), when it exists, is mounted at /hf so weights download once.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from . import shell
 from .lifecycle import Launcher, Status
@@ -36,6 +38,9 @@ def run_argv(spec: LaunchSpec, runs_host: str) -> list[str]:
     if hasattr(os, "getuid"):  # files in the bind-mounted runs folder belong to the user, not the image's uid
         argv += ["--user", f"{os.getuid()}:{os.getgid()}"]
     argv += ["-v", f"{runs_host}:{CONTAINER_RUNS}"]
+    hf = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+    if hf.is_dir():  # reuse this machine's model cache: a full-scale row downloads its weights once
+        argv += ["-v", f"{hf}:/hf", "-e", "HF_HOME=/hf"]
     for k, v in spec.container_env().items():
         argv += ["-e", f"{k}={v}"]
     argv.append(spec.image_ref)

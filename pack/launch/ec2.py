@@ -60,6 +60,8 @@ class EC2Launcher(Launcher):
     def check_credentials(self) -> None:
         if self.session().get_credentials() is None:
             raise LaunchError(NO_CREDENTIALS)
+
+    def preflight(self, spec: LaunchSpec) -> None:
         if not os.environ.get("PACK_EC2_INSTANCE_PROFILE"):
             raise LaunchError("set PACK_EC2_INSTANCE_PROFILE to an IAM instance profile whose role may write to the "
                               "results bucket (the instance uploads its own results to S3)")

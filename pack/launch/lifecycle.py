@@ -53,6 +53,9 @@ class Launcher:
     def check_credentials(self) -> None:
         """Raise LaunchError naming the variables or profile to set; called before anything is created."""
 
+    def preflight(self, spec: LaunchSpec) -> None:
+        """Launch-only settings (not needed by status/down/reap); LaunchError before anything is created."""
+
     def provision(self, spec: LaunchSpec, handle: dict) -> None:
         raise NotImplementedError
 
@@ -105,6 +108,7 @@ def start(spec: LaunchSpec, launcher: Launcher, *, wait: bool = True, poll_s: fl
     """Run the whole lifecycle; return the final ledger record. Raises LaunchError / LaunchInterrupted."""
     runs_root = runs_root or launcher.runs_root
     launcher.check_credentials()
+    launcher.preflight(spec)
     rec = _base_record(spec, launcher)
     ledger.append({"event": "launch", **rec}, runs_root)
     rec |= {"status": "provisioning", "handle": {}, "stop": None, "cost_usd": None}

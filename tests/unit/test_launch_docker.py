@@ -31,6 +31,8 @@ def runs(tmp_path, monkeypatch):
 
 def test_local_image_launch_runs_the_exact_command_and_cleans_up(runs, tmp_path, monkeypatch, capsys):
     s = install_docker_standin(tmp_path, monkeypatch, execute=True)
+    (tmp_path / "hf").mkdir()
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     t0 = time.time()
     code, out, err = pack(["launch", "local-ablation:int6-clip-search", "--hw", "local", "--image", "cu128",
                            "--scale", "smoke", "--poll", "0.1"], capsys)
@@ -44,11 +46,12 @@ def test_local_image_launch_runs_the_exact_command_and_cleans_up(runs, tmp_path,
                                   "--out", "/runs", "--hw", "cpu"]  # `docker run IMAGE pack run …`, nothing prepended
     opts = run[:image_at]
     assert "-d" in opts and f"pack-{launch_id}" in opts and "--gpus" not in opts  # a CPU row asks for no GPU
-    assert f"{runs}:/runs" in opts and f"--user={os.getuid()}:{os.getgid()}".split("=")[1] in opts
+    assert f"{runs}:/runs" in opts and opts[opts.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
     labels = dict(opts[i + 1].split("=", 1) for i, o in enumerate(opts) if o == "--label")
     assert labels["pack.launch-id"] == launch_id and abs(float(labels["pack.expires-at"]) - (t0 + 3600 + 120 + 300)) < 30  # default max runtime 3600 s
     envs = dict(opts[i + 1].split("=", 1) for i, o in enumerate(opts) if o == "-e")
     assert envs["PACK_HW"] == "cpu" and int(envs["PACK_DEADLINE_AT"]) > t0
+    assert f"{tmp_path / 'hf'}:/hf" in opts and envs["HF_HOME"] == "/hf"  # the host's model cache, reused
     assert ["rm", "-f", f"pack-{launch_id}"] in calls  # torn down after it finished
     [run_dir] = list((runs / "local-ablation" / "int6-clip-search").iterdir())
     assert fsio.check_sums(run_dir) == [] and json.loads((run_dir / "run.json").read_text())["status"] == "complete"
@@ -102,16 +105,8 @@ def test_ctrl_c_while_waiting_leaves_the_container_on_its_watchdog(runs, tmp_pat
     assert not any(c[0] == "rm" for c in docker_calls(s["log"]))
     run = next(c for c in docker_calls(s["log"]) if c[0] == "run")
     assert any(a.startswith("PACK_DEADLINE_AT=") for a in run)  # the entrypoint stops it at the deadline
-    code_down = pack_down(spec.launch_id, capsys=None)
-    assert code_down == 0 and ["rm", "-f", f"pack-{spec.launch_id}"] in docker_calls(s["log"])
-
-
-def pack_down(launch_id, capsys):
-    from pack.launch.cli import make_launcher
-
-    rec = ledger.get(launch_id)
-    lifecycle.down(rec, make_launcher(rec["provider"], ledger.ledger_path().parent), ledger.ledger_path().parent)
-    return 0
+    rec = lifecycle.down(ledger.get(spec.launch_id, runs), DockerLauncher(runs, log=lambda m: None), runs)
+    assert rec["status"] == "down" and ["rm", "-f", f"pack-{spec.launch_id}"] in docker_calls(s["log"])
 
 
 def test_reaper_removes_expired_containers_only(runs, tmp_path, monkeypatch, capsys):

@@ -102,3 +102,16 @@ def test_ledger_folds_events_and_survives_a_torn_line(tmp_path):
     assert "pk-1" in table and "3.0000" in table and "total: 1 launch(es), 3.0000 USD" in table
     with pytest.raises(PackError, match="no launch 'pk-9'"):
         ledger.get("pk-9", runs)
+
+
+def test_cli_startup_imports_no_cloud_sdk_or_backend():
+    import subprocess
+    import sys
+
+    from _launch_support import REPO
+
+    code = ("import sys, pack.cli; pack.cli.main(['launch', '--help']) if False else None; "
+            "heavy = [m for m in ('boto3', 'botocore', 'runpod', 'torch', 'hcl2') if m in sys.modules]; print(heavy)")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr
