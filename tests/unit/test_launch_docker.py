@@ -1,4 +1,4 @@
-"""The local docker path, with a recording stand-in `docker` first on PATH (tests/unit/_launch_support.py).
+"""The local docker path, with a recording stand-in `docker` first on PATH (tests/unit/test_launch_helpers.py).
 
 With STANDIN_DOCKER_EXEC=1 the stand-in runs the container's command here through
 docker/entrypoint.sh, with the -v mount mapped, so the launch produces real runs."""
@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from _launch_support import REPO, docker_calls, install_docker_standin, pack
+from test_launch_helpers import REPO, docker_calls, install_docker_standin, pack
 
 from pack import fsio
 from pack.launch import ledger, lifecycle
@@ -60,7 +60,7 @@ def test_local_image_launch_runs_the_exact_command_and_cleans_up(runs, tmp_path,
 
 
 def test_gpu_row_asks_for_gpus_and_a_missing_image_is_pulled(runs, tmp_path, monkeypatch):
-    from _launch_support import gpu_project
+    from test_launch_helpers import gpu_project
 
     from pack.launch.cli import build_spec
 

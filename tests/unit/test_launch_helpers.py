@@ -14,7 +14,7 @@ VENV_BIN = Path(sys.executable).parent
 GPU_ROWS = """\
 paper: gpu-demo
 title: "Launcher test rows with GPU targets"
-source: "tests/unit/_launch_support.py"
+source: "tests/unit/test_launch_helpers.py"
 rows:
   - id: four-gpu
     cell: "test: a 4-GPU row (seed 001 experiments 7-8 shape)"
