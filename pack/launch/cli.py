@@ -93,6 +93,9 @@ def launch_group():
       pack launch wire-compression --hw local --image cu128   inside a local pack image
       pack launch status [ID] | fetch ID | down ID | reap | ledger
 
+    Launch options (`pack launch ROW --help`): --scale, --image, --budget, --detach, --results,
+    --dry-run, --poll, --out.
+
     Every launch has a deadline (rows' max runtimes + boot overhead) carried by the resource
     itself, and lands in runs/ledger.jsonl. BUDGET_USD (or --budget) refuses a launch whose
     worst case costs more, before anything is created.
