@@ -349,6 +349,11 @@ def env(diff, include_volatile, no_torch):
     _out(json.dumps(provenance.fingerprint(with_torch=not no_torch), indent=2))
 
 
+from .launch.cli import launch_group  # noqa: E402  (click only; the launchers load inside the commands)
+
+cli.add_command(launch_group)
+
+
 def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="pack", standalone_mode=False)

@@ -1,13 +1,30 @@
-"""`pack plan`: what running a paper on a hardware class costs, and which rows it cannot take.
+"""`pack plan`: what running a paper (or some rows) on a hardware class costs, and which rows it cannot take.
 
 Fit rules: the hardware must have at least the GPU count of the row's target and, per GPU, at
 least its VRAM; a CPU row fits anywhere. Cost = estimate × hourly price (catalogue, dated).
+
+`pack launch` adds two things on top (see `launch_plan`): the provider's fixed overhead (boot,
+image pull) and the deadline every launched resource carries, and a budget gate: the worst case
+(every row hits its max runtime, the instance lives to its deadline) must fit BUDGET_USD / --budget,
+or nothing launches.
 """
 
 from __future__ import annotations
 
+import math
+import os
+
 from . import catalog
-from .manifest import get_manifest
+from .errors import PackError
+from .manifest import all_manifests, find_row, get_manifest
+
+
+class BudgetExceeded(PackError):
+    """The worst-case cost of a launch is above the budget; nothing was started."""
+
+
+class RowRefused(PackError):
+    """The hardware cannot run a row that was asked for by name (too few GPUs, too little VRAM)."""
 
 
 def fits(need: catalog.Hardware, have: catalog.Hardware) -> str | None:
@@ -21,16 +38,39 @@ def fits(need: catalog.Hardware, have: catalog.Hardware) -> str | None:
     return None
 
 
-def plan(paper: str, hw: str, scale: str = "full") -> dict:
-    m = get_manifest(paper)
-    have = catalog.get_hardware("local-gpu" if hw == "local" else hw)
+def resolve_hardware(hw: str) -> tuple[str, catalog.Hardware]:
+    """(catalogue name, Hardware) for a --hw value; 'local' is this machine (cpu or local-gpu)."""
+    if hw == "local":
+        from .run import local_hardware_name
+
+        hw = local_hardware_name()
+    return hw, catalog.get_hardware(hw)
+
+
+def expand_refs(refs: list[str] | tuple[str, ...]) -> list[tuple]:
+    """(manifest, row, asked_by_name) for paper names and row ids, in the order given, no duplicates."""
+    papers = {m.paper: m for m in all_manifests()}
+    out, seen = [], set()
+    for ref in refs:
+        pairs = [(papers[ref], r, False) for r in papers[ref].rows] if ref in papers else [(*find_row(ref), True)]
+        for m, r, named in pairs:
+            if (m.paper, r.id) not in seen:
+                seen.add((m.paper, r.id))
+                out.append((m, r, named))
+    return out
+
+
+def plan_rows(refs, hw: str, scale: str = "full") -> dict:
+    """The plan for any mix of paper names and row ids on hardware `hw` (see `plan`)."""
+    hw_name, have = resolve_hardware(hw)
     rows_ok, refused = [], []
-    for r in m.rows:
+    for m, r, named in expand_refs(list(refs)):
         rr = r.at(scale)
         need = catalog.get_hardware(rr.target.hardware)
         why = fits(need, have)
-        item = {"row": r.id, "target": rr.target.hardware, "image": rr.target.image, "reps": rr.reps,
-                "runtime_estimate_s": rr.runtime_estimate_s, "max_runtime_s": rr.max_runtime_s}
+        item = {"paper": m.paper, "row": r.id, "target": rr.target.hardware, "image": rr.target.image,
+                "reps": rr.reps, "runtime_estimate_s": rr.runtime_estimate_s, "max_runtime_s": rr.max_runtime_s,
+                "named": named}
         if why:
             refused.append(item | {"why": why})
             continue
@@ -40,13 +80,81 @@ def plan(paper: str, hw: str, scale: str = "full") -> dict:
         rows_ok.append(item)
     total_s = sum(i["runtime_estimate_s"] for i in rows_ok)
     return {
-        "paper": paper, "hardware": hw, "scale": scale,
+        "paper": ",".join(refs), "hardware": hw_name, "scale": scale,
         "price_usd_per_hour": have.price_usd_per_hour, "price_date": have.price_date,
         "rows_ok": rows_ok, "refused": refused,
         "total_runtime_s": total_s,
         "total_cost_usd": round(sum(i["cost_usd"] for i in rows_ok), 4),
         "max_cost_usd": round(sum(i["max_cost_usd"] for i in rows_ok), 4),
     }
+
+
+def plan(paper: str, hw: str, scale: str = "full") -> dict:
+    get_manifest(paper)  # an unknown paper answers with close matches
+    p = plan_rows([paper], hw, scale)
+    p["paper"] = paper
+    return p
+
+
+def launch_plan(refs, hw: str, scale: str, *, overhead_s: float, grace_s: float) -> dict:
+    """`plan_rows` plus the launch's deadline and worst-case cost.
+
+    deadline_s = sum of the fitting rows' max runtimes + overhead_s (boot, image pull, upload);
+    the launched resource is gone by deadline_s + grace_s whatever happens, so
+    worst_case_usd = (deadline_s + grace_s) / 3600 × price is the most the launch can cost.
+    A row asked for by name that the hardware cannot take is refused here (RowRefused).
+    """
+    p = plan_rows(refs, hw, scale)
+    named = [i for i in p["refused"] if i["named"]]
+    if named:
+        i = named[0]
+        raise RowRefused(f"row '{i['row']}' at scale {scale} targets {i['target']} and {p['hardware']} cannot run it "
+                         f"({i['why']}); pick a hardware class that can (see manifests/hardware.yaml) "
+                         f"or --scale smoke")
+    if not p["rows_ok"]:
+        whys = "; ".join(f"{i['row']}: {i['why']}" for i in p["refused"][:3])
+        raise RowRefused(f"{p['hardware']} can run none of the rows of {p['paper']} at scale {scale} ({whys})")
+    runtime = sum(i["max_runtime_s"] for i in p["rows_ok"])
+    p["overhead_s"] = overhead_s
+    p["grace_s"] = grace_s
+    p["deadline_s"] = math.ceil(runtime + overhead_s)
+    price = p["price_usd_per_hour"]
+    p["estimate_usd"] = round((p["total_runtime_s"] + overhead_s) / 3600 * price, 4)
+    p["worst_case_usd"] = round((p["deadline_s"] + grace_s) / 3600 * price, 4)
+    return p
+
+
+def budget_from_env(cli_value: float | None) -> float | None:
+    """--budget wins over BUDGET_USD; None means no gate. A malformed BUDGET_USD is a usage error."""
+    if cli_value is not None:
+        return cli_value
+    raw = os.environ.get("BUDGET_USD", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise PackError(f"BUDGET_USD='{raw}' is not a number of US dollars; set e.g. BUDGET_USD=5") from None
+    if value < 0:
+        raise PackError(f"BUDGET_USD={raw} is negative; set a budget of 0 or more US dollars")
+    return value
+
+
+def check_budget(p: dict, budget: float | None) -> None:
+    """Refuse a launch whose worst case exceeds the budget (before anything is created)."""
+    if budget is None:
+        return
+    if p["worst_case_usd"] > budget:
+        raise BudgetExceeded(
+            f"refusing to launch: the worst case for {p['paper']} on {p['hardware']} is {p['worst_case_usd']:.2f} USD "
+            f"({_bound(p)} at {p['price_usd_per_hour']:g} USD/h), above the budget of "
+            f"{budget:.2f} USD; raise BUDGET_USD/--budget or launch fewer rows")
+
+
+def _bound(p: dict) -> str:
+    if p.get("launches", 1) > 1:
+        return f"{p['launches']} launches, one per image, each to its deadline"
+    return f"deadline {_dur(p['deadline_s'] + p['grace_s'])}"
 
 
 def render(p: dict) -> str:
@@ -60,6 +168,13 @@ def render(p: dict) -> str:
     lines.append("")
     lines.append(f"total: {_dur(p['total_runtime_s'])}, about {p['total_cost_usd']:.2f} USD "
                  f"(at most {p['max_cost_usd']:.2f} USD if every row hits its max runtime)")
+    if p.get("launches", 1) > 1:
+        lines.append(f"launch: {p['launches']} launches (one per image), each +{_dur(p['overhead_s'])} boot/pull/upload; "
+                     f"about {p['estimate_usd']:.2f} USD, at most {p['worst_case_usd']:.2f} USD")
+    elif "deadline_s" in p:
+        lines.append(f"launch: +{_dur(p['overhead_s'])} boot/pull/upload; about {p['estimate_usd']:.2f} USD; "
+                     f"deadline {_dur(p['deadline_s'])} (+{_dur(p['grace_s'])} grace), so at most "
+                     f"{p['worst_case_usd']:.2f} USD")
     return "\n".join(lines)
 
 

@@ -1,0 +1,97 @@
+// The image matrix: `make images` runs `docker buildx bake --metadata-file build/images-metadata.json`
+// so the digest of every image lands in that file (pack launch pins images to it).
+// Versions come from manifests/images.yaml; tests/unit/test_docker_images.py parses this file and
+// fails when a target, tag or argument disagrees with it.
+
+variable "PREFIX" {
+  default = "ecmoe"
+}
+
+variable "GIT_SHA" {
+  default = "unknown"
+}
+
+variable "PACK_VERSION" {
+  default = "0.1.0"
+}
+
+variable "SOURCE_URL" {
+  default = "unknown"
+}
+
+group "default" {
+  targets = ["cu118", "cu121", "cu128", "l40s"]
+}
+
+target "_common" {
+  context   = "."
+  platforms = ["linux/amd64"]
+  args = {
+    GIT_SHA      = "${GIT_SHA}"
+    PACK_VERSION = "${PACK_VERSION}"
+    SOURCE_URL   = "${SOURCE_URL}"
+  }
+  labels = {
+    "org.opencontainers.image.revision" = "${GIT_SHA}"
+  }
+}
+
+target "cu118" {
+  inherits   = ["_common"]
+  dockerfile = "docker/cu118/Dockerfile"
+  tags       = ["${PREFIX}:cu118"]
+  args = {
+    VARIANT        = "cu118"
+    IMAGE_NAME     = "${PREFIX}:cu118"
+    CUDA_VERSION   = "11.8.0"
+    PYTHON_VERSION = "3.11"
+    TORCH_VERSION  = "2.5.1"
+    TORCH_INDEX    = "https://download.pytorch.org/whl/cu118"
+    CUDA_ARCH      = "8.0;8.6;8.9;9.0"
+  }
+}
+
+target "cu121" {
+  inherits   = ["_common"]
+  dockerfile = "docker/cu121/Dockerfile"
+  tags       = ["${PREFIX}:cu121"]
+  args = {
+    VARIANT        = "cu121"
+    IMAGE_NAME     = "${PREFIX}:cu121"
+    CUDA_VERSION   = "12.1.1"
+    PYTHON_VERSION = "3.11"
+    TORCH_VERSION  = "2.5.1"
+    TORCH_INDEX    = "https://download.pytorch.org/whl/cu121"
+    CUDA_ARCH      = "8.0;8.6;8.9;9.0"
+  }
+}
+
+target "cu128" {
+  inherits   = ["_common"]
+  dockerfile = "docker/cu128/Dockerfile"
+  tags       = ["${PREFIX}:cu128"]
+  args = {
+    VARIANT        = "cu128"
+    IMAGE_NAME     = "${PREFIX}:cu128"
+    CUDA_VERSION   = "12.8.1"
+    PYTHON_VERSION = "3.11"
+    TORCH_VERSION  = "2.8.0"
+    TORCH_INDEX    = "https://download.pytorch.org/whl/cu128"
+    CUDA_ARCH      = "8.0;8.6;8.9;9.0"
+  }
+}
+
+target "l40s" {
+  inherits   = ["_common"]
+  dockerfile = "docker/l40s/Dockerfile"
+  tags       = ["${PREFIX}:l40s"]
+  args = {
+    VARIANT        = "l40s"
+    IMAGE_NAME     = "${PREFIX}:l40s"
+    CUDA_VERSION   = "12.4.1"
+    PYTHON_VERSION = "3.11"
+    TORCH_VERSION  = "2.5.1"
+    TORCH_INDEX    = "https://download.pytorch.org/whl/cu124"
+    CUDA_ARCH      = "8.9"
+  }
+}
