@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_launch_helpers import REPO, pack
+from tests.unit.test_launch_helpers import REPO, pack
 
 from pack import catalog
 from pack.launch import images

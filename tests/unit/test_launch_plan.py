@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_launch_helpers import gpu_project, pack
+from tests.unit.test_launch_helpers import gpu_project, pack
 
 from pack import planning
 from pack.errors import PackError
@@ -108,7 +108,7 @@ def test_cli_startup_imports_no_cloud_sdk_or_backend():
     import subprocess
     import sys
 
-    from test_launch_helpers import REPO
+    from tests.unit.test_launch_helpers import REPO
 
     code = ("import sys, pack.cli; pack.cli.main(['launch', '--help']) if False else None; "
             "heavy = [m for m in ('boto3', 'botocore', 'runpod', 'torch', 'hcl2') if m in sys.modules]; print(heavy)")
