@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.unit.test_launch_helpers import REPO, pack
 
 from pack import catalog
 from pack.launch import images
+from tests.unit.test_launch_helpers import REPO, pack
 
 VARIANTS = sorted(catalog.images().variants)
 

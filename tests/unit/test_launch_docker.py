@@ -13,11 +13,11 @@ import sys
 import time
 
 import pytest
-from tests.unit.test_launch_helpers import REPO, docker_calls, install_docker_standin, pack
 
 from pack import fsio
 from pack.launch import ledger, lifecycle
 from pack.launch.docker import DockerLauncher
+from tests.unit.test_launch_helpers import REPO, docker_calls, install_docker_standin, pack
 
 
 @pytest.fixture
@@ -60,9 +60,8 @@ def test_local_image_launch_runs_the_exact_command_and_cleans_up(runs, tmp_path,
 
 
 def test_gpu_row_asks_for_gpus_and_a_missing_image_is_pulled(runs, tmp_path, monkeypatch):
-    from tests.unit.test_launch_helpers import gpu_project
-
     from pack.launch.cli import build_spec
+    from tests.unit.test_launch_helpers import gpu_project
 
     gpu_project(tmp_path, monkeypatch)
     s = install_docker_standin(tmp_path, monkeypatch, execute=False, images=())

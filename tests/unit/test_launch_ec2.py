@@ -12,10 +12,10 @@ import pytest
 pytest.importorskip("moto")
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
-from tests.unit.test_launch_helpers import gpu_project, pack  # noqa: E402
 
 from pack.launch import ledger, lifecycle, settings  # noqa: E402
 from pack.launch.ec2 import EC2Launcher  # noqa: E402
+from tests.unit.test_launch_helpers import gpu_project, pack  # noqa: E402
 
 BUCKET = "pack-results"
 DLAMI = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261120"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.unit.test_launch_helpers import gpu_project, pack
 
 from pack import planning
 from pack.errors import PackError
 from pack.launch import ledger
+from tests.unit.test_launch_helpers import gpu_project, pack
 
 
 @pytest.fixture(autouse=True)

@@ -12,12 +12,12 @@ pytest.importorskip("moto")
 pytest.importorskip("runpod")
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
-from tests.unit.test_launch_fake_runpod import FakeRunPod  # noqa: E402
-from tests.unit.test_launch_helpers import REPO, VENV_BIN, gpu_project, pack  # noqa: E402
 
 from pack import fsio  # noqa: E402
 from pack.launch import agent, ledger, settings  # noqa: E402
 from pack.launch.runpod import agent_args  # noqa: E402
+from tests.unit.test_launch_fake_runpod import FakeRunPod  # noqa: E402
+from tests.unit.test_launch_helpers import REPO, VENV_BIN, gpu_project, pack  # noqa: E402
 
 BUCKET = "pack-results"
 PREFIX = "registry.example.org/lab/ecmoe"
