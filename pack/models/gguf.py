@@ -196,7 +196,7 @@ def write_synthetic_gguf(path: Path, name: str = "tiny-llama", *, seed: int = 0,
     w.add_layer_norm_rms_eps(float(cfg["rms_norm_eps"]))
     w.add_file_type({"F32": 0, "F16": 1, "Q8_0": 7}[qtype])
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt2")  # HF ByteLevel(use_regex=True) splits with GPT-2's regex
+    w.add_tokenizer_pre("gpt-2")  # HF ByteLevel(use_regex=True) splits with GPT-2's regex
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
@@ -244,7 +244,7 @@ def synthetic_gguf(name: str = "tiny-llama", *, seed: int = 0, qtype: str = "F32
     import json
 
     cache = cache or Path(os.environ.get("PACK_CACHE", Path.home() / ".cache" / "pack")) / "gguf"
-    key = hashlib.sha256(json.dumps([name, seed, qtype, overrides, 1], sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([name, seed, qtype, overrides, 2], sort_keys=True).encode()).hexdigest()[:12]
     path = cache / f"{name}-s{seed}-{qtype}-{key}.gguf"
     if not path.is_file():
         write_synthetic_gguf(path, name, seed=seed, qtype=qtype, **overrides)

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
+import io
 import math
 import os
 from pathlib import Path
 
+from ... import fsio
 from ...errors import PackError
 from ...results import RepResult, RunContext
 from . import ab, roofline
@@ -166,8 +167,8 @@ def _roofline(params, ctx, reps, samples, metric, out: RepResult) -> None:
     for a, bpt in per_arm.items():
         vals = samples[a][metric]
         rl = roofline.roofline(sum(vals) / len(vals), bpt, bw["bytes_per_s"])
-        out.metrics[f"{a}.roofline_bound_tok_s"] = round(rl["bound_tok_s"], 3)
-        out.metrics[f"{a}.roofline_fraction"] = round(rl["fraction"], 5)
+        out.metrics[f"{a}.roofline_bound_tok_s"] = float(f"{rl['bound_tok_s']:.6g}")
+        out.metrics[f"{a}.roofline_fraction"] = float(f"{rl['fraction']:.4g}")
 
 
 def _write_outputs(params, ctx, samples, cfg, out: RepResult, contaminated: bool) -> None:
@@ -176,10 +177,11 @@ def _write_outputs(params, ctx, samples, cfg, out: RepResult, contaminated: bool
     if rows:
         name = names["contaminated_csv"].format(run=run_ordinal(ctx)) if contaminated else names["csv"]
         cols = list(dict.fromkeys(k for r in rows for k in r))
-        with open(ctx.rep_dir / name, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=cols)
-            w.writeheader()
-            w.writerows(rows)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        fsio.write_text_atomic(ctx.rep_dir / name, buf.getvalue())
         out.info["csv"] = name
     summary = {
         "metric": cfg.metric, "reference": out.info["ab"].get("reference"),
@@ -193,8 +195,7 @@ def _write_outputs(params, ctx, samples, cfg, out: RepResult, contaminated: bool
         "contamination": out.contamination,
         "advice": "close co-resident GPU work and rerun" if contaminated else None,
     }
-    with open(ctx.rep_dir / names["summary"], "w", encoding="utf-8") as f:
-        json.dump(_finite(summary), f, indent=2)
+    fsio.write_json_atomic(ctx.rep_dir / names["summary"], _finite(summary))
 
 
 def _finite(x):

@@ -10,7 +10,8 @@ params (defaults are Paper B's public ablation script's):
     ppl_reps: 1           repetitions that also measure perplexity (it is deterministic)
     ppl_text: builtin     or a UTF-8 file; builtin = pack.data.documents 0..3 (sha256 recorded)
     ppl_ctx: 512, ppl_batch: 512, ppl_chunks: 8
-    n_threads: os.cpu_count(), n_gpu_layers: 0 (-1 on CUDA rows), n_ctx: max(ppl_ctx, 512)
+    n_threads: os.cpu_count(), n_gpu_layers: 0 (-1 on CUDA rows), n_ctx: max(ppl_ctx, 512),
+    type_k / type_v: KV cache type f16 (llama.cpp's default), f32 or q8_0
     ab: {...} (ab.py), outputs: {...} (harness.py), roofline: {bandwidth_gbs?, device?}
 
 Per arm and repetition (metric names `<arm>.<field>`):
@@ -35,7 +36,8 @@ from ...results import RepResult, RunContext
 from . import harness, roofline
 
 LOAD_KEYS = ("model", "n_gpu_layers", "n_threads", "n_threads_batch", "n_batch", "n_ctx", "flash_attn",
-             "use_mmap", "seed", "model_sha256", "qtype")
+             "use_mmap", "seed", "model_sha256", "qtype", "type_k", "type_v")
+KV_TYPES = {"f32": 0, "f16": 1, "q8_0": 8}  # ggml type ids for the KV cache (llama.cpp's default is f16)
 
 
 def _setting(key: str, spec: dict, params: dict, default=None):
@@ -64,6 +66,11 @@ def _load(arm: str, spec: dict, params: dict, ctx: RunContext):
               seed=int(settings["seed"] or 0), verbose=False, logits_all=False)
     if settings["flash_attn"] is not None:
         kw["flash_attn"] = bool(settings["flash_attn"])
+    for k in ("type_k", "type_v"):
+        if settings[k] is not None:
+            if str(settings[k]).lower() not in KV_TYPES:
+                raise PackError(f"params.{k} '{settings[k]}' is not a KV cache type; use one of {', '.join(KV_TYPES)}")
+            kw[k] = KV_TYPES[str(settings[k]).lower()]
     if settings["use_mmap"] is not None:
         kw["use_mmap"] = bool(settings["use_mmap"])
     t0 = time.perf_counter()
@@ -93,8 +100,11 @@ def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
     llm.reset()
     llm._ctx.kv_cache_clear()
     llama_cpp.llama_perf_context_reset(cctx)
+    # llama.cpp books a step's time when the context synchronises (on reading logits or explicitly),
+    # and a GPU decode returns before it is done: synchronise at both ends of each timed span.
     t0 = time.perf_counter()
     llm.eval(tokens)
+    llama_cpp.llama_synchronize(cctx)
     t1 = time.perf_counter()
     out = []
     for _ in range(n_decode):
@@ -102,6 +112,7 @@ def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
         tok = int(logits.argmax())
         out.append(tok)
         llm.eval([tok])
+    llama_cpp.llama_synchronize(cctx)
     t2 = time.perf_counter()
     perf = llama_cpp.llama_perf_context(cctx)
     if perf.n_eval != n_decode or perf.t_eval_ms <= 0:
@@ -165,6 +176,13 @@ class Backend:
 
     @staticmethod
     def measure(arm: str, spec: dict, params: dict, ctx: RunContext) -> dict:
+        try:
+            return Backend._measure(arm, spec, params, ctx)
+        except RuntimeError as e:  # llama_decode returned an error code: this arm fails, the others run
+            raise PackError(f"arm '{arm}': llama.cpp failed: {e}") from None
+
+    @staticmethod
+    def _measure(arm: str, spec: dict, params: dict, ctx: RunContext) -> dict:
         entry = _load(arm, spec, params, ctx)
         llm, info = entry["llm"], entry["info"]
         n_decode = int(params.get("n_decode", 32))
@@ -178,8 +196,9 @@ class Backend:
         res["greedy_tokens_sha"] = digest
         if ctx.rep_index < int(params.get("ppl_reps", 1)):
             text, sha = harness.ppl_text(params)
+            # The batch is the context's own n_batch (params.ppl_batch unless the arm sets n_batch).
             ppl = perplexity(llm, llm.tokenize(text.encode(), add_bos=False), int(params.get("ppl_ctx", 512)),
-                             int(params.get("ppl_batch", 512)), int(params.get("ppl_chunks", 8)))
+                             int(llm.n_batch), int(params.get("ppl_chunks", 8)))
             ctx.provenance.setdefault("ppl_text", {"source": params.get("ppl_text", "builtin"), "sha256": sha})
             ctx.log(f"arm {arm}: perplexity {ppl['ppl']:.4f} over {ppl['ppl_tokens']} tokens")
             res.update(ppl=round(ppl["ppl"], 8), nll=round(ppl["nll"], 10), ppl_tokens=ppl["ppl_tokens"])

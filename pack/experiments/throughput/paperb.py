@@ -16,16 +16,16 @@ from __future__ import annotations
 
 from ...results import RepResult, RunContext
 from . import harness
-from .harness import note_contamination  # noqa: F401  (command.py's hook)
 from .contamination import GpuWatch, own_pids
+from .harness import note_contamination  # noqa: F401  (command.py's hook)
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 PARSERS: list[dict] = [
     {"name": "decode", "regex": rf"Decode-only: prefill (?P<prefill_ms>{_NUM}) ms, (?P<decode_tok_s>{_NUM}) tok/s"},
     {"name": "ppl", "json_prefix": "[PPL-JSON]", "fields": {"ppl": "ppl", "nll": "nll"}},
-    {"name": "onb", "regex": rf"\[ONB\] rejections=(?P<onb_rejections>\d+) updates=(?P<onb_updates>\d+) "
-                             rf"layers_updated=(?P<onb_layers_updated>\d+)"},
+    {"name": "onb", "regex": r"\[ONB\] rejections=(?P<onb_rejections>\d+) updates=(?P<onb_updates>\d+) "
+                             r"layers_updated=(?P<onb_layers_updated>\d+)"},
     {"name": "gauge", "regex": rf"\[AXEX-GAUGE\] iter (?P<gauge_iter>\d+)/(?P<gauge_iters>\d+) "
                                rf"\|Newton_grad\|_rms=(?P<gauge_grad_rms>{_NUM})"},
 ]
@@ -67,9 +67,8 @@ def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult
     if isinstance(spec, dict) and spec.get("model") and not spec.get("bytes_per_token"):
         from ...errors import PackError
         from ...models.gguf import check_gguf
-        from .roofline import gguf_bytes_per_token
-
         from ..command import render_args
+        from .roofline import gguf_bytes_per_token
 
         try:
             info = check_gguf(render_args([spec["model"]], params)[0])
