@@ -44,10 +44,11 @@ def fmt(x, spec):
 
 def main() -> None:
     out = Path(sys.argv[1])
-    runs = [one(*a.split("=", 1)[0:1], Path(a.split("=", 1)[1])) for a in sys.argv[2:]]
+    pairs = [a.split("=", 1) for a in sys.argv[2:]]
+    runs = [one(label, Path(run_dir)) for label, run_dir in pairs]
     gpus = [g["name"] for g in gpuinfo.gpus()] or ["no GPU (CPU dry run)"]
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# Throughput null re-run: clean vs co-resident load", "",
+    lines = ["# Throughput null re-run: clean vs co-resident load", "",
              f"GPU: {', '.join(gpus)} · driver {gpuinfo.driver_version() or '—'} · {now}", "",
              "| run | verdict | baseline tok/s (CV) | mcr tok/s (CV) | delta % | variance ratio | prefill ms | roofline | reps |",
              "|---|---|---|---|---|---|---|---|---|"]

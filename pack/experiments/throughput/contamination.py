@@ -122,6 +122,8 @@ class GpuWatch:
         if idle:
             time.sleep(self.settle_s)  # let our own last kernels age out of NVML's utilisation window
         health = self.gpuinfo.health(self.gpu)
+        if health.get("throttle_bits") is None:  # older nvidia-ml-py: the pre-12.5 name of the same call
+            health["throttle_reasons"] = self._legacy_throttle()
         foreign, how = foreign_processes(self.gpuinfo.processes(), own_pids(), self.own(), self.gpu)
         snap = {"phase": phase, "t": time.time(), "gpu": self.gpu, "foreign": foreign, "attribution": how,
                 "throttle_reasons": health.get("throttle_reasons") or [],
@@ -130,6 +132,15 @@ class GpuWatch:
                 "idle_util_pct": health.get("gpu_util_pct") if idle else None}
         self.snapshots.append(snap)
         return snap
+
+    def _legacy_throttle(self) -> list[str]:
+        try:
+            import pynvml
+
+            bits = pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(pynvml.nvmlDeviceGetHandleByIndex(self.gpu))
+        except Exception:
+            return []
+        return [name for bit, name in self.gpuinfo.THROTTLE_REASONS.items() if bits & bit]
 
     def _loop(self):
         while not self._stop.wait(self.interval_s):
