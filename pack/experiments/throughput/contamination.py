@@ -107,7 +107,7 @@ class GpuWatch:
     """Samples NVML before, during (a daemon thread) and after a timed block. See the module doc."""
 
     def __init__(self, gpu: int = 0, *, interval_s: float = 0.2, own_gpu_processes=lambda: 0,
-                 idle_check: bool = False, settle_s: float = 1.0, idle_util_limit: float = 10.0):
+                 idle_check: bool = False, settle_s: float = 1.5, idle_util_limit: float = 10.0):
         from ... import gpuinfo
 
         self.gpuinfo = gpuinfo

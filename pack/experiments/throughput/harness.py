@@ -61,7 +61,7 @@ def watch_for(params: dict, ctx: RunContext, own) -> GpuWatch:
     w = params.get("gpu_watch") or {}
     return GpuWatch(int(w.get("gpu", 0)), interval_s=float(w.get("interval_s", 0.2)), own_gpu_processes=own,
                     idle_check=bool(w.get("idle_check", True)) and ctx.rep_index == 0,
-                    settle_s=float(w.get("settle_s", 1.0)), idle_util_limit=float(w.get("idle_util_limit", 10.0)))
+                    settle_s=float(w.get("settle_s", 1.5)), idle_util_limit=float(w.get("idle_util_limit", 10.0)))
 
 
 def run_rep(backend, params: dict, ctx: RunContext) -> RepResult:
