@@ -17,6 +17,8 @@ EXPERIMENTS: dict[str, str] = {
     "command": "pack.experiments.command",
     "wire_compression": "pack.experiments.wire_compression",
     "int6_clip_search": "pack.experiments.int6_clip_search",
+    "throughput_llamacpp": "pack.experiments.throughput.llamacpp",
+    "throughput_hf": "pack.experiments.throughput.hf",
 }
 
 

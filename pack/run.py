@@ -182,6 +182,7 @@ def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: b
     deadline = started + rrow.max_runtime_s
     results: list[RepResult] = []
     ctx = None
+    counters: dict = {}  # shared by every repetition's context: a model loaded in rep 1 counts once
     old_handler = _arm_watchdog(rrow.max_runtime_s)
     try:
         for i in range(rrow.reps):
@@ -202,7 +203,8 @@ def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: b
             tmp.mkdir()
             ctx = RunContext(run_dir=run_dir, rep_dir=tmp, rep_index=i, reps=rrow.reps, scale=rrow.scale,
                              seed=seed, device="cuda" if gpu_models else "cpu", hardware=hw_name,
-                             deadline=deadline, cache=CACHE, provenance=record.setdefault("experiment_provenance", {}))
+                             deadline=deadline, cache=CACHE, provenance=record.setdefault("experiment_provenance", {}),
+                             counters=counters)
             log(f"rep {i + 1}/{rrow.reps}: running {rrow.row.experiment}")
             t0, wall0 = time.monotonic(), _now()
             try:
@@ -236,7 +238,7 @@ def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: b
             sdir.mkdir()
             ctx = RunContext(run_dir=run_dir, rep_dir=sdir, rep_index=rrow.reps - 1, reps=rrow.reps, scale=rrow.scale,
                              seed=seed, device="cuda" if gpu_models else "cpu", hardware=hw_name, deadline=deadline,
-                             cache=CACHE, provenance=record.setdefault("experiment_provenance", {}))
+                             cache=CACHE, provenance=record.setdefault("experiment_provenance", {}), counters=counters)
             summary = module.summarize(rrow.params, ctx, results)
             fsio.write_json_atomic(sdir / "summary.json", summary.to_json())
         for r in results + ([summary] if summary else []):

@@ -250,6 +250,12 @@ def judge_metrics(run: dict, row, ef) -> list[MetricVerdict]:
             mv.why = f"would be {mv.verdict} ({why}); contaminated: " + "; ".join(contamination) + "; close co-resident GPU work and rerun"
             mv.verdict = "CONTAMINATED"
         out.append(mv)
+    # An arm or metric family that failed without any judged metric under it (e.g. an engine arm of a
+    # row whose values are not yet blessed) must still show as ERROR, never vanish from the verdict.
+    covered = [m.metric for m in out if m.verdict == "ERROR"]
+    for key, msg in errors.items():
+        if key != "__run__" and not any(c == key or c.startswith(key + ".") for c in covered):
+            out.append(MetricVerdict(metric=key, verdict="ERROR", why=msg))
     return out
 
 

@@ -6,7 +6,11 @@ params:
     repo: the repository root (default $PACK_AUTHOR_REPO, else the current directory)
     interpreter: program that runs `script` (e.g. python3); omitted -> the script runs directly
     args: [common arguments]       env: {COMMON: value}
-    arms: {name: {args: [...], env: {...}}}      run in declared order each repetition (A B A B ...)
+    arms: {name: {args: [...], env: {...}, once: false}}   run in declared order each repetition
+                                   (A B A B ...); once: true runs the arm in the first repetition only
+    {name} in an argument is replaced by params[name]; an argument that is exactly "{name}" with a
+    list value is replaced by that list's items (so a matrix axis or an optional flag group can be
+    spliced into arms' args)
     parsers:
       - name: ppl                 json_prefix: "[PPL-JSON]"   fields: {ppl: ppl, nll: nll}
       - name: decode              regex: 'prefill (?P<prefill_ms>[\\d.]+) ms, (?P<decode_tok_s>[\\d.]+) tok/s'
@@ -15,6 +19,10 @@ params:
         arms: [only these arms]
     version_args: [--version]      recorded in provenance with the executable's sha256
     timeout_s: per arm (default: what is left of the row's max runtime)
+
+    ab: {...}                      A/B statistics and the contamination verdict over the arms
+                                   (pack.experiments.throughput.paperb): NVML watched around each
+                                   repetition's arms, a summary with delta, CV and variance ratio
 
 Metrics are `<arm>.<field>`, plus `<arm>.wall_s` and `<arm>.peak_rss_mb` for every arm.
 Per arm the harness keeps stdout/stderr as artifacts and records the exit code.
@@ -57,7 +65,9 @@ def resolve_program(params: dict) -> tuple[list[str], Path | None, str | None]:
     exe_name = params.get("executable")
     if not exe_name:
         raise ManifestError("a command row needs params.executable or params.script")
-    exe_name = os.path.expandvars(str(exe_name))
+    raw, exe_name = str(exe_name), os.path.expandvars(str(exe_name))
+    if "$" in exe_name:
+        return [], None, f"executable '{raw}' names an environment variable that is not set; export it (see the row's description)"
     exe = shutil.which(exe_name) if os.sep not in exe_name else (exe_name if os.access(exe_name, os.X_OK) else None)
     if not exe:
         return [], None, f"executable '{exe_name}' not found (not on PATH or not executable)"
@@ -154,6 +164,23 @@ def parse(text: str, parsers: list[dict], arm: str) -> tuple[dict, list[str]]:
     return metrics, unmatched
 
 
+_TEMPLATE = re.compile(r"\{(\w+)\}")
+
+
+def render_args(args: list, params: dict, _depth: int = 0) -> list[str]:
+    """Fill {name} from params; "{name}" with a list value splices the list (its items rendered too,
+    to a depth of 3). Unknown names stay as written."""
+    out: list[str] = []
+    for a in args:
+        a = str(a)
+        whole = _TEMPLATE.fullmatch(a)
+        if whole and isinstance(params.get(whole.group(1)), list) and _depth < 3:
+            out += render_args(params[whole.group(1)], params, _depth + 1)
+            continue
+        out.append(_TEMPLATE.sub(lambda m: str(params[m.group(1)]) if m.group(1) in params else m.group(0), a))
+    return out
+
+
 def tail(path: Path, n: int = TAIL_LINES) -> str:
     try:
         lines = path.read_text(errors="replace").splitlines()
@@ -173,9 +200,36 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
         return result
     _record_program(ctx, argv0, fp, params)
     cwd = Path(os.path.expandvars(params["cwd"])) if params.get("cwd") else None
+    watch = None
+    if params.get("ab"):
+        from .throughput import paperb
+
+        watch = paperb.watch(params, ctx).__enter__()
+    try:
+        _run_arms(params, ctx, argv0, arms, parsers, cwd, result)
+    finally:
+        if watch is not None:
+            watch.__exit__(None, None, None)
+            paperb.note_contamination(result, watch.reasons(), ctx)
+            result.info["gpu_watch"] = watch.record()
+    return result
+
+
+def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult:
+    """A/B statistics over the arms when the row declares params.ab; nothing otherwise."""
+    if not params.get("ab"):
+        return RepResult()
+    from .throughput import paperb
+
+    return paperb.summarize(params, ctx, reps)
+
+
+def _run_arms(params, ctx, argv0, arms, parsers, cwd, result) -> None:
     for arm, spec in arms.items():
         spec = spec or {}
-        argv = argv0 + [str(a) for a in params.get("args", [])] + [str(a) for a in spec.get("args", [])]
+        if spec.get("once") and ctx.rep_index > 0:
+            continue
+        argv = argv0 + render_args(params.get("args", []), params) + render_args(spec.get("args", []), params)
         env = dict(os.environ)
         env.update({k: str(v) for k, v in (params.get("env") or {}).items()})
         env.update({k: str(v) for k, v in (spec.get("env") or {}).items()})
@@ -203,4 +257,3 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
             result.errors[arm] = f"no output matched parser(s) {', '.join(map(str, unmatched))}; last lines:\n{last}"
         for k, v in metrics.items():
             result.metrics[f"{arm}.{k}"] = v
-    return result

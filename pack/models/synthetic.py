@@ -7,6 +7,7 @@ shape (qwen3-30b-a3b) they measure time and memory at scale without the weights.
     mid-qwen3-moe    quick GPU runs (~0.9 B params, 32 experts top-4)
     qwen3-30b-a3b    the true Qwen3-30B-A3B shape (48 layers, 128 experts top-8, ~30.5 B params)
     tiny-llama       a small dense decoder (throughput / GGUF tests)
+    mid-llama        TinyLlama-1.1B's shape (22 layers, 2048 wide, GQA 32/4): GPU throughput runs
 
 The tokenizer is a byte-level BPE trained at first use on the built-in document generator's text
 (deterministic), cached under ~/.cache/pack/tokenizers, with a ChatML chat template as Qwen uses.
@@ -41,6 +42,11 @@ ARCHS: dict[str, dict] = {
     "tiny-llama": dict(
         model_type="llama", vocab_size=2048, hidden_size=128, intermediate_size=352, num_hidden_layers=4,
         num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=4096,
+        rope_theta=10000.0, tie_word_embeddings=False, rms_norm_eps=1e-5),
+    # TinyLlama-1.1B's published config.json values (2.2 GB in bf16: decode reads ~2.1 GB per token).
+    "mid-llama": dict(
+        model_type="llama", vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+        num_attention_heads=32, num_key_value_heads=4, head_dim=64, max_position_embeddings=2048,
         rope_theta=10000.0, tie_word_embeddings=False, rms_norm_eps=1e-5),
 }
 

@@ -1,0 +1,43 @@
+# llama.cpp backend (pack[llamacpp]) and the throughput tests.
+#
+#   make llamacpp            build llama-cpp-python from source for this CPU family (no native flags)
+#   make llamacpp LLAMACPP_CUDA=1 CUDA_ARCH=89   a CUDA build (one architecture keeps it to ~30 min)
+#   make test-throughput     the throughput/perplexity tests, with the llama.cpp build first
+#
+# Why not `pip install llama-cpp-python`: there is no binary wheel for this platform, and a source
+# build with GGML_NATIVE=ON compiles for the build machine's reported ISA. Some CPUs (and VMs) report
+# AMX but fault on it, so llama.cpp dies with "Illegal instruction" at the first matmul. The CPU
+# flags below target AVX2/FMA/F16C machines (x86-64-v3) and switch AMX off explicitly.
+# --no-cache-dir: pip would otherwise reuse a wheel it built earlier with other flags.
+LLAMACPP_VERSION ?= 0.3.36
+LLAMACPP_CUDA ?= 0
+CUDA_ARCH ?= 89
+LLAMACPP_CMAKE_CPU := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_CUDA=OFF -DLLAMA_CURL=OFF
+LLAMACPP_CMAKE_CUDA := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_CUDA=ON \
+	-DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCH) -DLLAMA_CURL=OFF
+LLAMACPP_CMAKE_ARGS ?= $(if $(filter 1,$(LLAMACPP_CUDA)),$(LLAMACPP_CMAKE_CUDA),$(LLAMACPP_CMAKE_CPU))
+LLAMACPP_STAMP := $(VENV)/.llamacpp-$(LLAMACPP_VERSION)-cuda$(LLAMACPP_CUDA)
+
+THROUGHPUT_TESTS := tests/unit/test_throughput_ab.py tests/unit/test_throughput_contamination.py \
+	tests/unit/test_paperb_parsers.py tests/unit/test_roofline.py tests/unit/test_gguf_check.py \
+	tests/integration/test_paperb_engine.py tests/integration/test_llamacpp_tiny.py \
+	tests/integration/test_throughput_hf_cpu.py
+
+.PHONY: llamacpp test-throughput bench-throughput
+
+llamacpp: $(LLAMACPP_STAMP)
+
+$(LLAMACPP_STAMP): | $(VENV)/.installed
+	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" FORCE_CMAKE=1 $(BIN)/pip install --no-cache-dir \
+		--no-binary llama-cpp-python "llama-cpp-python==$(LLAMACPP_VERSION)" "gguf>=0.10"
+	@# Load the CPU backend and print what it was built for: an ISA mismatch dies here, not in a test.
+	$(BIN)/python -c "import llama_cpp as l; l.llama_backend_init(); print('llama-cpp-python', l.__version__, '|', l.llama_print_system_info().decode())"
+	@touch $@
+
+test-throughput: $(LLAMACPP_STAMP)
+	$(BIN)/python -m pytest -q $(THROUGHPUT_TESTS)
+
+bench-throughput: $(LLAMACPP_STAMP)
+	$(BIN)/python bench/throughput_overhead.py

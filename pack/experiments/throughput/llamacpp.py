@@ -1,0 +1,213 @@
+"""The llama.cpp throughput and perplexity backend (extra `llamacpp`: llama-cpp-python).
+
+params (defaults are Paper B's public ablation script's):
+    model: a .gguf path, or synthetic:tiny-llama (written once with pack.models.gguf)
+    model_sha256: optional; a different file is an error naming it
+    arms: {name: {model?, n_gpu_layers?, n_threads?, flash_attn?, ...}}   (default {baseline: {}})
+    prompt: "Hello, the quick brown fox jumps over the lazy dog and runs into the night"
+    n_decode: 32          greedy (temperature 0) single-token steps, EOS ignored, like llama-bench
+    warmup: 1             untimed decode runs after loading
+    ppl_reps: 1           repetitions that also measure perplexity (it is deterministic)
+    ppl_text: builtin     or a UTF-8 file; builtin = pack.data.documents 0..3 (sha256 recorded)
+    ppl_ctx: 512, ppl_batch: 512, ppl_chunks: 8
+    n_threads: os.cpu_count(), n_gpu_layers: 0 (-1 on CUDA rows), n_ctx: max(ppl_ctx, 512),
+    type_k / type_v: KV cache type f16 (llama.cpp's default), f32 or q8_0
+    ab: {...} (ab.py), outputs: {...} (harness.py), roofline: {bandwidth_gbs?, device?}
+
+Per arm and repetition (metric names `<arm>.<field>`):
+    prefill_ms, decode_tok_s          llama.cpp's own timings (llama_perf_context: t_p_eval_ms, n_eval/t_eval_ms)
+    prefill_wall_ms, decode_wall_tok_s   the harness's wall clock around the same calls
+    harness_overhead_pct              100 * (decode wall - llama.cpp decode time) / llama.cpp decode time
+    bytes_per_token                   weights + KV read per decode step (roofline.py)
+    ppl, nll, ppl_tokens              over ppl_chunks chunks of ppl_ctx tokens, each scored on its second
+                                      half (the first half is context), as llama.cpp's perplexity tool does
+The model is loaded once per distinct load setting and kept in ctx.cache across arms and repetitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+
+from ...errors import PackError, require
+from ...results import RepResult, RunContext
+from . import harness, roofline
+
+LOAD_KEYS = ("model", "n_gpu_layers", "n_threads", "n_threads_batch", "n_batch", "n_ctx", "flash_attn",
+             "use_mmap", "seed", "model_sha256", "qtype", "type_k", "type_v")
+KV_TYPES = {"f32": 0, "f16": 1, "q8_0": 8}  # ggml type ids for the KV cache (llama.cpp's default is f16)
+
+
+def _setting(key: str, spec: dict, params: dict, default=None):
+    return spec.get(key, params.get(key, default))
+
+
+def _load(arm: str, spec: dict, params: dict, ctx: RunContext):
+    """The loaded Llama for this arm's load settings (cached), plus its GGUFInfo."""
+    from ...models import gguf
+
+    settings = {k: _setting(k, spec, params) for k in LOAD_KEYS}
+    key = ("llamacpp", repr(sorted(settings.items())))
+    if key in ctx.cache:
+        return ctx.cache[key]
+    llama_cpp = require("llama_cpp", "llamacpp", "the llama.cpp throughput backend")
+    model_spec = str(settings["model"] or "")
+    if not model_spec:
+        raise PackError(f"arm '{arm}' has no model; set params.model (a .gguf path or synthetic:tiny-llama)")
+    path = gguf.resolve_model(model_spec, seed=int(settings["seed"] or 0), qtype=settings["qtype"] or "F32")
+    info = gguf.check_gguf(path, settings["model_sha256"])
+    n_ctx = int(settings["n_ctx"] or max(int(params.get("ppl_ctx", 512)), 512))
+    threads = int(settings["n_threads"] or os.cpu_count() or 1)
+    kw = dict(model_path=str(path), n_ctx=n_ctx, n_batch=int(settings["n_batch"] or params.get("ppl_batch", 512)),
+              n_threads=threads, n_threads_batch=int(settings["n_threads_batch"] or threads),
+              n_gpu_layers=int(settings["n_gpu_layers"] if settings["n_gpu_layers"] is not None else (-1 if ctx.device == "cuda" else 0)),
+              seed=int(settings["seed"] or 0), verbose=False, logits_all=False)
+    if settings["flash_attn"] is not None:
+        kw["flash_attn"] = bool(settings["flash_attn"])
+    for k in ("type_k", "type_v"):
+        if settings[k] is not None:
+            if str(settings[k]).lower() not in KV_TYPES:
+                raise PackError(f"params.{k} '{settings[k]}' is not a KV cache type; use one of {', '.join(KV_TYPES)}")
+            kw[k] = KV_TYPES[str(settings[k]).lower()]
+    if settings["use_mmap"] is not None:
+        kw["use_mmap"] = bool(settings["use_mmap"])
+    t0 = time.perf_counter()
+    try:
+        llm = llama_cpp.Llama(**kw)
+    except (ValueError, RuntimeError) as e:
+        raise PackError(f"llama.cpp could not load {path} for arm '{arm}': {e}") from None
+    ctx.count("model_loads")
+    ctx.log(f"arm {arm}: loaded {path.name} ({info.weight_bytes / 2**20:.1f} MiB of tensors) in {time.perf_counter() - t0:.2f}s")
+    ctx.provenance.setdefault("llamacpp", {})["version"] = getattr(llama_cpp, "__version__", "?")
+    models = ctx.provenance.setdefault("models", {})
+    if str(path) not in models:
+        models[str(path)] = {"sha256": gguf.file_sha256(path), "bytes": info.file_bytes, "arch": info.arch,
+                             "file_type": info.metadata.get("general.file_type"), "name": info.metadata.get("general.name")}
+    entry = {"llm": llm, "info": info, "path": path, "settings": kw, "warm": False}
+    ctx.cache[key] = entry
+    return entry
+
+
+def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
+    """Prefill `tokens`, then n_decode greedy single-token steps; llama.cpp's timings and the wall clock."""
+    import llama_cpp
+    import numpy as np
+
+    cctx = llm._ctx.ctx
+    n_vocab = llm.n_vocab()
+    llm.reset()
+    llm._ctx.kv_cache_clear()
+    llama_cpp.llama_perf_context_reset(cctx)
+    # llama.cpp books a step's time when the context synchronises (on reading logits or explicitly),
+    # and a GPU decode returns before it is done: synchronise at both ends of each timed span.
+    t0 = time.perf_counter()
+    llm.eval(tokens)
+    llama_cpp.llama_synchronize(cctx)
+    t1 = time.perf_counter()
+    out = []
+    for _ in range(n_decode):
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(cctx, -1), shape=(n_vocab,))
+        tok = int(logits.argmax())
+        out.append(tok)
+        llm.eval([tok])
+    llama_cpp.llama_synchronize(cctx)
+    t2 = time.perf_counter()
+    perf = llama_cpp.llama_perf_context(cctx)
+    if perf.n_eval != n_decode or perf.t_eval_ms <= 0:
+        raise PackError(f"llama.cpp counted {perf.n_eval} decode steps (expected {n_decode}); its timings cannot be used")
+    decode_wall_ms = (t2 - t1) * 1000.0
+    return {"prefill_ms": round(perf.t_p_eval_ms, 4), "decode_tok_s": round(perf.n_eval / perf.t_eval_ms * 1000.0, 4),
+            "prefill_wall_ms": round((t1 - t0) * 1000.0, 4), "decode_wall_tok_s": round(n_decode / (t2 - t1), 4),
+            "harness_overhead_pct": round(100.0 * (decode_wall_ms - perf.t_eval_ms) / perf.t_eval_ms, 4),
+            "prompt_tokens": len(tokens), "_tokens": out}
+
+
+def perplexity(llm, tokens: list[int], n_ctx: int, n_batch: int, max_chunks: int) -> dict:
+    """ppl = exp(mean NLL) over the second half of each n_ctx chunk; float64 log-softmax."""
+    import llama_cpp
+    import numpy as np
+
+    n_vocab = llm.n_vocab()
+    cctx = llm._ctx.ctx
+    chunks = min(len(tokens) // n_ctx, max_chunks)
+    if chunks < 1:
+        raise PackError(f"the perplexity text has {len(tokens)} tokens, fewer than one context of {n_ctx}; "
+                        "use a longer params.ppl_text or a smaller params.ppl_ctx")
+    nll_sum, count = 0.0, 0
+    first = n_ctx // 2
+    for c in range(chunks):
+        chunk = tokens[c * n_ctx:(c + 1) * n_ctx]
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        logits_rows = []
+        for i in range(0, n_ctx, n_batch):
+            part = chunk[i:i + n_batch]
+            llm._batch.set_batch(batch=part, n_past=i, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            arr = np.ctypeslib.as_array(llama_cpp.llama_get_logits(cctx), shape=(len(part), n_vocab))
+            logits_rows.append(arr.astype(np.float64))  # copy: the buffer is reused by the next decode
+        logits = np.concatenate(logits_rows)[first:n_ctx - 1]
+        targets = np.asarray(chunk[first + 1:n_ctx])
+        mx = logits.max(axis=1, keepdims=True)
+        logz = (mx[:, 0] + np.log(np.exp(logits - mx).sum(axis=1)))
+        nll_sum += float((logz - logits[np.arange(len(targets)), targets]).sum())
+        count += len(targets)
+    nll = nll_sum / count
+    return {"ppl": math.exp(nll), "nll": nll, "ppl_tokens": count, "ppl_chunks": chunks}
+
+
+class Backend:
+    """llama.cpp through llama-cpp-python (see the module doc)."""
+
+    @staticmethod
+    def own_gpu_processes() -> int:
+        return 1  # this process, when llama.cpp offloads to CUDA; harmless on a CPU build
+
+    @staticmethod
+    def prepare(arm: str, spec: dict, params: dict, ctx: RunContext) -> None:
+        entry = _load(arm, spec, params, ctx)
+        if not entry["warm"]:
+            tokens = entry["llm"].tokenize(params.get("prompt", harness.DEFAULT_PROMPT).encode(), add_bos=True)
+            for _ in range(int(params.get("warmup", 1))):
+                _greedy_decode(entry["llm"], tokens, int(params.get("n_decode", 32)))
+            entry["warm"] = True
+
+    @staticmethod
+    def measure(arm: str, spec: dict, params: dict, ctx: RunContext) -> dict:
+        try:
+            return Backend._measure(arm, spec, params, ctx)
+        except RuntimeError as e:  # llama_decode returned an error code: this arm fails, the others run
+            raise PackError(f"arm '{arm}': llama.cpp failed: {e}") from None
+
+    @staticmethod
+    def _measure(arm: str, spec: dict, params: dict, ctx: RunContext) -> dict:
+        entry = _load(arm, spec, params, ctx)
+        llm, info = entry["llm"], entry["info"]
+        n_decode = int(params.get("n_decode", 32))
+        tokens = llm.tokenize(params.get("prompt", harness.DEFAULT_PROMPT).encode(), add_bos=True)
+        res = _greedy_decode(llm, tokens, n_decode)
+        generated = res.pop("_tokens")
+        digest = hashlib.sha256(",".join(map(str, generated)).encode()).hexdigest()[:16]
+        res["bytes_per_token"] = round(roofline.gguf_bytes_per_token(info, len(tokens) + n_decode / 2)["total"], 1)
+        ctx.log(f"arm {arm}: prefill {res['prefill_ms']:.2f} ms, {res['decode_tok_s']:.2f} tok/s "
+                f"(wall {res['decode_wall_tok_s']:.2f}, overhead {res['harness_overhead_pct']:.2f}%)")
+        res["greedy_tokens_sha"] = digest
+        if ctx.rep_index < int(params.get("ppl_reps", 1)):
+            text, sha = harness.ppl_text(params)
+            # The batch is the context's own n_batch (params.ppl_batch unless the arm sets n_batch).
+            ppl = perplexity(llm, llm.tokenize(text.encode(), add_bos=False), int(params.get("ppl_ctx", 512)),
+                             int(llm.n_batch), int(params.get("ppl_chunks", 8)))
+            ctx.provenance.setdefault("ppl_text", {"source": params.get("ppl_text", "builtin"), "sha256": sha})
+            ctx.log(f"arm {arm}: perplexity {ppl['ppl']:.4f} over {ppl['ppl_tokens']} tokens")
+            res.update(ppl=round(ppl["ppl"], 8), nll=round(ppl["nll"], 10), ppl_tokens=ppl["ppl_tokens"])
+        return res
+
+
+def run_rep(params: dict, ctx: RunContext) -> RepResult:
+    return harness.run_rep(Backend, params, ctx)
+
+
+def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult:
+    return harness.summarize(params, ctx, reps)
