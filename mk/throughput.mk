@@ -8,7 +8,7 @@
 # build with GGML_NATIVE=ON compiles for the build machine's reported ISA. Some CPUs (and VMs) report
 # AMX but fault on it, so llama.cpp dies with "Illegal instruction" at the first matmul. The CPU
 # flags below target AVX2/FMA/F16C machines (x86-64-v3) and switch AMX off explicitly.
-# --no-cache-dir: pip would otherwise reuse a wheel it built earlier with other flags.
+# The wheel cache is keyed by the flags, so a build with other flags is never reused by mistake.
 LLAMACPP_VERSION ?= 0.3.36
 LLAMACPP_CUDA ?= 0
 CUDA_ARCH ?= 89
@@ -29,9 +29,20 @@ THROUGHPUT_TESTS := tests/unit/test_throughput_ab.py tests/unit/test_throughput_
 
 llamacpp: $(LLAMACPP_STAMP)
 
+# The source build takes minutes (tens of minutes on a busy 2-core machine): build the wheel once per
+# version and flag set into a cache folder named by their hash, then install from there.
+LLAMACPP_FLAGS_HASH := $(shell printf '%s' "$(LLAMACPP_VERSION) $(LLAMACPP_CMAKE_ARGS)" | sha256sum | cut -c1-12)
+LLAMACPP_WHEELS ?= $(HOME)/.cache/pack/wheels/llama-cpp-python-$(LLAMACPP_FLAGS_HASH)
+
 $(LLAMACPP_STAMP): | $(VENV)/.installed
-	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" FORCE_CMAKE=1 $(BIN)/pip install --no-cache-dir \
-		--no-binary llama-cpp-python "llama-cpp-python==$(LLAMACPP_VERSION)" "gguf>=0.10"
+	@if ! ls $(LLAMACPP_WHEELS)/llama_cpp_python-$(LLAMACPP_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "building llama-cpp-python $(LLAMACPP_VERSION) from source (CMAKE_ARGS=$(LLAMACPP_CMAKE_ARGS))"; \
+	  mkdir -p $(LLAMACPP_WHEELS) && \
+	  CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" FORCE_CMAKE=1 $(BIN)/pip wheel --no-deps --no-cache-dir \
+	    --no-binary llama-cpp-python -w $(LLAMACPP_WHEELS) "llama-cpp-python==$(LLAMACPP_VERSION)"; \
+	fi
+	$(BIN)/pip install -q --find-links $(LLAMACPP_WHEELS) --only-binary llama-cpp-python \
+		"llama-cpp-python==$(LLAMACPP_VERSION)" "gguf>=0.10"
 	@# Load the CPU backend and print what it was built for: an ISA mismatch dies here, not in a test.
 	$(BIN)/python -c "import llama_cpp as l; l.llama_backend_init(); print('llama-cpp-python', l.__version__, '|', l.llama_print_system_info().decode())"
 	@touch $@
