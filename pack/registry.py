@@ -17,6 +17,9 @@ EXPERIMENTS: dict[str, str] = {
     "command": "pack.experiments.command",
     "wire_compression": "pack.experiments.wire_compression",
     "int6_clip_search": "pack.experiments.int6_clip_search",
+    "ecmoe_task2": "pack.experiments.ecmoe.task2",
+    "ecmoe_gsm8k": "pack.experiments.ecmoe.gsm8k",
+    "latent_inference": "pack.experiments.latent_inference",
 }
 
 
