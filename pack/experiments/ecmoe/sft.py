@@ -123,6 +123,9 @@ def load_examples(path: Path, tok, *, split: str, seed: int, max_samples: int, m
     if n == 0:
         raise ManifestError(f"SFT file {path} is empty")
     chosen = split_indices(n, split, seed)[:max_samples]
+    if not chosen:
+        raise ManifestError(f"SFT file {path} has {n} records, so its 80/10/10 split leaves none in '{split}'; "
+                            "use a larger file")
     examples, skipped = [], 0
     for lineno, rec in read_records(path, chosen):
         ex = tokenize(tok, check_record(path, lineno, rec), max_length)
