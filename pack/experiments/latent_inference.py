@@ -77,7 +77,8 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
     cuda = dev.type == "cuda"
     emb = model.get_input_embeddings()
     gen = torch.Generator(device="cpu").manual_seed(int(params.get("seed", 1234)))
-    std = float(emb.weight.float().std())
+    with torch.no_grad():
+        std = float(emb.weight.float().std())
     anchor = tok(params.get("anchor", "Answer: "), add_special_tokens=False).input_ids
     texts = torch.tensor(_prompt_ids(tok, params, n), dtype=torch.long)
     configs = {"text": None} | {f"latent{k}": k for k in soft}
