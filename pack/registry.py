@@ -19,6 +19,9 @@ EXPERIMENTS: dict[str, str] = {
     "int6_clip_search": "pack.experiments.int6_clip_search",
     "throughput_llamacpp": "pack.experiments.throughput.llamacpp",
     "throughput_hf": "pack.experiments.throughput.hf",
+    "ecmoe_task2": "pack.experiments.ecmoe.task2",
+    "ecmoe_gsm8k": "pack.experiments.ecmoe.gsm8k",
+    "latent_inference": "pack.experiments.latent_inference",
 }
 
 

@@ -3,8 +3,10 @@
 params:
     executable: name on PATH or a path            (or `script`, resolved inside `repo`)
     script: path of a script in the author's repository
-    repo: the repository root (default $PACK_AUTHOR_REPO, else the current directory)
+    repo: the repository root (default $PACK_AUTHOR_REPO, else the current directory; a relative
+          repo whose script is not under the current directory is looked up under the project root)
     interpreter: program that runs `script` (e.g. python3); omitted -> the script runs directly
+    interpreter_args: [arguments between the interpreter and the script], e.g. torchrun's [--nproc_per_node=4]
     args: [common arguments]       env: {COMMON: value}
     arms: {name: {args: [...], env: {...}, once: false}}   run in declared order each repetition
                                    (A B A B ...); once: true runs the arm in the first repetition only
@@ -14,9 +16,10 @@ params:
     parsers:
       - name: ppl                 json_prefix: "[PPL-JSON]"   fields: {ppl: ppl, nll: nll}
       - name: decode              regex: 'prefill (?P<prefill_ms>[\\d.]+) ms, (?P<decode_tok_s>[\\d.]+) tok/s'
-        take: last | first | mean | sum | count     (several matching lines)
+        take: last | first | mean | sum | count | max | min     (several matching lines)
         optional: false            a required parser that matches nothing makes the arm ERROR
         arms: [only these arms]
+    diffs: {degradation: [peak_acc, final_acc]}   per arm, a metric = first minus second (when both parsed)
     version_args: [--version]      recorded in provenance with the executable's sha256
     timeout_s: per arm (default: what is left of the row's max runtime)
 
@@ -44,6 +47,7 @@ from ..errors import ManifestError
 from ..results import RepResult, RunContext
 
 TAIL_LINES = 12
+TAKES = ("last", "first", "mean", "sum", "count", "max", "min")
 
 
 def resolve_program(params: dict) -> tuple[list[str], Path | None, str | None]:
@@ -51,6 +55,13 @@ def resolve_program(params: dict) -> tuple[list[str], Path | None, str | None]:
     if "script" in params:
         repo = Path(os.path.expandvars(str(params.get("repo") or os.environ.get("PACK_AUTHOR_REPO") or "."))).expanduser()
         script = (repo / params["script"]).resolve()
+        if not script.is_file() and not repo.is_absolute():
+            # A relative repo (e.g. "." for the pack's own stand-in scripts) also resolves against the
+            # project root, so `pack run` works from any directory.
+            from ..paths import project_root
+
+            alt = (project_root() / repo / params["script"]).resolve()
+            script = alt if alt.is_file() else script
         if not script.is_file():
             return [], None, f"script '{params['script']}' not found in repository {repo} (set params.repo or PACK_AUTHOR_REPO)"
         interp = params.get("interpreter")
@@ -58,7 +69,7 @@ def resolve_program(params: dict) -> tuple[list[str], Path | None, str | None]:
             exe = shutil.which(interp)
             if not exe:
                 return [], script, f"interpreter '{interp}' not found on PATH"
-            return [exe, str(script)], script, None
+            return [exe] + [str(a) for a in params.get("interpreter_args") or []] + [str(script)], script, None
         if not os.access(script, os.X_OK):
             return [], script, f"script {script} is not executable; set params.interpreter or chmod +x it"
         return [str(script)], script, None
@@ -158,9 +169,11 @@ def parse(text: str, parsers: list[dict], arm: str) -> tuple[dict, list[str]]:
                 unmatched.append(p.get("name") or p.get("regex") or p.get("json_prefix"))
             continue
         take = p.get("take", "last")
+        if take not in TAKES:
+            raise ManifestError(f"parser '{p.get('name', '?')}': take '{take}' is not one of {', '.join(TAKES)}")
         for metric, vals in found.items():
             metrics[metric] = {"last": vals[-1], "first": vals[0], "mean": sum(vals) / len(vals),
-                               "sum": sum(vals), "count": float(len(vals))}[take]
+                               "sum": sum(vals), "count": float(len(vals)), "max": max(vals), "min": min(vals)}[take]
     return metrics, unmatched
 
 
@@ -255,5 +268,8 @@ def _run_arms(params, ctx, argv0, arms, parsers, cwd, result) -> None:
         metrics, unmatched = parse(text, parsers, arm)
         if unmatched:
             result.errors[arm] = f"no output matched parser(s) {', '.join(map(str, unmatched))}; last lines:\n{last}"
+        for name, (a, b) in (params.get("diffs") or {}).items():
+            if a in metrics and b in metrics:
+                metrics[name] = metrics[a] - metrics[b]
         for k, v in metrics.items():
             result.metrics[f"{arm}.{k}"] = v

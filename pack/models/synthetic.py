@@ -8,6 +8,7 @@ shape (qwen3-30b-a3b) they measure time and memory at scale without the weights.
     qwen3-30b-a3b    the true Qwen3-30B-A3B shape (48 layers, 128 experts top-8, ~30.5 B params)
     tiny-llama       a small dense decoder (throughput / GGUF tests)
     mid-llama        TinyLlama-1.1B's shape (22 layers, 2048 wide, GQA 32/4): GPU throughput runs
+    llama3-8b        the Llama-3.1-8B shape (~8 B params; seed 002's receiver, inference timing on a GPU)
 
 The tokenizer is a byte-level BPE trained at first use on the built-in document generator's text
 (deterministic), cached under ~/.cache/pack/tokenizers, with a ChatML chat template as Qwen uses.
@@ -39,6 +40,11 @@ ARCHS: dict[str, dict] = {
         num_attention_heads=32, num_key_value_heads=4, head_dim=128, moe_intermediate_size=768, num_experts=128,
         num_experts_per_tok=8, decoder_sparse_step=1, norm_topk_prob=True, max_position_embeddings=40960,
         rope_theta=1_000_000.0, tie_word_embeddings=False, rms_norm_eps=1e-6),
+    # Meta-Llama-3.1-8B's shape (seed 002's receiver); rope scaling left out: it only matters past 8K tokens.
+    "llama3-8b": dict(
+        model_type="llama", vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=131072,
+        rope_theta=500000.0, tie_word_embeddings=False, rms_norm_eps=1e-5),
     "tiny-llama": dict(
         model_type="llama", vocab_size=2048, hidden_size=128, intermediate_size=352, num_hidden_layers=4,
         num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=4096,

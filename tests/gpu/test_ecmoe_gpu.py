@@ -1,0 +1,31 @@
+"""ECMoE hooks on a CUDA device: the journal's device-mismatch fix (2026-02-15 / 2026-02-17) and a
+bf16 model forward with hooks. Skipped without CUDA."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+def test_reconstruction_comes_back_to_the_layers_device():
+    from pack.experiments.ecmoe.quantize import quant_dequant
+
+    x = torch.randn(3, 8, 64, device="cuda", dtype=torch.bfloat16)
+    y = quant_dequant(x, "absmax", 8, compute_device="cpu")  # compressor on another device
+    assert y.device == x.device and y.dtype == x.dtype
+    assert torch.equal(y, quant_dequant(x, "absmax", 8))
+
+
+def test_bf16_moe_model_runs_with_hooks_in_both_router_modes():
+    from pack.experiments.ecmoe.hooks import attach_compression, find_moe_blocks
+    from pack.models.synthetic import build_model
+
+    model = build_model("tiny-qwen3-moe", dtype="bfloat16", device="cuda")
+    blocks = find_moe_blocks(model)
+    ids = torch.randint(0, 2000, (2, 32), device="cuda")
+    with torch.no_grad():
+        base = model(ids).logits
+        for mode in ("compressed", "uncompressed"):
+            with attach_compression(blocks, "absmax", 4, mode, compute_device="cpu"):
+                out = model(ids).logits
+            assert out.dtype == torch.bfloat16 and out.device.type == "cuda" and not torch.equal(out, base)
