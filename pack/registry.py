@@ -17,6 +17,7 @@ EXPERIMENTS: dict[str, str] = {
     "command": "pack.experiments.command",
     "wire_compression": "pack.experiments.wire_compression",
     "int6_clip_search": "pack.experiments.int6_clip_search",
+    "forensics": "pack.experiments.forensics.experiment",
 }
 
 
