@@ -345,6 +345,13 @@ def env(diff, include_volatile, no_torch):
     _out(json.dumps(provenance.fingerprint(with_torch=not no_torch), indent=2))
 
 
+from .cli_forensics import analyze as _forensics_analyze  # noqa: E402  (imports click only)
+from .cli_forensics import export as _forensics_export  # noqa: E402
+
+cli.add_command(_forensics_analyze)
+cli.add_command(_forensics_export)
+
+
 def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="pack", standalone_mode=False)

@@ -145,6 +145,7 @@ def load_causal_lm(spec: str, *, dtype: str = "bfloat16", device: str = "cpu", a
     info["quantization"] = _quant_method(model)
     info["n_layers"] = int(model.config.num_hidden_layers)
     info["attention_in_use"] = getattr(model.config, "_attn_implementation", attn)
+    info["experts_implementation"] = getattr(model.config, "_experts_implementation", None)  # MoE kernel path
     return LoadedModel(model=model, tokenizer=tok, info=info)
 
 

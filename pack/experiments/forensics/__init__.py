@@ -11,5 +11,6 @@ attention keys and log-probabilities, and how does that compare with the deviati
     uniform.py     the seed's uniform JSON (compact + safetensors sidecar, expanded seed-json), merging
     analysis.py    reproducibility, cross-hardware baseline, detectability, SNR classification
     report.py      terminal / Markdown tables and plots
+    summary.py     an experiment's uniform JSON, sidecar and verdict metrics from its repetitions
     experiment.py  the spine's entry points: run_rep, summarize
 """

@@ -80,7 +80,7 @@ def compare(a: dict, b: dict, idx: list[int]) -> dict:
                            "rel": float(d.mean()) / (float(np.linalg.norm(a["logprobs"][idx], axis=1).mean()) or 1.0)}
         out["topk_id_mismatch"] = float((a["logprob_ids"][idx] != b["logprob_ids"][idx]).any(axis=1).mean())
     ta, tb = a.get("tokens"), b.get("tokens")
-    diff = [i for i, (u, v) in enumerate(zip(ta, tb)) if u != v] if ta is not None and tb is not None else []
+    diff = [i for i, (u, v) in enumerate(zip(ta, tb, strict=False)) if u != v] if ta is not None and tb is not None else []
     out["first_token_divergence"] = diff[0] if diff else -1
     return out
 

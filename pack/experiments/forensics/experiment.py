@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from ...errors import PackError
+from ...errors import PackError, require
 from ...results import RepResult
 from . import configs, runner
 from . import signals as sigmod
@@ -32,8 +32,7 @@ def _now() -> str:
 
 def _threads(p, ctx) -> None:
     if ctx.device == "cpu" and p.cpu_threads:
-        import torch
-
+        torch = require("torch", "hf", "the forensics experiments")
         torch.set_num_threads(int(p.cpu_threads))
 
 
@@ -58,8 +57,7 @@ def prepare(p, ctx) -> dict:
         st = json.loads(path.read_text())
         ctx.cache[key] = st
         return st
-    import torch
-
+    torch = require("torch", "hf", "the forensics experiments")
     from ...models.sources import is_synthetic, load_config, resolve_attention
 
     facts = _model_facts(load_config(p.model))
@@ -76,7 +74,7 @@ def prepare(p, ctx) -> dict:
     facts.update(synthetic=is_synthetic(p.model), cuda_running=sw["cuda_version"])
     planned = configs.plan(p, base, device=ctx.device, n_gpus=n_gpus, model_facts=facts)
     for c in planned:
-        c.extra["baseline_quantization"] = base_quant
+        c.extra.update(baseline_quantization=base_quant, baseline_attention=attention)
     baseline_source = None
     runnable = any(c.not_applicable is None for c in planned)
     if p.experiment_type != "reference" and runnable:
@@ -84,7 +82,7 @@ def prepare(p, ctx) -> dict:
         if baseline_source is None and p.experiment_type != "cuda_version":
             planned.insert(0, Config("baseline", dict(base), is_baseline=True,
                                      extra={"variable_value": base[p.variable] if p.variable else None,
-                                            "baseline_quantization": base_quant}))
+                                            "baseline_quantization": base_quant, "baseline_attention": attention}))
     tok = runner.get_tokenizer(ctx, p)
     prompt = runner.get_prompts(ctx, p, 1)[0]
     st = {"hardware_tag": tag, "hardware": hw_name, "software": sw, "attention": attention, "facts": facts,

@@ -29,8 +29,9 @@ Conventions (docs/forensics.md repeats them):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ...errors import PackError
 
@@ -107,7 +108,10 @@ class _Recorder:
     def hook(self, key):
         def fn(module, args, out):
             h = out[0] if isinstance(out, tuple) else out
-            self.buffers[key].append(h[0, -self.depth:].detach().clone())
+            row = h[0, -self.depth:].detach()
+            # Prefill: copy, so the [L, hidden] activation is not kept alive; decode: the output is
+            # already a fresh [1, hidden] tensor, and a view costs nothing.
+            self.buffers[key].append(row.clone() if h.shape[1] > self.depth else row)
         return fn
 
     def attach(self, base, layers: tuple[int, ...]):
@@ -158,8 +162,8 @@ def greedy_decode(model, input_ids, spec: ExtractionSpec | None, *, steps: int |
         raise PackError(f"the prompt has {input_ids.shape[1]} tokens, fewer than position -{spec.depth} needs")
     key_reader = key_reader or local_keys
     rec = _Recorder(spec.depth).attach(base, spec.layers) if spec is not None else None
-    keys: dict = {k: [] for k in spec.layers} if spec is not None else {}
-    top: list = []
+    keys: dict = {}
+    rows: list = []  # row 0's logits per position, reduced to top-k once at the end
     cache = DynamicCache(config=base.config)
     generated = []
     sync = synchronize or (lambda: torch.cuda.synchronize() if input_ids.is_cuda else None)
@@ -173,15 +177,21 @@ def greedy_decode(model, input_ids, spec: ExtractionSpec | None, *, steps: int |
                 nxt = last.argmax(dim=-1)
                 generated.append(nxt)
                 if spec is not None:
-                    n_new = spec.depth if step == 0 else 1
-                    for k in spec.layers:
-                        keys[k].append(key_reader(cache, k - 1, n_new))
                     if step == 0 and spec.depth > 1:  # logits of prefill positions -D..-2
                         normed = rec.buffers["norm"][0][: spec.depth - 1]
-                        top.append(_topk(base.lm_head(normed.unsqueeze(0))[0], spec.top_k))
-                    top.append(_topk(last[0:1], spec.top_k))
+                        rows.append(base.lm_head(normed.unsqueeze(0))[0])
+                    rows.append(last[0:1])
                 if step + 1 < steps:
                     out = model(input_ids=nxt[:, None], past_key_values=cache, use_cache=True)
+            if spec is not None:
+                # Keys never change once cached: the last P cache positions are exactly the P unique
+                # positions (the final token is never fed), so they are read once, after decoding.
+                for k in spec.layers:
+                    if cache.layers[k - 1].keys.shape[-2] < spec.n_unique:
+                        raise PackError(f"the KV cache of layer {k} keeps fewer than {spec.n_unique} positions "
+                                        f"(a sliding-window cache?); keys cannot be read back")
+                    keys[k] = key_reader(cache, k - 1, spec.n_unique)
+                top_ids, top_lp = _topk(torch.cat(rows, dim=0), spec.top_k)
             sync()
             runtime = time.perf_counter() - t0
     finally:
@@ -196,9 +206,9 @@ def greedy_decode(model, input_ids, spec: ExtractionSpec | None, *, steps: int |
     sig = Signals(
         tokens=batch_tokens[0],
         hidden=hidden,
-        keys={k: torch.cat(v, dim=0).cpu() for k, v in keys.items()},
-        top_ids=torch.cat([i for i, _ in top], dim=0).cpu(),
-        top_logprobs=torch.cat([v for _, v in top], dim=0).cpu(),
+        keys={k: v.cpu() for k, v in keys.items()},
+        top_ids=top_ids.cpu(),
+        top_logprobs=top_lp.cpu(),
         prompt_len=int(input_ids.shape[1]), runtime_s=runtime, batch_tokens=batch_tokens)
     for name, t in [("hidden", next(iter(hidden.values()))), ("top_ids", sig.top_ids)]:
         if t.shape[0] != spec.n_unique:  # a hook fired more or less often than one forward per step

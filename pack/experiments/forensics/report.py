@@ -126,7 +126,7 @@ def plots(reports: list[dict], out_dir: Path) -> list[Path]:
         if not series:
             continue
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-        for ax, sig in zip(axes, ("hidden_states", "key_vectors")):
+        for ax, sig in zip(axes, ("hidden_states", "key_vectors"), strict=True):
             for name, d in series:
                 pts = sorted((int(k.rsplit("_", 1)[1]), v["mean"]) for k, v in d.items()
                              if k.startswith(sig + "/layer_"))

@@ -126,16 +126,30 @@ def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: 
 
     s = cfg.settings
     quant = None if s["quantization"] == cfg.extra.get("baseline_quantization") else s["quantization"]
-    loaded = get_model(ctx, p, attention=s["attention_impl"], quant=quant)
+    try:
+        loaded = get_model(ctx, p, attention=s["attention_impl"], quant=quant)
+    except PackError as e:
+        if cfg.is_baseline or quant is None and s["attention_impl"] == cfg.extra.get("baseline_attention"):
+            raise  # the baseline model itself cannot load: nothing in this row can run
+        raise ConfigFailed(f"loading the {cfg.label} variant failed: {e}") from None
     facts: dict = {"model_info": {k: v for k, v in loaded.info.items() if k != "checkpoint"}}
     batch = get_prompts(ctx, p, s["batch_size"])
     device = next(loaded.model.parameters()).device
     ids = torch.tensor([pr.token_ids for pr in batch], device=device)
     model = loaded.model
-    if s["compile"]:
-        model = get_compiled(ctx, p, loaded, s["attention_impl"])
-    decode = lambda sync=None: greedy_decode(model, ids, spec, synchronize=sync)  # noqa: E731
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     try:
+        if s["compile"]:  # an unknown backend fails here, a failing compilation in the warm-up below
+            model = get_compiled(ctx, p, loaded, s["attention_impl"])
+            warm = ("forensics-compile-warm", id(model), tuple(ids.shape))
+            if warm not in ctx.cache:  # compile outside the timed repetitions; record how long it took
+                t0 = time.perf_counter()
+                greedy_decode(model, ids, spec)
+                ctx.cache[warm] = round(time.perf_counter() - t0, 3)
+                ctx.log(f"{cfg.label}: torch.compile ({p.compile_backend}) warm-up took {ctx.cache[warm]:.1f}s")
+            facts["compile_warmup_s"] = ctx.cache[warm]
+        decode = lambda sync=None: greedy_decode(model, ids, spec, synchronize=sync)  # noqa: E731
         if s["concurrent_streams"]:
             from .streams import run_concurrent
 
@@ -151,6 +165,8 @@ def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: 
         what = "torch.compile" if s["compile"] else "decoding"
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ConfigFailed(f"{what} failed: {type(e).__name__}: {first[:300]}") from e
+    if device.type == "cuda":
+        facts["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
     if s["batch_size"] > 1:
         facts["batch_documents"] = [pr.document for pr in batch]
     return sig, facts
@@ -159,8 +175,8 @@ def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: 
 def run_distributed(ctx, p: Params, cfg: Config, spec: ExtractionSpec, prompt_ids: list[int], attention: str) -> dict:
     """Run all repetitions of a TP/EP configuration in one torchrun launch (at rep 0); later reps
     read the stored results. Returns rank 0's report: {reps: [{runtime_s, digest, ...}], ...}."""
-    from . import distributed
     from ...models.sources import is_synthetic, synthetic_checkpoint
+    from . import distributed
 
     job_dir = ctx.run_dir / "distributed" / cfg.label
     report = job_dir / "report.json"

@@ -8,6 +8,7 @@ Metrics (per configuration label: baseline, bs2, compile, eager, streams, cu118,
     <label>.l2_hidden_last / .l2_keys_last / .l2_logprobs   mean L2 against the baseline (same machine)
     <label>.first_token_divergence  first decode step whose token differs from the baseline (-1: none)
     <label>.overlap_fraction / .workload_utilisation        exp5, from the profiler trace
+    <label>.peak_memory_gib        CUDA only: torch.cuda.max_memory_allocated over the decode
     uniform_json_valid             1 when the written JSON validates against uniform.schema.json
     storage_ratio                  one run's sidecar bytes / the same run in the seed's JSON layout
     prompt_tokens / decode_steps   what was actually decoded
@@ -149,11 +150,14 @@ def build_summary(p, ctx, st: dict, reps: list[RepResult], spec) -> RepResult:
                          "bit_identical_to_rep0": e["digest"] == entries[0][1]["digest"],
                          "generated_token_ids": e["tokens"],
                          "decode_steps": [{"step": t, "token_id": tid, "token_text": txt}
-                                          for t, (tid, txt) in enumerate(zip(e["tokens"], e["token_texts"]))]})
+                                          for t, (tid, txt) in enumerate(zip(e["tokens"], e["token_texts"], strict=True))]})
         res.metrics[f"{label}.reps_bit_identical"] = int(len(entries) == ctx.reps and len(digests) == 1)
         rts = [e["runtime_s"] for _, e in entries]
         res.metrics[f"{label}.runtime_mean_s"] = statistics.fmean(rts)
         res.metrics[f"{label}.runtime_var_s2"] = statistics.variance(rts) if len(rts) > 1 else 0.0
+        peaks = [e.get("facts", {}).get("peak_memory_gib") for _, e in entries]
+        if any(x is not None for x in peaks):
+            res.metrics[f"{label}.peak_memory_gib"] = max(x for x in peaks if x is not None)
         ov = entries[0][1].get("facts", {}).get("overlap")
         if ov:
             res.metrics[f"{label}.overlap_fraction"] = ov["overlap_fraction"]

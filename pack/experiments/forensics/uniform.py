@@ -53,8 +53,8 @@ def validate(doc: dict) -> list[str]:
 
 def write(directory: Path, doc: dict, tensors: dict) -> Path:
     """Write <stem>.json and its sidecar <stem>.safetensors; return the JSON path."""
-    from . import signals as sigmod
     from ... import fsio
+    from . import signals as sigmod
 
     stem = file_stem(doc["experiment_metadata"]["experiment_type"])
     doc = copy.deepcopy(doc)
@@ -190,9 +190,9 @@ def merge(items: list[tuple[dict, dict]], variable: str | None = None, experimen
     out = copy.deepcopy(first)
     out["configurations"], out["runs"] = [], []
     tensors: dict = {}
-    seen: dict[str, str] = {}
+    seen: dict[str, list] = {}
     m0 = first["experiment_metadata"]
-    for (doc, tens), name in zip(items, names):
+    for (doc, tens), name in zip(items, names, strict=True):
         m = doc["experiment_metadata"]
         for k in MERGE_MUST_AGREE:
             a, b = _comparable(m0.get(k)), _comparable(m.get(k))
@@ -201,13 +201,15 @@ def merge(items: list[tuple[dict, dict]], variable: str | None = None, experimen
         if m.get("prompt", {}).get("sha256") != m0.get("prompt", {}).get("sha256"):
             raise PackError(f"cannot merge {name} with {names[0]}: they decoded different prompts")
         for c in doc["configurations"]:
-            digest = json.dumps(c, sort_keys=True)
+            # The same configuration may arrive twice (exp0's baseline copied into exp6a's file): same
+            # repetitions' digests -> the same data, kept once; different data under one id is refused.
+            digests = sorted(r.get("signals_sha256", "") for r in doc["runs"] if r["config_id"] == c["config_id"])
             if c["config_id"] in seen:
-                if seen[c["config_id"]] != digest:
+                if seen[c["config_id"]] != digests:
                     raise PackError(f"cannot merge {name}: config_id '{c['config_id']}' already came from another "
-                                    f"file with different settings; rename one of them")
+                                    f"file with different signals; rename one of them")
                 continue
-            seen[c["config_id"]] = digest
+            seen[c["config_id"]] = digests
             out["configurations"].append(copy.deepcopy(c))
             for r in doc["runs"]:
                 if r["config_id"] == c["config_id"]:
