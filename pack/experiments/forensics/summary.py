@@ -183,6 +183,8 @@ def build_summary(p, ctx, st: dict, reps: list[RepResult], spec) -> RepResult:
     ratio = _storage_ratio(doc, tensors)
     if ratio:
         res.metrics["storage_ratio"], res.info["sidecar_bytes"], res.info["seed_json_bytes"] = ratio
+    else:
+        res.not_applicable["storage_ratio"] = "no configuration produced signals on this machine"
     _detectability(res, doc, tensors, ctx.rep_dir)
     res.info["uniform_json"] = path.name
     return res
