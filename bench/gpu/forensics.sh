@@ -57,7 +57,7 @@ step rows "$(( $(left) - 150 ))" $PY -m pack run mid-exp0 mid-exp1 mid-exp4 mid-
 step overhead "$(( $(left) < 90 ? $(left) - 60 : 90 ))" $PY bench/forensics_overhead.py "${OVERHEAD_ARGS[@]}" --json "$OUT/forensics_overhead.json"
 step compile "$(( $(left) - 40 < 200 ? $(left) - 40 : 200 ))" $PY -m pack run mid-exp2 --scale "$SCALE" --out "$RUNS"
 if [ "$(left)" -gt 110 ]; then
-  step shape30b "$(( $(left) - 30 ))" $PY bench/forensics_30b_fit.py --scale "$SCALE" --out "$RUNS" --json "$OUT/forensics_30b.json"
+  step shape30b "$(( $(left) - 45 ))" $PY bench/forensics_30b_fit.py --scale "$SCALE" --out "$RUNS" --json "$OUT/forensics_30b.json"
 else
   echo "skip shape30b: $(left)s left in the budget" | tee -a "$LOG"
   echo "{\"step\": \"shape30b\", \"status\": \"skipped\", \"seconds\": 0}" >> "$STEPS_JSON"
@@ -68,7 +68,7 @@ for r in mid-exp0 mid-exp1 mid-exp2 mid-exp4 mid-exp5; do
   [ -d "$RUNS/forensics/$r" ] && ROWDIRS+=("$RUNS/forensics/$r")
 done
 if [ ${#ROWDIRS[@]} -gt 0 ]; then
-  step analysis 60 $PY -m pack analyze forensics "${ROWDIRS[@]}" --out "$RUNS/analysis" \
+  step analysis 40 $PY -m pack analyze forensics "${ROWDIRS[@]}" --out "$RUNS/analysis" \
     --title "Forensics detectability on ${GPU} (${DATE}; synthetic mid-qwen3-moe, ${SCALE} scale)"
   [ -f "$RUNS/analysis/analysis.md" ] && cp "$RUNS/analysis/analysis.md" "$OUT/forensics_detectability.md"
   PLOT=$(ls "$RUNS"/analysis/l2_by_layer_batch_size.png "$RUNS"/analysis/l2_by_layer_*.png 2>/dev/null | head -1)

@@ -6,7 +6,9 @@ time (the seed's "~50% GPU utilisation"). Inference runs on a separate non-defau
 
 Overlap is proven from a torch.profiler (Kineto) trace of the measured decode: every kernel event
 is attributed to the thread that launched it (kernel `correlation` -> CUDA runtime launch event ->
-its `tid`); the workload thread's OS thread id is known. The overlap fraction is the time during
+its `tid`); the workload thread's OS thread id is known. If the trace's thread ids cannot be
+matched, the stream whose kernels are longest on average (the workload's big matmuls) is taken as
+the workload's, and the result says which attribution was used. The overlap fraction is the time during
 which an inference kernel and a workload kernel run at once, divided by the inference kernels'
 busy time. This module needs CUDA; on a CPU the configuration is NOT-APPLICABLE (configs.why_not).
 """
@@ -110,28 +112,43 @@ def _intersection(a, b) -> float:
     return total
 
 
-def overlap_from_trace(events: list[dict], workload_tid: int) -> dict:
+def _attribute(kernels: list[dict], launcher: dict, workload_tid: int, main_tid: int | None):
+    """Which kernels are the workload's: by launching thread, else by stream (longest mean kernel)."""
+    tids = [launcher.get(k.get("args", {}).get("correlation")) for k in kernels]
+    if workload_tid in tids:
+        return [t == workload_tid for t in tids], "launching thread (workload thread id)"
+    if main_tid is not None and main_tid in tids:
+        return [t != main_tid for t in tids], "launching thread (everything not launched by the main thread)"
+    by_stream: dict = {}
+    for k in kernels:
+        by_stream.setdefault(k.get("args", {}).get("stream"), []).append(float(k["dur"]))
+    if len(by_stream) < 2:
+        return [False] * len(kernels), "none (one stream)"
+    # the workload's size x size matmuls are far longer than any decode kernel
+    work_stream = max(by_stream, key=lambda s: sum(by_stream[s]) / len(by_stream[s]))
+    return [k.get("args", {}).get("stream") == work_stream for k in kernels], "stream with the longest mean kernel"
+
+
+def overlap_from_trace(events: list[dict], workload_tid: int, main_tid: int | None = None) -> dict:
     """Overlap of inference and workload kernels in a Kineto chrome trace's `traceEvents`.
 
     Returns {inference_kernels, workload_kernels, inference_busy_us, workload_busy_us, window_us,
     overlap_us, overlap_fraction (of inference busy time), workload_utilisation (of the window),
-    streams {inference: [...], workload: [...]}}. Raises ValueError when the trace has no kernels
-    of one side (then overlap is not proven).
+    streams {inference: [...], workload: [...]}, attribution}. Raises ValueError when the trace has
+    no kernels of one side (then overlap is not proven).
     """
     launcher: dict[int, int] = {}
     for ev in events:
         if ev.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in ev.get("args", {}):
             launcher[ev["args"]["correlation"]] = ev.get("tid")
+    kernels = [ev for ev in events if ev.get("cat") == "kernel" and "dur" in ev]
+    is_work, how = _attribute(kernels, launcher, workload_tid, main_tid)
     inf, work = [], []
     streams: dict[str, set] = {"inference": set(), "workload": set()}
-    for ev in events:
-        if ev.get("cat") != "kernel" or "dur" not in ev:
-            continue
-        args = ev.get("args", {})
-        tid = launcher.get(args.get("correlation"))
-        side = "workload" if tid == workload_tid else "inference"
-        (work if side == "workload" else inf).append((float(ev["ts"]), float(ev["ts"]) + float(ev["dur"])))
-        streams[side].add(args.get("stream"))
+    for ev, w in zip(kernels, is_work, strict=True):
+        side = "workload" if w else "inference"
+        (work if w else inf).append((float(ev["ts"]), float(ev["ts"]) + float(ev["dur"])))
+        streams[side].add(ev.get("args", {}).get("stream"))
     if not inf or not work:
         raise ValueError(f"the trace has {len(inf)} inference and {len(work)} workload kernels; overlap is not proven")
     ui, uw = _union(inf), _union(work)
@@ -143,7 +160,7 @@ def overlap_from_trace(events: list[dict], workload_tid: int) -> dict:
     return {"inference_kernels": len(inf), "workload_kernels": len(work), "inference_busy_us": busy_i,
             "workload_busy_us": busy_w, "window_us": window, "overlap_us": ov,
             "overlap_fraction": ov / busy_i if busy_i else 0.0, "workload_utilisation": busy_w / window,
-            "streams": {k: sorted(v, key=str) for k, v in streams.items()}}
+            "streams": {k: sorted(v, key=str) for k, v in streams.items()}, "attribution": how}
 
 
 def load_trace(path: Path) -> list[dict]:
@@ -179,7 +196,8 @@ def run_concurrent(decode, *, size: int, duty_cycle: float, trace_path: Path | N
             with open(raw, "rb") as src, gzip.open(trace_path, "wb") as dst:
                 dst.write(src.read())
             raw.unlink()
-            facts["overlap"] = overlap_from_trace(load_trace(trace_path), wl.native_tid)
+            facts["overlap"] = overlap_from_trace(load_trace(trace_path), wl.native_tid,
+                                                  threading.main_thread().native_id)
             facts["trace"] = trace_path.name
     facts["workload"] = wl.summary()
     return result, facts
