@@ -210,3 +210,19 @@ def test_non_determinism_is_reported_with_the_first_divergence_and_stops(tmp_pat
     fd = base["first_divergence"]
     assert (fd["step"], fd["signal"], fd["layer"], fd["position"]) == (2, "hidden_states", 4, -1)
     assert (d / "reps" / "rep-001" / "signals.safetensors").is_file()  # both versions are kept
+
+
+def test_files_from_two_machines_merge_into_a_cross_hardware_analysis(ci_runs, tmp_path, capsys):
+    """A second 'machine' (the same CPU under another hardware label) gives the cross-hardware path:
+    identical numerics there, so the noise is 0 and eager attention is Strong (SNR infinite)."""
+    out_dir, _, _ = ci_runs
+    code, _, err = pack(capsys, "run", "exp0", "exp4", "--hw", "cpu-b", "--out", str(tmp_path / "b"))
+    assert code == 0, err[-2000:]
+    code, out, _ = pack(capsys, "analyze", "forensics", str(out_dir / "forensics" / "exp0"), str(out_dir / "forensics" / "exp4"),
+                        str(tmp_path / "b" / "forensics"), "--out", str(tmp_path / "a"), "--no-plots")
+    assert code == 0
+    line = next(ln for ln in out.splitlines() if ln.startswith("attention"))
+    assert line.split()[2] == "0" and "∞" in line and line.endswith("Strong")
+    rep = json.loads((tmp_path / "a" / "analysis.json").read_text())["reports"]
+    att = next(r for r in rep if r["experiment"] == "attention")
+    assert att["hardware"] == ["cpu", "cpu-b"] and set(att["cross_hardware_detectability"]) == {"cpu->cpu-b", "cpu-b->cpu"}

@@ -244,11 +244,14 @@ def summary_row(rep: dict) -> dict:
     for hw_rows in rep["within_hardware_detectability"].values():
         for row in hw_rows.values():
             signals |= {s for s in row["distance"] if isinstance(row["distance"][s], dict)}
-    for sig in sorted(signals):
+    for sig in sorted(signals | set(rep["noise"])):
         vals = [row["distance"][sig]["mean"] for hw_rows in rep["within_hardware_detectability"].values()
                 for row in hw_rows.values() if sig in row["distance"]]
-        max_signal = max(vals) if vals else 0.0
         noise = rep["noise"].get(sig)
+        if not vals:  # the reference experiment: only the cross-hardware noise itself
+            rows[sig] = {"baseline_l2": noise, "max_signal_l2": None, "snr": None, "detectability": "n/a (no variant)"}
+            continue
+        max_signal = max(vals)
         snr = _ratio(max_signal, noise) if noise is not None else None
         rows[sig] = {"baseline_l2": noise, "max_signal_l2": max_signal, "snr": snr, "detectability": classify(snr)}
     return {"experiment": rep["experiment"], "variable": rep["variable"], "one_hardware_kind": rep["one_hardware_kind"],

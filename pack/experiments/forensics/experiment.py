@@ -78,7 +78,7 @@ def prepare(p, ctx) -> dict:
     baseline_source = None
     runnable = any(c.not_applicable is None for c in planned)
     if p.experiment_type != "reference" and runnable:
-        baseline_source = find_baseline(p, ctx, hw_name, sw)
+        baseline_source = find_baseline(p, ctx, f"{tag}|{hw_name}", sw)
         if baseline_source is None and p.experiment_type != "cuda_version":
             planned.insert(0, Config("baseline", dict(base), is_baseline=True,
                                      extra={"variable_value": base[p.variable] if p.variable else None,
@@ -87,7 +87,7 @@ def prepare(p, ctx) -> dict:
     prompt = runner.get_prompts(ctx, p, 1)[0]
     st = {"hardware_tag": tag, "hardware": hw_name, "software": sw, "attention": attention, "facts": facts,
           "layers": list(layers), "positions": list(positions), "baseline_settings": base,
-          "baseline_source": baseline_source, "signature": signature(p, hw_name, sw),
+          "baseline_source": baseline_source, "signature": signature(p, f"{tag}|{hw_name}", sw),
           "prompt": {"text": prompt.text, "sha256": prompt.sha256, "tokens": len(prompt.token_ids),
                      "document_tokens": prompt.n_doc_tokens, "document": prompt.document,
                      "chat_template": bool(getattr(tok, "chat_template", None))},
@@ -100,7 +100,7 @@ def prepare(p, ctx) -> dict:
 
 
 def signature(p, hw_name: str, sw: dict) -> str:
-    """Same model, prompt, extraction and machine kind: a baseline that stands in for this run's.
+    """Same model, prompt, extraction and machine kind ("<tag>|<name>"): a baseline that stands in for this run's.
     CUDA and torch versions are excluded (exp6 compares exactly those); they are recorded per config."""
     return configs.signature_hash({**p.baseline_signature(), "hardware": hw_name})
 
