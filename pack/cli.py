@@ -352,6 +352,11 @@ def env(diff, include_volatile, no_torch):
 from .launch.cli import launch_group  # noqa: E402  (click only; the launchers load inside the commands)
 
 cli.add_command(launch_group)
+from .cli_forensics import analyze as _forensics_analyze  # noqa: E402  (imports click only)
+from .cli_forensics import export as _forensics_export  # noqa: E402
+
+cli.add_command(_forensics_analyze)
+cli.add_command(_forensics_export)
 
 
 def main(argv=None) -> None:

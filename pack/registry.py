@@ -22,6 +22,7 @@ EXPERIMENTS: dict[str, str] = {
     "ecmoe_task2": "pack.experiments.ecmoe.task2",
     "ecmoe_gsm8k": "pack.experiments.ecmoe.gsm8k",
     "latent_inference": "pack.experiments.latent_inference",
+    "forensics": "pack.experiments.forensics.experiment",
 }
 
 

@@ -1,0 +1,213 @@
+"""Parameters of a forensics row and the configurations (baseline + variants) it runs.
+
+Row params (manifests/forensics.yaml):
+
+    experiment_type   reference | batch_size | compile | quantization | attention |
+                      concurrent_streams | cuda_version | tensor_parallel | expert_parallel
+    values            the variable's values for this row (batch sizes, ["gptq", "bnb"], [2, 4], ...)
+    model             synthetic:<name>, a local checkpoint folder or a hub id
+    model_seed        seed of a synthetic model's random initialisation
+    dtype             torch dtype the model runs in (bfloat16)
+    attention         baseline attention: auto (flash_attention_2 where installed, else sdpa), sdpa, eager
+    prompt_tokens     document tokens per prompt (~6000 at full)
+    decode_steps      greedy steps (30 at full)
+    layers            [1, 2, 4, 12, last]; positions [-3, -2, -1]; top_k 10
+    documents         builtin, or a list of .pdf / text files (one per batch row)
+    request           the summary request after the document
+    baseline_row      the row whose data is this experiment's baseline (exp0); run in-run if absent
+    cpu_threads       torch threads on a CPU (fixed: CPU numerics depend on the thread count)
+    quantization_checkpoints  {gptq: spec, bnb: spec}: pre-quantized checkpoints (exp3)
+    streams           {matmul_size, duty_cycle}: the concurrent workload (exp5)
+    compile_backend   torch.compile backend for exp2 (inductor; aot_eager at smoke scale)
+    provider          recorded in each configuration (RunPod, AWS, local; $PACK_PROVIDER wins)
+
+A configuration is the baseline settings with the experiment's variable changed:
+
+    batch_size 1 · compile false · attention_impl <resolved> · quantization <checkpoint's or dtype>
+    concurrent_streams false · tp_size 1 · ep_size 1 · cuda_version <this process's>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from ...errors import PackError
+
+EXPERIMENTS: dict[str, str | None] = {  # experiment_type -> the variable it tests
+    "reference": None,
+    "batch_size": "batch_size",
+    "compile": "compile",
+    "quantization": "quantization",
+    "attention": "attention_impl",
+    "concurrent_streams": "concurrent_streams",
+    "cuda_version": "cuda_version",
+    "tensor_parallel": "tp_size",
+    "expert_parallel": "ep_size",
+}
+DEFAULTS = {
+    "model": "synthetic:tiny-qwen3-moe", "model_seed": 0, "dtype": "bfloat16", "attention": "auto",
+    "prompt_tokens": 6000, "decode_steps": 30, "layers": [1, 2, 4, 12, "last"], "positions": [-3, -2, -1],
+    "top_k": 10, "documents": "builtin", "request": "Provide a summary of the document above.",
+    "values": [], "baseline_row": None, "cpu_threads": None, "quantization_checkpoints": {},
+    "streams": {"matmul_size": 8192, "duty_cycle": 0.5}, "provider": None, "compile_backend": "inductor",
+}
+KNOWN = set(DEFAULTS) | {"experiment_type"}
+QUANT_METHODS = ("gptq", "bnb", "awq")
+
+
+@dataclass(frozen=True)
+class Params:
+    experiment_type: str
+    raw: dict
+
+    def __getattr__(self, name):
+        try:
+            return self.raw[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def variable(self) -> str | None:
+        return EXPERIMENTS[self.experiment_type]
+
+    def baseline_signature(self, include_versions: bool = True) -> dict:
+        """What must match for another run's baseline to stand in for this one's."""
+        keys = ("model", "model_seed", "dtype", "attention", "prompt_tokens", "decode_steps", "layers",
+                "positions", "top_k", "documents", "request", "cpu_threads")
+        return {k: self.raw[k] for k in keys}
+
+
+def parse(params: dict) -> Params:
+    """Validate a row's params (one sentence per problem, raised as PackError)."""
+    unknown = sorted(set(params) - KNOWN)
+    if unknown:
+        import difflib
+
+        hints = [f"'{u}'" + (f" (did you mean '{c[0]}'?)" if (c := difflib.get_close_matches(u, KNOWN, n=1)) else "")
+                 for u in unknown]
+        raise PackError(f"unknown forensics param(s) {', '.join(hints)}; known: {', '.join(sorted(KNOWN))}")
+    et = params.get("experiment_type")
+    if et not in EXPERIMENTS:
+        raise PackError(f"params.experiment_type '{et}' is not one of {', '.join(EXPERIMENTS)}")
+    raw = {**DEFAULTS, **params}
+    for k in ("prompt_tokens", "decode_steps", "top_k"):
+        if isinstance(raw[k], bool) or not isinstance(raw[k], int) or raw[k] < 1:
+            raise PackError(f"params.{k} must be a positive integer (got {raw[k]!r})")
+    if not isinstance(raw["layers"], list) or not raw["layers"]:
+        raise PackError("params.layers must be a non-empty list such as [1, 2, 4, 12, last]")
+    values = raw["values"]
+    if et == "reference":
+        if values:
+            raise PackError("params.values must be empty for the reference experiment (it has no variable)")
+    elif not isinstance(values, list) or not values:
+        raise PackError(f"params.values must list the values of {EXPERIMENTS[et]} to test")
+    if et in ("batch_size", "tensor_parallel", "expert_parallel"):
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or v < 2]
+        if bad:
+            raise PackError(f"params.values for {et} must be integers >= 2 (got {bad})")
+    if et == "quantization":
+        bad = [v for v in values if v not in QUANT_METHODS]
+        if bad:
+            raise PackError(f"params.values for quantization must be among {', '.join(QUANT_METHODS)} (got {bad})")
+    if et == "attention" and any(v not in ("eager", "sdpa", "flash_attention_2") for v in values):
+        raise PackError("params.values for attention must be among eager, sdpa, flash_attention_2")
+    if et == "cuda_version" and (len(values) != 1 or not isinstance(values[0], str)):
+        raise PackError("params.values for cuda_version must be one version string such as ['11.8'] (one image per row)")
+    return Params(experiment_type=et, raw=raw)
+
+
+def label_for(experiment_type: str, value) -> str:
+    """Short, stable config label used in metric names and config ids."""
+    return {
+        "batch_size": lambda v: f"bs{v}", "compile": lambda v: "compile", "quantization": lambda v: str(v),
+        "attention": lambda v: str(v), "concurrent_streams": lambda v: "streams",
+        "cuda_version": lambda v: "cu" + str(v).replace(".", ""), "tensor_parallel": lambda v: f"tp{v}",
+        "expert_parallel": lambda v: f"ep{v}",
+    }[experiment_type](value)
+
+
+@dataclass
+class Config:
+    """One configuration to run: label ("baseline", "bs2", ...), full settings, runnable or why not."""
+
+    label: str
+    settings: dict
+    is_baseline: bool = False
+    not_applicable: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def variable_value(self):
+        return self.extra.get("variable_value")
+
+
+def baseline_settings(attention_impl: str, quantization: str, cuda_version: str | None) -> dict:
+    return {"batch_size": 1, "compile": False, "attention_impl": attention_impl, "quantization": quantization,
+            "concurrent_streams": False, "tp_size": 1, "ep_size": 1, "cuda_version": cuda_version}
+
+
+def plan(p: Params, base: dict, *, device: str, n_gpus: int, model_facts: dict) -> list[Config]:
+    """The variants of this experiment (the baseline is added by the caller when it must run in-run).
+
+    model_facts: n_kv_heads, n_experts (TP/EP divisibility), synthetic (bool), cuda_running (torch's
+    CUDA version or None).
+    """
+    out: list[Config] = []
+    if p.experiment_type == "reference":
+        return [Config("baseline", dict(base), is_baseline=True, extra={"variable_value": None})]
+    var = p.variable
+    for v in p.values:
+        value = v
+        if p.experiment_type in ("compile", "concurrent_streams"):
+            value = True
+        settings = dict(base)
+        settings[var] = value
+        cfg = Config(label_for(p.experiment_type, v), settings, extra={"variable_value": value})
+        cfg.not_applicable = why_not(p, cfg, device=device, n_gpus=n_gpus, model_facts=model_facts)
+        out.append(cfg)
+    return out
+
+
+def why_not(p: Params, cfg: Config, *, device: str, n_gpus: int, model_facts: dict) -> str | None:
+    """A reason this configuration cannot run on this machine, or None."""
+    s = cfg.settings
+    if s["concurrent_streams"] and device != "cuda":
+        return "concurrent CUDA streams need a CUDA GPU; this run is on the CPU"
+    if p.experiment_type == "cuda_version":
+        want, have = str(cfg.variable_value), model_facts.get("cuda_running")
+        if device != "cuda" or not have:
+            return f"this configuration measures CUDA {want}; this process has no CUDA (run it in image cu{want.replace('.', '')})"
+        if not str(have).startswith(want):
+            return f"this configuration measures CUDA {want}; this process runs torch built for CUDA {have} (use image cu{want.replace('.', '')})"
+    if p.experiment_type in ("tensor_parallel", "expert_parallel"):
+        n = cfg.variable_value
+        if device == "cuda" and n_gpus < n:
+            return f"{p.experiment_type.replace('_', ' ')} {n} needs {n} GPUs; this machine has {n_gpus}"
+        if p.experiment_type == "tensor_parallel" and model_facts.get("n_kv_heads", 1) % n:
+            return f"tp_size {n} does not divide the model's {model_facts['n_kv_heads']} KV heads"
+        if p.experiment_type == "expert_parallel" and model_facts.get("n_experts", 0) % n:
+            return f"ep_size {n} does not divide the model's {model_facts['n_experts']} experts"
+    if p.experiment_type == "quantization":
+        return _quant_not_applicable(p, str(cfg.variable_value), device, model_facts)
+    return None
+
+
+def _quant_not_applicable(p: Params, method: str, device: str, facts: dict) -> str | None:
+    import importlib.util
+
+    ckpt = (p.quantization_checkpoints or {}).get(method)
+    backend = {"gptq": "gptqmodel", "awq": "gptqmodel", "bnb": "bitsandbytes"}[method]
+    if ckpt is None and not (method == "bnb" and facts.get("synthetic")):
+        return (f"no pre-quantized {method} checkpoint is configured (params.quantization_checkpoints.{method}); "
+                f"a synthetic model can only be quantized on the fly with bitsandbytes")
+    if importlib.util.find_spec(backend) is None:
+        return f"the {method} backend '{backend}' is not installed here (pip install {backend})"
+    if device != "cuda":
+        return f"{method} 4-bit kernels need a CUDA GPU; this run is on the CPU"
+    return None
+
+
+def signature_hash(sig: dict) -> str:
+    return hashlib.sha256(json.dumps(sig, sort_keys=True, default=str).encode()).hexdigest()[:16]

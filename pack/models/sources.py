@@ -1,0 +1,198 @@
+"""Model sources behind one spec string, loaded with transformers.
+
+    synthetic:<name>      a built-in architecture random-initialised with a fixed seed (synthetic.py)
+    /path/to/checkpoint   a local save_pretrained folder (config.json + weights + tokenizer)
+    org/name              a Hugging Face hub id (downloaded or taken from the local HF cache)
+
+`load_causal_lm` returns the model in eval mode, its tokenizer and a small `info` dict recorded in
+provenance (source, dtype, attention implementation actually in use, quantization method, a cheap
+weights fingerprint). Heavy imports happen inside the functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import PackError, require
+
+SYNTHETIC = "synthetic:"
+ATTENTION_CHOICES = ("auto", "sdpa", "eager", "flash_attention_2")
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    info: dict = field(default_factory=dict)
+
+
+def is_synthetic(spec: str) -> bool:
+    return spec.startswith(SYNTHETIC)
+
+
+def looks_like_path(spec: str) -> bool:
+    """A spec names a local folder when it starts like a path or exists; `org/name` is a hub id."""
+    return spec.startswith(("/", ".", "~")) or Path(spec).expanduser().exists()
+
+
+def check_source(spec: str) -> None:
+    """Raise one clear sentence for a spec that cannot possibly load (before any heavy import)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise PackError("params.model is empty; give 'synthetic:<name>', a local checkpoint folder or a hub id")
+    if is_synthetic(spec):
+        from .synthetic import arch
+
+        arch(spec[len(SYNTHETIC):])  # unknown name -> ManifestError with close matches
+        return
+    if looks_like_path(spec):
+        p = Path(spec).expanduser()
+        if not p.exists():
+            raise PackError(f"model path '{spec}' does not exist; pass a save_pretrained folder or a hub id")
+        if not (p / "config.json").is_file():
+            raise PackError(f"model path '{spec}' has no config.json; it is not a transformers checkpoint folder")
+
+
+def flash_attention_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def resolve_attention(requested: str, device: str) -> str:
+    """'auto' is the seed's default: flash_attention_2 where it is installed and on CUDA, else sdpa."""
+    if requested not in ATTENTION_CHOICES:
+        raise PackError(f"attention '{requested}' is not one of {', '.join(ATTENTION_CHOICES)}")
+    if requested == "auto":
+        return "flash_attention_2" if device.startswith("cuda") and flash_attention_available() else "sdpa"
+    if requested == "flash_attention_2" and not (device.startswith("cuda") and flash_attention_available()):
+        raise PackError("attention 'flash_attention_2' needs the flash-attn package and a CUDA GPU; use 'auto' or 'sdpa'")
+    return requested
+
+
+def weights_fingerprint(model, max_bytes_per_tensor: int = 1 << 16) -> str:
+    """sha256 over every parameter's name, shape, dtype and first 64 KiB: cheap even at 30B, and enough
+    to tell two random initialisations or two checkpoints apart."""
+    h = hashlib.sha256()
+    for name, p in model.named_parameters():
+        t = p.detach()
+        if hasattr(t, "to_local"):  # DTensor under tensor parallelism: the local shard
+            t = t.to_local()
+        flat = t.reshape(-1)
+        n = max(1, max_bytes_per_tensor // max(1, flat.element_size()))
+        head = flat[:n].float().cpu().numpy().tobytes()
+        h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
+        h.update(head)
+    return h.hexdigest()
+
+
+def _quant_method(model) -> str | None:
+    qc = getattr(model.config, "quantization_config", None)
+    if qc is None:
+        return None
+    return qc.get("quant_method") if isinstance(qc, dict) else str(getattr(qc, "quant_method", "unknown"))
+
+
+def load_causal_lm(spec: str, *, dtype: str = "bfloat16", device: str = "cpu", attention: str = "auto",
+                   seed: int = 0, quantization_config: Any = None, distributed_config: Any = None) -> LoadedModel:
+    """Load `spec` (see module docstring) for inference.
+
+    quantization_config: a transformers quantization config applied while loading (e.g. bitsandbytes
+    4-bit); a synthetic model is first written as a checkpoint so that the real loading path runs.
+    distributed_config: transformers.distributed.DistributedConfig for tensor / expert parallel runs
+    under torchrun (the process group must be initialised by torchrun's environment).
+    """
+    check_source(spec)
+    torch = require("torch", "hf", "forensics models")
+    transformers = require("transformers", "hf", "forensics models")
+    attn = resolve_attention(attention, device)
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise PackError(f"dtype '{dtype}' is not a torch dtype; use bfloat16, float16 or float32")
+    info: dict = {"source": spec, "dtype": dtype, "attention": attn, "device": device}
+    if is_synthetic(spec) and quantization_config is None and distributed_config is None:
+        from . import synthetic
+
+        name = spec[len(SYNTHETIC):]
+        model = synthetic.build_model(name, seed=seed, dtype=dtype, device=device, attn_implementation=attn)
+        tok = synthetic.build_tokenizer()
+        info.update(kind="synthetic", seed=seed)
+    else:
+        path = spec
+        if is_synthetic(spec):  # quantized or distributed synthetic: go through a real checkpoint
+            path = str(synthetic_checkpoint(spec[len(SYNTHETIC):], dtype=dtype, seed=seed))
+            info.update(kind="synthetic-checkpoint", seed=seed, checkpoint=path)
+        else:
+            info.update(kind="local" if looks_like_path(spec) else "hub")
+        kw: dict = {"dtype": torch_dtype, "attn_implementation": attn}
+        if quantization_config is not None:
+            kw["quantization_config"] = quantization_config
+        if distributed_config is not None:
+            kw["distributed_config"] = distributed_config
+        elif device != "cpu":
+            kw["device_map"] = device
+        try:
+            model = transformers.AutoModelForCausalLM.from_pretrained(path, **kw)
+            tok = transformers.AutoTokenizer.from_pretrained(path)
+        except OSError as e:  # not on disk and not downloadable (offline, private, misspelt)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PackError(f"could not load model '{spec}': {first}") from None
+        except ImportError as e:  # a quantized checkpoint whose backend is missing
+            raise PackError(f"model '{spec}' needs a backend that is not installed: {e}") from None
+        model.eval()
+    info["quantization"] = _quant_method(model)
+    info["n_layers"] = int(model.config.num_hidden_layers)
+    info["attention_in_use"] = getattr(model.config, "_attn_implementation", attn)
+    info["experts_implementation"] = getattr(model.config, "_experts_implementation", None)  # MoE kernel path
+    return LoadedModel(model=model, tokenizer=tok, info=info)
+
+
+def synthetic_checkpoint(name: str, *, dtype: str, seed: int) -> Path:
+    """A save_pretrained copy of a synthetic model (cached by name, dtype and seed)."""
+    import os
+
+    from . import synthetic
+
+    root = Path(os.environ.get("PACK_CACHE", Path.home() / ".cache" / "pack")) / "checkpoints"
+    path = root / f"{name}-{dtype}-seed{seed}"
+    if not (path / "config.json").is_file():
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        synthetic.save(name, tmp, seed=seed, dtype=dtype)
+        try:
+            os.replace(tmp, path)
+        except OSError:  # another process (another torchrun rank) wrote it first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def load_config(spec: str):
+    """The transformers config of `spec` without loading weights (for layer checks and shapes)."""
+    check_source(spec)
+    transformers = require("transformers", "hf", "forensics models")
+    if is_synthetic(spec):
+        from .synthetic import make_config
+
+        return make_config(spec[len(SYNTHETIC):])
+    try:
+        return transformers.AutoConfig.from_pretrained(spec)
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise PackError(f"could not load the config of model '{spec}': {first}") from None
+
+
+def load_tokenizer(spec: str):
+    check_source(spec)
+    transformers = require("transformers", "hf", "forensics models")
+    if is_synthetic(spec):
+        from .synthetic import build_tokenizer
+
+        return build_tokenizer()
+    try:
+        return transformers.AutoTokenizer.from_pretrained(spec)
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise PackError(f"could not load the tokenizer of model '{spec}': {first}") from None
