@@ -16,6 +16,8 @@ Row params (manifests/forensics.yaml):
     request           the summary request after the document
     baseline_row      the row whose data is this experiment's baseline (exp0); run in-run if absent
     cpu_threads       torch threads on a CPU (fixed: CPU numerics depend on the thread count)
+    deterministic     torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG=:4096:8 (default true:
+                      on an H200 the MoE baseline diverged between repetitions without it, 2026-11-22)
     quantization_checkpoints  {gptq: spec, bnb: spec}: pre-quantized checkpoints (exp3)
     streams           {matmul_size, duty_cycle}: the concurrent workload (exp5)
     compile_backend   torch.compile backend for exp2 (inductor; aot_eager at smoke scale)
@@ -52,6 +54,7 @@ DEFAULTS = {
     "top_k": 10, "documents": "builtin", "request": "Provide a summary of the document above.",
     "values": [], "baseline_row": None, "cpu_threads": None, "quantization_checkpoints": {},
     "streams": {"matmul_size": 8192, "duty_cycle": 0.5}, "provider": None, "compile_backend": "inductor",
+    "deterministic": True,
 }
 KNOWN = set(DEFAULTS) | {"experiment_type"}
 QUANT_METHODS = ("gptq", "bnb", "awq")
@@ -75,7 +78,7 @@ class Params:
     def baseline_signature(self, include_versions: bool = True) -> dict:
         """What must match for another run's baseline to stand in for this one's."""
         keys = ("model", "model_seed", "dtype", "attention", "prompt_tokens", "decode_steps", "layers",
-                "positions", "top_k", "documents", "request", "cpu_threads")
+                "positions", "top_k", "documents", "request", "cpu_threads", "deterministic")
         return {k: self.raw[k] for k in keys}
 
 

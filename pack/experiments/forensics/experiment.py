@@ -14,6 +14,7 @@ summarize the experiment's uniform JSON + safetensors sidecar (summary/<name>.js
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 
 from ...errors import PackError, require
@@ -31,9 +32,14 @@ def _now() -> str:
 
 
 def _threads(p, ctx) -> None:
+    torch = require("torch", "hf", "the forensics experiments")
     if ctx.device == "cpu" and p.cpu_threads:
-        torch = require("torch", "hf", "the forensics experiments")
         torch.set_num_threads(int(p.cpu_threads))
+    if p.deterministic:
+        # Set before the first matmul creates a cuBLAS handle. An op without a deterministic
+        # implementation then raises, and that configuration becomes ERROR with the message.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
 
 
 def _model_facts(cfg) -> dict:
