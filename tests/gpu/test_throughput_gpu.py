@@ -47,6 +47,10 @@ def test_null_rerun_clean_then_contaminated_by_a_coresident_load(tmp_path):
     finally:
         load.kill()
         load.wait()
-    assert any("another process holds GPU" in c for c in loaded["contamination"]), loaded["contamination"]
+    # Which direct signal fires first depends on the host: NVML's process list in a sandboxed
+    # container may miss a process started moments earlier (seen on an H200, 2026-11-22), while the
+    # power-cap throttle and busy-GPU checks still catch the load. Any one of them must.
+    signals = ("another process holds GPU", "GPU throttled", "busy before the measurement")
+    assert any(s in c for c in loaded["contamination"] for s in signals), loaded["contamination"]
     v = verify_run(loaded_dir)
-    assert v.verdict == "CONTAMINATED" and "another process holds GPU" in v.why and "rerun" in v.why
+    assert v.verdict == "CONTAMINATED" and any(s in v.why for s in signals) and "rerun" in v.why
