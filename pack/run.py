@@ -252,6 +252,11 @@ def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: b
         record["status"] = "error"
         record["errors"]["__run__"] = f"exceeded the row's max runtime of {rrow.max_runtime_s:g} s (watchdog)"
         log(record["errors"]["__run__"])
+    except PackError as e:  # bad input met inside a repetition: record it, keep what finished, then tell the user
+        record["status"] = "error"
+        record["errors"]["__run__"] = str(e)
+        _finish(run_dir, record, started, ctx, log)
+        raise
     except KeyboardInterrupt:
         record["status"] = "interrupted"
         log("interrupted; finished repetitions are kept, continue with --resume")
@@ -264,6 +269,8 @@ def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: b
 
 
 def _finish(run_dir: Path, record: dict, started: float, ctx, log) -> None:
+    for partial in (run_dir / "reps").glob(".rep-*.tmp"):  # a repetition that never finished is not a result
+        shutil.rmtree(partial, ignore_errors=True)
     record["finished_at"] = _now()
     record["wall_s"] = round(time.monotonic() - started, 3)
     record["counters"] = dict(ctx.counters) if ctx else {}

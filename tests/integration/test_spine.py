@@ -261,3 +261,15 @@ def test_cpu_row_reference_holds_on_any_host(pack):
     pack("run", "int6-clip-search", env={"PACK_HW": "g6e.xlarge"}, check=0)
     res = pack("verify", "local-ablation", check=0)
     assert "PASS" in res.stdout and "g6e.xlarge" in res.stdout
+
+
+def test_bad_input_inside_a_rep_is_recorded_not_left_running(pack, home, tmp_path):
+    text = (home / "manifests" / "latent-bridge.yaml").read_text()
+    text = text.replace("formats: [fp16, int8, int6, int4]", "formats: [fp16, int3]", 1)
+    (home / "manifests" / "latent-bridge.yaml").write_text(text)
+    res = pack("run", "wire-compression")
+    assert res.returncode == 2 and "unknown format 'int3'" in res.stderr and "Traceback" not in res.stderr
+    run = latest(tmp_path / "runs", "latent-bridge", "wire-compression")
+    rec = json.loads((run / "run.json").read_text())
+    assert rec["status"] == "error" and "int3" in rec["errors"]["__run__"]
+    assert "ERROR" in pack("verify", run).stdout
