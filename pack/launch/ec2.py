@@ -20,7 +20,7 @@ from .. import catalog
 from ..errors import LaunchError, require
 from . import settings, userdata
 from .lifecycle import Launcher, Status
-from .sink import count_reps, open_sink, read_status, write_status
+from .sink import count_reps, fetch_into, open_sink, read_status, write_status
 from .spec import LaunchSpec, iso
 
 TAG_ID, TAG_EXPIRES, TAG_ROWS = "pack:launch-id", "pack:expires-at", "pack:rows"
@@ -195,13 +195,7 @@ class EC2Launcher(Launcher):
         return Status("running", f"instance {state}, {st.get('state', 'booting')}", reps)
 
     def fetch(self, rec: dict, dest) -> int:
-        sink = open_sink(rec["results"], self.session())
-        n = sink.download_dir("runs", dest)
-        log = sink.get_bytes("launch.log")
-        if log is not None:
-            (dest / "launches").mkdir(parents=True, exist_ok=True)
-            (dest / "launches" / f"{rec['launch_id']}.log").write_bytes(log)
-        return n
+        return fetch_into(open_sink(rec["results"], self.session()), rec["launch_id"], dest)
 
     def teardown(self, rec: dict) -> str:
         iid = rec.get("handle", {}).get("instance_id")

@@ -21,7 +21,7 @@ import os
 from ..errors import LaunchError, require
 from . import settings
 from .lifecycle import Launcher, Status
-from .sink import count_reps, open_sink, read_status
+from .sink import count_reps, fetch_into, open_sink, read_status
 from .spec import LaunchSpec, iso
 
 NAME_PREFIX = "pack-"
@@ -144,13 +144,7 @@ class RunPodLauncher(Launcher):
         return Status("running", f"pod {pod.get('desiredStatus', '?')}, {st.get('state', 'starting')}", reps)
 
     def fetch(self, rec: dict, dest) -> int:
-        sink = open_sink(rec["results"])
-        n = sink.download_dir("runs", dest)
-        log = sink.get_bytes("launch.log")
-        if log is not None:
-            (dest / "launches").mkdir(parents=True, exist_ok=True)
-            (dest / "launches" / f"{rec['launch_id']}.log").write_bytes(log)
-        return n
+        return fetch_into(open_sink(rec["results"]), rec["launch_id"], dest)
 
     def teardown(self, rec: dict) -> str:
         pid = rec.get("handle", {}).get("instance_id")

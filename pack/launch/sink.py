@@ -120,6 +120,19 @@ def open_sink(uri: str, session=None):
     raise LaunchError(f"results location '{uri}' is neither s3://bucket/prefix nor file:///path")
 
 
+def fetch_into(sink, launch_id: str, dest: Path) -> int:
+    """Copy a launch's runs (and its remote log, as launches/<id>.log) from the sink into dest.
+
+    Returns the number of run files fetched.
+    """
+    n = sink.download_dir("runs", dest)
+    log = sink.get_bytes("launch.log")
+    if log is not None:
+        (dest / "launches").mkdir(parents=True, exist_ok=True)
+        (dest / "launches" / f"{launch_id}.log").write_bytes(log)
+    return n
+
+
 def read_status(sink) -> dict | None:
     raw = sink.get_bytes("status.json")
     if raw is None:
