@@ -45,6 +45,7 @@ from pathlib import Path
 
 from ..errors import ManifestError
 from ..results import RepResult, RunContext
+from .argv import render_args
 
 TAIL_LINES = 12
 TAKES = ("last", "first", "mean", "sum", "count", "max", "min")
@@ -175,23 +176,6 @@ def parse(text: str, parsers: list[dict], arm: str) -> tuple[dict, list[str]]:
             metrics[metric] = {"last": vals[-1], "first": vals[0], "mean": sum(vals) / len(vals),
                                "sum": sum(vals), "count": float(len(vals)), "max": max(vals), "min": min(vals)}[take]
     return metrics, unmatched
-
-
-_TEMPLATE = re.compile(r"\{(\w+)\}")
-
-
-def render_args(args: list, params: dict, _depth: int = 0) -> list[str]:
-    """Fill {name} from params; "{name}" with a list value splices the list (its items rendered too,
-    to a depth of 3). Unknown names stay as written."""
-    out: list[str] = []
-    for a in args:
-        a = str(a)
-        whole = _TEMPLATE.fullmatch(a)
-        if whole and isinstance(params.get(whole.group(1)), list) and _depth < 3:
-            out += render_args(params[whole.group(1)], params, _depth + 1)
-            continue
-        out.append(_TEMPLATE.sub(lambda m: str(params[m.group(1)]) if m.group(1) in params else m.group(0), a))
-    return out
 
 
 def tail(path: Path, n: int = TAIL_LINES) -> str:

@@ -67,7 +67,7 @@ def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult
     if isinstance(spec, dict) and spec.get("model") and not spec.get("bytes_per_token"):
         from ...errors import PackError
         from ...models.gguf import check_gguf
-        from ..command import render_args
+        from ..argv import render_args
         from .roofline import gguf_bytes_per_token
 
         try:
