@@ -122,7 +122,8 @@ def load_causal_lm(spec: str, *, dtype: str = "bfloat16", device: str = "cpu", a
     else:
         path = spec
         if is_synthetic(spec):  # quantized or distributed synthetic: go through a real checkpoint
-            path = str(synthetic_checkpoint(spec[len(SYNTHETIC):], dtype=dtype, seed=seed))
+            path = str(synthetic_checkpoint(spec[len(SYNTHETIC):], dtype=dtype, seed=seed,
+                                            init_device=init_device_for(device)))
             info.update(kind="synthetic-checkpoint", seed=seed, checkpoint=path)
         else:
             info.update(kind="local" if looks_like_path(spec) else "hub")
@@ -149,17 +150,27 @@ def load_causal_lm(spec: str, *, dtype: str = "bfloat16", device: str = "cpu", a
     return LoadedModel(model=model, tokenizer=tok, info=info)
 
 
-def synthetic_checkpoint(name: str, *, dtype: str, seed: int) -> Path:
-    """A save_pretrained copy of a synthetic model (cached by name, dtype and seed)."""
+def init_device_for(device: str) -> str:
+    """Where a synthetic model's random init runs: 'cuda' (CUDA RNG) for any GPU device, else 'cpu'."""
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
+
+def synthetic_checkpoint(name: str, *, dtype: str, seed: int, init_device: str = "cpu") -> Path:
+    """A save_pretrained copy of a synthetic model (cached by name, dtype, seed and init device).
+
+    The CPU and CUDA random generators give different weights for the same seed, so a checkpoint
+    that must match an in-process model (the TP/EP ranks against the single-GPU baseline) is
+    initialised on the same kind of device as that model.
+    """
     import os
 
     from . import synthetic
 
     root = Path(os.environ.get("PACK_CACHE", Path.home() / ".cache" / "pack")) / "checkpoints"
-    path = root / f"{name}-{dtype}-seed{seed}"
+    path = root / f"{name}-{dtype}-seed{seed}-init{init_device}"
     if not (path / "config.json").is_file():
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        synthetic.save(name, tmp, seed=seed, dtype=dtype)
+        synthetic.save(name, tmp, seed=seed, dtype=dtype, device=init_device)
         try:
             os.replace(tmp, path)
         except OSError:  # another process (another torchrun rank) wrote it first

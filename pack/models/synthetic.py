@@ -155,9 +155,13 @@ def build_model(name: str, *, seed: int = 0, dtype: str = "float32", device: str
     return model
 
 
-def save(name: str, path: Path, *, seed: int = 0, dtype: str = "float32", **overrides) -> Path:
-    """Write a synthetic model + tokenizer with save_pretrained (a real local checkpoint for tests)."""
-    model = build_model(name, seed=seed, dtype=dtype, **overrides)
+def save(name: str, path: Path, *, seed: int = 0, dtype: str = "float32", device: str = "cpu", **overrides) -> Path:
+    """Write a synthetic model + tokenizer with save_pretrained (a real local checkpoint for tests).
+
+    `device` is where the random init runs: the same seed gives different weights on the CPU and
+    on CUDA (different generators), so match the device of the model it must equal.
+    """
+    model = build_model(name, seed=seed, dtype=dtype, device=device, **overrides)
     tok = build_tokenizer()
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path, safe_serialization=True)

@@ -27,6 +27,7 @@ def test_parallel_rows_run_under_torchrun(tmp_path, capsys, row, label, name):
     rec = json.loads((run_dir / "run.json").read_text())
     assert rec["status"] == "complete", rec["errors"]
     m = {k: v["values"][0] for k, v in rec["metrics"].items()}
+    assert f"{label}.reps_bit_identical" in m, rec["errors"]  # a failed torchrun launch says why here
     assert m[f"{label}.reps_bit_identical"] == 1 and m["uniform_json_valid"] == 1
     assert m[f"{label}.l2_hidden_last"] >= 0 and m[f"{label}.first_token_divergence"] >= -1
     doc = json.loads((run_dir / "summary" / f"{name}.json").read_text())

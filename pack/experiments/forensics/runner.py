@@ -175,7 +175,7 @@ def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: 
 def run_distributed(ctx, p: Params, cfg: Config, spec: ExtractionSpec, prompt_ids: list[int], attention: str) -> dict:
     """Run all repetitions of a TP/EP configuration in one torchrun launch (at rep 0); later reps
     read the stored results. Returns rank 0's report: {reps: [{runtime_s, digest, ...}], ...}."""
-    from ...models.sources import is_synthetic, synthetic_checkpoint
+    from ...models.sources import init_device_for, is_synthetic, synthetic_checkpoint
     from . import distributed
 
     job_dir = ctx.run_dir / "distributed" / cfg.label
@@ -187,7 +187,8 @@ def run_distributed(ctx, p: Params, cfg: Config, spec: ExtractionSpec, prompt_id
     if ctx.rep_index != 0:
         raise ConfigFailed(f"no torchrun results for {cfg.label} from repetition 1 (resume from the start)")
     if is_synthetic(p.model):  # written once by the parent, so ranks do not race to create it
-        synthetic_checkpoint(p.model.split(":", 1)[1], dtype=p.dtype, seed=p.model_seed)
+        synthetic_checkpoint(p.model.split(":", 1)[1], dtype=p.dtype, seed=p.model_seed,
+                             init_device=init_device_for(ctx.device))
     mode = "tp" if p.experiment_type == "tensor_parallel" else "ep"
     n = int(cfg.variable_value)
     job = {"model": p.model, "model_seed": p.model_seed, "dtype": p.dtype, "attention": attention, "mode": mode,
