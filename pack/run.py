@@ -242,7 +242,8 @@ def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: b
             summary = module.summarize(rrow.params, ctx, results)
             fsio.write_json_atomic(sdir / "summary.json", summary.to_json())
         for r in results + ([summary] if summary else []):
-            record["errors"].update(r.errors)
+            for k, v in r.errors.items():  # the first repetition's error is the cause; later ones echo it
+                record["errors"].setdefault(k, v)
             record["not_applicable"].update(r.not_applicable)
             record["contamination"] += [c for c in r.contamination if c not in record["contamination"]]
         record["metrics"] = aggregate(results, summary)
