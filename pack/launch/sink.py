@@ -19,7 +19,25 @@ from urllib.parse import urlparse
 from ..errors import LaunchError
 
 
-class FileSink:
+class _DirTransfer:
+    """Whole-folder upload/download on top of a sink's one-file moves (_put_file / _get_file)."""
+
+    def upload_dir(self, local: Path, prefix: str) -> int:
+        files = [p for p in sorted(local.rglob("*")) if p.is_file()]
+        for p in files:
+            self._put_file(p, f"{prefix}/{p.relative_to(local)}")
+        return len(files)
+
+    def download_dir(self, prefix: str, local: Path) -> int:
+        keys = self.keys(prefix)
+        for key in keys:
+            dest = local / Path(key).relative_to(prefix)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._get_file(key, dest)
+        return len(keys)
+
+
+class FileSink(_DirTransfer):
     def __init__(self, root: Path):
         self.root = root
         self.uri = root.as_uri()
@@ -39,25 +57,14 @@ class FileSink:
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
 
-    def upload_dir(self, local: Path, prefix: str) -> int:
-        n = 0
-        for p in sorted(local.rglob("*")):
-            if p.is_file():
-                self.put_bytes(f"{prefix}/{p.relative_to(local)}", p.read_bytes())
-                n += 1
-        return n
+    def _put_file(self, path: Path, key: str) -> None:
+        self.put_bytes(key, path.read_bytes())
 
-    def download_dir(self, prefix: str, local: Path) -> int:
-        n = 0
-        for key in self.keys(prefix):
-            dest = local / Path(key).relative_to(prefix)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.root / key, dest)
-            n += 1
-        return n
+    def _get_file(self, key: str, dest: Path) -> None:
+        shutil.copyfile(self.root / key, dest)
 
 
-class S3Sink:
+class S3Sink(_DirTransfer):
     def __init__(self, bucket: str, prefix: str, session=None):
         from ..errors import require
 
@@ -91,22 +98,11 @@ class S3Sink:
                 out.append(obj["Key"][len(self.prefix) + 1:] if self.prefix else obj["Key"])
         return sorted(out)
 
-    def upload_dir(self, local: Path, prefix: str) -> int:
-        n = 0
-        for p in sorted(local.rglob("*")):
-            if p.is_file():
-                self.s3.upload_file(str(p), self.bucket, self._key(f"{prefix}/{p.relative_to(local)}"))
-                n += 1
-        return n
+    def _put_file(self, path: Path, key: str) -> None:
+        self.s3.upload_file(str(path), self.bucket, self._key(key))
 
-    def download_dir(self, prefix: str, local: Path) -> int:
-        n = 0
-        for key in self.keys(prefix):
-            dest = local / Path(key).relative_to(prefix)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self.s3.download_file(self.bucket, self._key(key), str(dest))
-            n += 1
-        return n
+    def _get_file(self, key: str, dest: Path) -> None:
+        self.s3.download_file(self.bucket, self._key(key), str(dest))
 
 
 def open_sink(uri: str, session=None):
