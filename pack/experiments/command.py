@@ -33,7 +33,6 @@ Per arm the harness keeps stdout/stderr as artifacts and records the exit code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -44,6 +43,7 @@ import time
 from pathlib import Path
 
 from ..errors import ManifestError
+from ..fsio import sha256_file
 from ..results import RepResult, RunContext
 from .argv import render_args
 
@@ -86,20 +86,13 @@ def resolve_program(params: dict) -> tuple[list[str], Path | None, str | None]:
     return [exe], Path(exe), None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _record_program(ctx: RunContext, argv: list[str], fp: Path | None, params: dict) -> None:
     if "command" in ctx.provenance:
         return
     info: dict = {"argv0": argv, "path": str(fp) if fp else None}
     if fp and fp.is_file():
-        info["sha256"] = _sha256(fp)
+        info["sha256"] = sha256_file(fp)
     vargs = params.get("version_args", ["--version"])
     if vargs:
         try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PackError, require
+from ..fsio import sha256_file
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -111,19 +112,12 @@ def check_gguf(path: str | os.PathLike, sha256: str | None = None) -> GGUFInfo:
     if not info.tensor_bytes:
         raise GGUFError(f"GGUF model file {p} holds no tensors; it is a vocabulary-only file, not a model")
     if sha256:
-        got = file_sha256(p)
+        got = sha256_file(p)
         if got != sha256.lower():
             raise GGUFError(f"GGUF model file {p} has sha256 {got[:16]}…, not the expected {sha256[:16]}…; "
                             "it is a different or damaged file")
     return info
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _permute(w, n_head: int):

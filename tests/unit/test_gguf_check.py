@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from pack.models.gguf import GGUFError, check_gguf, file_sha256
+from pack.fsio import sha256_file
+from pack.models.gguf import GGUFError, check_gguf
 
 
 def _write(path, n_vocab=64, d=32, layers=2):
@@ -83,6 +84,6 @@ def test_truncated_tensor_data_names_the_tensor_or_the_damage(tmp_path):
 
 def test_sha256_mismatch(tmp_path):
     p = _write(tmp_path / "m.gguf")
-    assert check_gguf(p, file_sha256(p)).arch == "llama"
+    assert check_gguf(p, sha256_file(p)).arch == "llama"
     with pytest.raises(GGUFError, match="has sha256 .* not the expected 0000000000000000"):
         check_gguf(p, "0" * 64)

@@ -14,12 +14,12 @@ the test split here is the same size and seed but not necessarily the same recor
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import ManifestError
+from ...fsio import sha256_file
 
 SPLITS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}
 
@@ -137,16 +137,9 @@ def load_examples(path: Path, tok, *, split: str, seed: int, max_samples: int, m
         raise ManifestError(f"SFT file {path}: none of the {len(chosen)} {split}-split records has an assistant token "
                             f"within max_length={max_length}; raise params.max_length")
     facts = {"records_in_file": n, "split": split, "split_seed": seed, "records_used": len(examples),
-             "records_skipped": skipped, "file_sha256": sha256(path), "max_length": max_length}
+             "records_skipped": skipped, "file_sha256": sha256_file(path), "max_length": max_length}
     return examples, facts
 
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------ a local stand-in for Dolci

@@ -32,6 +32,7 @@ import os
 import time
 
 from ...errors import PackError, require
+from ...fsio import sha256_file
 from ...results import RepResult, RunContext
 from . import harness, roofline
 
@@ -83,7 +84,7 @@ def _load(arm: str, spec: dict, params: dict, ctx: RunContext):
     ctx.provenance.setdefault("llamacpp", {})["version"] = getattr(llama_cpp, "__version__", "?")
     models = ctx.provenance.setdefault("models", {})
     if str(path) not in models:
-        models[str(path)] = {"sha256": gguf.file_sha256(path), "bytes": info.file_bytes, "arch": info.arch,
+        models[str(path)] = {"sha256": sha256_file(path), "bytes": info.file_bytes, "arch": info.arch,
                              "file_type": info.metadata.get("general.file_type"), "name": info.metadata.get("general.name")}
     entry = {"llm": llm, "info": info, "path": path, "settings": kw, "warm": False}
     ctx.cache[key] = entry
