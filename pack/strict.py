@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Strict as _StrictType
 
 
 class Strict(BaseModel):
     """Unknown keys are errors (with a suggestion, via schema_errors); instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# A number a rule depends on: ints and floats only (never the string "0.05", never a bool), and
+# finite (NaN, inf or an overflowing literal like 1e400 would switch a check off).
+Number = Annotated[float, Field(allow_inf_nan=False), _StrictType()]
 
 
 def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
