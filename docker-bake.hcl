@@ -1,7 +1,6 @@
-// The image matrix: `make images` runs `docker buildx bake --metadata-file build/images-metadata.json`
-// so the digest of every image lands in that file (pack launch pins images to it).
-// Versions come from manifests/images.yaml; tests/unit/test_docker_images.py parses this file and
-// fails when a target, tag or argument disagrees with it.
+// GENERATED from manifests/images.yaml by `pack launch images --write`; do not edit.
+// `make images` runs `docker buildx bake --metadata-file build/images-metadata.json`, so the digest
+// of every image lands in that file (pack launch pins images to it).
 
 variable "PREFIX" {
   default = "ecmoe"
@@ -43,6 +42,7 @@ target "cu118" {
   args = {
     VARIANT        = "cu118"
     IMAGE_NAME     = "${PREFIX}:cu118"
+    BASE_IMAGE     = "nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04"
     CUDA_VERSION   = "11.8.0"
     PYTHON_VERSION = "3.11"
     TORCH_VERSION  = "2.5.1"
@@ -58,6 +58,7 @@ target "cu121" {
   args = {
     VARIANT        = "cu121"
     IMAGE_NAME     = "${PREFIX}:cu121"
+    BASE_IMAGE     = "nvidia/cuda:12.1.1-cudnn8-devel-ubuntu22.04"
     CUDA_VERSION   = "12.1.1"
     PYTHON_VERSION = "3.11"
     TORCH_VERSION  = "2.5.1"
@@ -73,9 +74,10 @@ target "cu128" {
   args = {
     VARIANT        = "cu128"
     IMAGE_NAME     = "${PREFIX}:cu128"
+    BASE_IMAGE     = "nvidia/cuda:12.8.1-cudnn-devel-ubuntu22.04"
     CUDA_VERSION   = "12.8.1"
     PYTHON_VERSION = "3.11"
-    TORCH_VERSION  = "2.8.0"
+    TORCH_VERSION  = "2.10.0"
     TORCH_INDEX    = "https://download.pytorch.org/whl/cu128"
     CUDA_ARCH      = "8.0;8.6;8.9;9.0"
   }
@@ -88,6 +90,7 @@ target "l40s" {
   args = {
     VARIANT        = "l40s"
     IMAGE_NAME     = "${PREFIX}:l40s"
+    BASE_IMAGE     = "nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04"
     CUDA_VERSION   = "12.4.1"
     PYTHON_VERSION = "3.11"
     TORCH_VERSION  = "2.5.1"

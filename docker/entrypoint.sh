@@ -13,6 +13,13 @@ if [ "$#" -eq 0 ]; then
   set -- pack --help
 fi
 
+# Provenance of the image itself: `pack launch` passes PACK_IMAGE_DIGEST (from the build metadata);
+# under podman a plain `podman run` also says which image it started, in /run/.containerenv.
+if [ -z "${PACK_IMAGE_DIGEST:-}" ] && [ -r /run/.containerenv ]; then
+  id=$(sed -n 's/^imageid="\([0-9a-f]\{64\}\)"$/\1/p' /run/.containerenv)
+  if [ -n "$id" ]; then export PACK_IMAGE_DIGEST="sha256:$id"; fi
+fi
+
 is_int() { case "$1" in ''|*[!0-9]*) return 1 ;; *) return 0 ;; esac; }
 
 limit=""

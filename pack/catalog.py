@@ -40,6 +40,15 @@ class Hardware(Strict):
     disk_gb: int | None = None
 
 
+class LocalBuild(Strict):
+    """What `make images-local` (podman, Debian base, PyPI only) builds of a variant, and why not the rest."""
+
+    build: bool
+    skip_compile: list[str] = []  # compile_from_source packages left out there (no CUDA toolkit)
+    smoke: list[str] = []  # rows `make images-local` runs inside the image at smoke scale, then verifies
+    why: str
+
+
 class ImageVariant(Strict):
     """One container image variant: the CUDA/toolkit line a row's numbers depend on."""
 
@@ -50,13 +59,18 @@ class ImageVariant(Strict):
     base: str  # pinned base image
     cuda_arch: str | None = None  # TORCH_CUDA_ARCH_LIST / CMAKE_CUDA_ARCHITECTURES
     description: str = ""
-    packages: dict[str, str] = {}  # pip name -> exact version
+    torch_on_pypi: bool = False  # PyPI's torch==<torch> wheel is this CUDA build (the lock takes it from PyPI)
+    packages: dict[str, str] = {}  # pip name -> exact version (top-level pins; the lock adds the rest)
+    compile_from_source: list[str] = []  # packages built against torch/CUDA after the lock is installed
+    pack_extras: list[str] = []  # the pack's extras installed in the image (their requirements come from the lock)
     backends: list[str] = []  # what this image can run: hf, awq, gptq, bnb, vllm, flash-attn, llamacpp
     omitted: dict[str, str] = {}  # backend -> why it is not in this image
+    local: LocalBuild = LocalBuild(build=False, why="not stated")
 
 
 class ImagesFile(Strict):
     prefix: str = "ecmoe"
+    uv: str  # uv's version, from PyPI: bootstraps each image's environment
     variants: dict[str, ImageVariant]
 
 

@@ -351,13 +351,22 @@ def ami_cmd(region):
 
 
 @launch_group.command("images")
-@click.option("--check", is_flag=True, required=True, help="Check Dockerfiles and docker-bake.hcl against images.yaml.")
-def images_cmd(check):
-    """Check docker/*/Dockerfile and docker-bake.hcl against manifests/images.yaml (run before `make images`)."""
+@click.option("--check", "mode", flag_value="check", help="Check the generated files and lock headers against images.yaml.")
+@click.option("--write", "mode", flag_value="write", help="Regenerate Dockerfiles, requirements.in and docker-bake.hcl.")
+@click.option("--lock", "mode", flag_value="lock", help="Resolve requirements.lock per variant (uv pip compile).")
+@click.argument("variants", nargs=-1)
+def images_cmd(mode, variants):
+    """Generate, lock or check the image files from manifests/images.yaml (`make lock`, `make images`)."""
     from ..errors import ManifestError
-    from . import images
+    from . import image_files
 
-    problems = images.check_all_dockerfiles() + images.check_bake()
+    if mode == "write":
+        for f in image_files.write_generated():
+            click.echo(f"wrote {f}")
+    elif mode == "lock":
+        for f in image_files.lock(list(variants) or None, log=_err):
+            click.echo(f"locked {f}")
+    problems = image_files.check_generated()
     if problems:
         raise ManifestError(problems)
-    click.echo("ok: Dockerfiles and docker-bake.hcl match manifests/images.yaml")
+    click.echo("ok: Dockerfiles, requirements, locks and docker-bake.hcl match manifests/images.yaml")

@@ -1,5 +1,10 @@
 """`pack launch ROW --hw local --image cu118`: run the rows inside a pack image on this machine.
 
+The container CLI is docker or podman (`PACK_CONTAINER_CLI`, else whichever is on PATH, docker first;
+images.container_cli). `PACK_CONTAINER_RUN_ARGS` adds `run` options a machine needs (on podman hosts
+with hybrid cgroups: PACK_CONTAINER_CLI="podman --runtime runc" and ulimits). GPUs: `--gpus all` on
+docker, the CDI device `nvidia.com/gpu=all` on podman.
+
     docker run -d --name pack-<id> --label pack.launch-id=<id> --label pack.expires-at=<epoch>
         [--gpus all] --user UID:GID -v <runs>:/runs -e PACK_HW=… -e PACK_DEADLINE_AT=… IMAGE
         pack run ROWS --scale S --out /runs --hw HW
@@ -18,10 +23,14 @@ import time
 from pathlib import Path
 
 from . import shell
+from .images import CLI_HINT as HINT
+from .images import container_cli, container_run_args
 from .lifecycle import Launcher, Status
 from .spec import CONTAINER_RUNS, LaunchSpec
 
-HINT = "install Docker Engine (with the NVIDIA Container Toolkit for GPU rows), or launch without --image"
+
+def _is_podman(cli: list[str]) -> bool:
+    return Path(cli[0]).name == "podman"
 
 
 def container_name(launch_id: str) -> str:
@@ -30,13 +39,15 @@ def container_name(launch_id: str) -> str:
 
 def run_argv(spec: LaunchSpec, runs_host: str) -> list[str]:
     """The full `docker run` command line for a launch (no subprocess here: tests read it)."""
-    argv = ["docker", "run", "-d", "--name", container_name(spec.launch_id),
+    cli = container_cli()
+    argv = [*cli, "run", "-d", "--name", container_name(spec.launch_id),
             "--label", f"pack.launch-id={spec.launch_id}", "--label", f"pack.expires-at={int(spec.expires_at)}",
             "--label", f"pack.rows={','.join(spec.rows)}", "--stop-timeout", "30"]
     if spec.hardware.gpu_count > 0:
-        argv += ["--gpus", "all"]
+        argv += ["--device", "nvidia.com/gpu=all"] if _is_podman(cli) else ["--gpus", "all"]
     if hasattr(os, "getuid"):  # files in the bind-mounted runs folder belong to the user, not the image's uid
         argv += ["--user", f"{os.getuid()}:{os.getgid()}"]
+    argv += container_run_args()
     argv += ["-v", f"{runs_host}:{CONTAINER_RUNS}"]
     hf = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
     if hf.is_dir():  # reuse this machine's model cache: a full-scale row downloads its weights once
@@ -52,16 +63,17 @@ class DockerLauncher(Launcher):
     provider = "docker"
 
     def check_credentials(self) -> None:
-        if not shell.which("docker"):
+        cli = container_cli()
+        if not shell.which(cli[0]):
             from ..errors import LaunchError
 
-            raise LaunchError(f"'docker' is not on PATH; {HINT}")
+            raise LaunchError(f"'{cli[0]}' is not on PATH; {HINT}")
 
     def provision(self, spec: LaunchSpec, handle: dict) -> None:
-        have = shell.run(["docker", "image", "inspect", "--format", "{{.Id}}", spec.image_ref], check=False, hint=HINT)
+        have = shell.run([*container_cli(), "image", "inspect", "--format", "{{.Id}}", spec.image_ref], check=False, hint=HINT)
         if have.returncode != 0:
             self.log(f"{spec.image_ref} is not here; pulling it (build it instead with `make images`)")
-            shell.run(["docker", "pull", spec.image_ref], capture=False, hint=HINT)
+            shell.run([*container_cli(), "pull", spec.image_ref], capture=False, hint=HINT)
         handle["image"] = spec.image_ref
 
     def execute(self, spec: LaunchSpec, handle: dict) -> None:
@@ -73,7 +85,7 @@ class DockerLauncher(Launcher):
 
     def poll(self, rec: dict) -> Status:
         name = rec.get("handle", {}).get("container") or container_name(rec["launch_id"])
-        res = shell.run(["docker", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
+        res = shell.run([*container_cli(), "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
                         check=False, hint=HINT)
         reps = sum(1 for r in rec.get("rows", []) for _ in (self.runs_root / r.replace(":", "/")).glob("*/reps/rep-*"))
         if res.returncode != 0:
@@ -88,11 +100,11 @@ class DockerLauncher(Launcher):
         name = rec.get("handle", {}).get("container")
         if not name:
             return "no container was started"
-        res = shell.run(["docker", "rm", "-f", name], check=False, hint=HINT)
+        res = shell.run([*container_cli(), "rm", "-f", name], check=False, hint=HINT)
         return f"removed container {name}" if res.returncode == 0 else f"container {name} was already gone"
 
     def reap(self, now: float, dry_run: bool) -> list[dict]:
-        res = shell.run(["docker", "ps", "-a", "--filter", "label=pack.expires-at",
+        res = shell.run([*container_cli(), "ps", "-a", "--filter", "label=pack.expires-at",
                          "--format", '{{.Names}}\t{{.Label "pack.expires-at"}}'], check=False, hint=HINT)
         out = []
         for line in res.stdout.splitlines():
@@ -103,7 +115,7 @@ class DockerLauncher(Launcher):
                 continue
             if expires < now:
                 if not dry_run:
-                    shell.run(["docker", "rm", "-f", name], check=False)
+                    shell.run([*container_cli(), "rm", "-f", name], check=False)
                 out.append({"provider": self.provider, "id": name, "expired_at": time.strftime(
                     "%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))})
         return out

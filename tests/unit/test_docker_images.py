@@ -1,18 +1,21 @@
-"""The image matrix: hadolint on every Dockerfile, every pin checked against manifests/images.yaml,
-docker-bake.hcl parsed (python-hcl2) and checked against the catalogue, and the checks shown to fail."""
+"""The image matrix: every generated file (Dockerfiles, requirements.in, docker-bake.hcl) and every lock's
+header regenerated from manifests/images.yaml and compared, hadolint on every Dockerfile, the locks shown
+to satisfy the pack's own requirements, and each check shown to fail on drift."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from pack import catalog
-from pack.launch import images
+from pack.launch import image_files, images
 from tests.unit.test_launch_helpers import REPO, pack
 
 VARIANTS = sorted(catalog.images().variants)
@@ -41,14 +44,8 @@ def test_hadolint_is_really_linting(tmp_path):
     assert res.returncode != 0 and "DL3007" in res.stdout
 
 
-def test_every_dockerfile_matches_the_catalogue():
-    assert images.check_all_dockerfiles() == []
-
-
-def test_bake_file_matches_the_catalogue():
-    assert images.check_bake() == []
-    targets, groups, _ = images.bake_targets(REPO / "docker-bake.hcl")
-    assert set(VARIANTS) <= set(targets)
+def test_generated_files_and_lock_headers_match_the_catalogue():
+    assert image_files.check_generated() == []
 
 
 def _copy_project(tmp_path) -> Path:
@@ -58,56 +55,85 @@ def _copy_project(tmp_path) -> Path:
     return root
 
 
-def test_pin_check_catches_drift(tmp_path):
+def test_any_edit_to_a_generated_file_is_caught(tmp_path):
     root = _copy_project(tmp_path)
     df = root / "docker" / "cu128" / "Dockerfile"
-    text = df.read_text()
-    df.write_text(text.replace('"vllm==0.11.0"', '"vllm==0.10.2"').replace('"pydantic==2.14.3"', '"pydantic"')
-                  .replace("ARG TORCH_VERSION=2.8.0", "ARG TORCH_VERSION=2.9.0")
-                  .replace('ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/pack-entrypoint"]', 'ENTRYPOINT ["pack"]')
-                  .replace("USER 1000:1000", "USER root"))
-    problems = "\n".join(images.check_all_dockerfiles(root))
-    assert "installs vllm==0.10.2 but images.yaml variants.cu128.packages pins 0.11.0" in problems
-    assert "'pydantic' is installed without an exact version" in problems
-    assert "ARG TORCH_VERSION=2.9.0 but images.yaml variants.cu128 says 2.8.0" in problems
-    assert "ENTRYPOINT must run /usr/local/bin/pack-entrypoint" in problems
-    assert "non-root USER" in problems
-    assert "cu118" not in problems  # the other images are untouched
-
-
-def test_bake_check_catches_drift(tmp_path):
-    root = _copy_project(tmp_path)
+    df.write_text(df.read_text().replace('CMD ["pack", "--help"]', 'CMD ["bash"]'))
     bake = root / "docker-bake.hcl"
-    text = bake.read_text()
-    start = text.index('target "l40s"')
-    bake.write_text(text[:start].replace('TORCH_VERSION  = "2.5.1"', 'TORCH_VERSION  = "2.4.0"', 1))
-    problems = "\n".join(images.check_bake(bake))
-    assert "no target 'l40s'" in problems and "target cu118 passes TORCH_VERSION='2.4.0'" in problems
+    bake.write_text(bake.read_text().replace('TORCH_VERSION  = "2.5.1"', 'TORCH_VERSION  = "2.4.0"', 1))
+    problems = "\n".join(image_files.check_generated(root))
+    assert f"{df}: differs from what manifests/images.yaml generates" in problems
+    assert f"{bake}: differs" in problems
+    assert "cu118/Dockerfile" not in problems  # the other images are untouched
 
 
-def test_backends_carried_and_omitted_are_declared_with_reasons():
+def test_a_lock_out_of_step_with_the_catalogue_is_caught(tmp_path):
+    root = _copy_project(tmp_path)
+    lock = root / "docker" / "cu128" / "requirements.lock"
+    text = lock.read_text()
+    # a catalogue pin the lock disagrees with, and a header from other inputs
+    text = re.sub(r"^transformers==5\.17\.0", "transformers==5.23.0", text, flags=re.M)
+    lock.write_text(text.replace("requirements.in sha256:", "requirements.in sha256:0", 1))
+    (root / "docker" / "l40s" / "requirements.lock").unlink()
+    problems = "\n".join(image_files.check_generated(root))
+    assert "locks transformers==5.23.0 but images.yaml variants.cu128.packages pins 5.17.0" in problems
+    assert f"{lock}: its header is not what manifests/images.yaml (variants.cu128) gives" in problems
+    assert "l40s/requirements.lock: missing; run `make lock LOCK_VARIANTS=l40s`" in problems
+
+
+def _extras_requirements(extras: list[str]) -> list[Requirement]:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    reqs = [Requirement(r) for r in project["dependencies"]]
+    for e in extras:
+        reqs += [Requirement(r) for r in project["optional-dependencies"][e]]
+    return reqs
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_lock_satisfies_the_packs_own_requirements(variant):
+    """What `uv pip install --offline /opt/pack[extras]` checks in the build, checked here on the lock."""
+    v = catalog.images().variants[variant]
+    _, body = image_files.split_lock((REPO / "docker" / variant / "requirements.lock").read_text())
+    pins = image_files.locked_versions(body)
+    for req in _extras_requirements(v.pack_extras):
+        name = req.name.lower()
+        if name == "torch" and not v.torch_on_pypi:
+            assert "torch" not in pins  # installed from torch_index; the header says so
+            continue
+        assert name in pins, f"{variant}: the pack needs {req}, the lock has no {name}"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{variant}: {req} vs locked {pins[name]}"
+    assert pins["transformers"].startswith("5.17.")  # the line the pack is verified on
+
+
+def test_every_lock_entry_carries_hashes():
+    for variant in VARIANTS:
+        _, body = image_files.split_lock((REPO / "docker" / variant / "requirements.lock").read_text())
+        entries = re.findall(r"^([A-Za-z0-9][^=\s]*)==\S+((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})*)", body, re.M)
+        assert entries and all(hashes for _, hashes in entries), variant
+
+
+def test_what_the_catalogue_carries_and_leaves_out_is_stated():
     v = catalog.images().variants
     for name, var in v.items():
-        assert var.backends and var.packages, name
+        assert var.backends and var.packages and var.local.why.strip(), name
         assert all(reason.strip() for reason in var.omitted.values()), name
-        assert "hf" in var.backends and "flash-attn" in var.backends
-    # AutoAWQ (deprecated, last tested with transformers 4.51.3) only where transformers < 5
-    assert [n for n in VARIANTS if "autoawq" in v[n].packages] == ["cu118", "cu121", "cu128"]
-    assert v["cu118"].packages["transformers"] == v["cu121"].packages["transformers"] == "4.51.3"
-    assert "awq" in v["l40s"].omitted and v["l40s"].packages["transformers"].startswith("5.")
-    assert [n for n in VARIANTS if "vllm" in v[n].backends] == ["cu128"]
-    assert [n for n in VARIANTS if "llamacpp" in v[n].backends] == ["l40s"] and v["l40s"].cuda_arch == "8.9"
-    # exp6a vs exp6b differ in the CUDA line only
-    assert v["cu118"].packages == v["cu121"].packages and v["cu118"].torch == v["cu121"].torch
+        assert set(var.compile_from_source) <= set(var.packages) and set(var.local.skip_compile) <= set(
+            var.compile_from_source), name
+        assert "autoawq" not in var.packages  # it pins transformers 4.x; the pack needs 5.17
+    assert [n for n in VARIANTS if "vllm" in v[n].packages] == ["cu128"]
+    assert [n for n in VARIANTS if "gptqmodel" in v[n].packages] == ["cu128"]
+    assert v["l40s"].packages["llama-cpp-python"] == "0.3.36" and v["l40s"].cuda_arch == "8.9"
+    assert v["cu118"].packages == v["cu121"].packages and v["cu118"].torch == v["cu121"].torch  # exp6a vs 6b
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_image_runs_the_command_it_is_given(variant):
-    facts = images.dockerfile_facts(REPO / "docker" / variant / "Dockerfile")
-    assert facts["cmd"] == ["pack", "--help"] and facts["entrypoint"][-1] == images.ENTRYPOINT
-    assert facts["env"]["PACK_IMAGE_VARIANT"] == "${VARIANT}" and facts["env"]["PACK_RUNS"] == "/runs"
-    llama = "llama-cpp-python" in facts["pins"]
-    assert llama == (variant == "l40s")
+    text = (REPO / "docker" / variant / "Dockerfile").read_text()
+    assert 'CMD ["pack", "--help"]' in text and f'ENTRYPOINT ["/usr/bin/tini", "--", "{image_files.ENTRYPOINT}"]' in text
+    assert "--no-deps" not in text + (REPO / "docker" / "build-env.sh").read_text()
+    assert "USER 1000:1000" in text and "PACK_IMAGE_VARIANT=${VARIANT}" in text
 
 
 def test_digests_from_bake_metadata(tmp_path, monkeypatch):
@@ -121,6 +147,17 @@ def test_digests_from_bake_metadata(tmp_path, monkeypatch):
     assert images.image_ref("cu121", remote=True) == ("ghcr.io/lab/ecmoe:cu121", None)
 
 
+def test_container_cli_is_docker_or_podman_or_what_the_user_says(monkeypatch, tmp_path):
+    monkeypatch.setenv("PACK_CONTAINER_CLI", "podman --runtime runc")
+    assert images.container_cli() == ["podman", "--runtime", "runc"]
+    monkeypatch.delenv("PACK_CONTAINER_CLI")
+    for name in ("podman",):
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert images.container_cli() == ["podman"]
+
+
 def test_images_check_command(capsys):
     code, out, err = pack(["launch", "images", "--check"], capsys)
-    assert code == 0 and "ok: Dockerfiles and docker-bake.hcl match" in out, err
+    assert code == 0 and "ok: Dockerfiles, requirements, locks and docker-bake.hcl match" in out, err

@@ -78,10 +78,30 @@ def test_gpu_row_asks_for_gpus_and_a_missing_image_is_pulled(runs, tmp_path, mon
 
 def test_missing_docker_is_one_sentence(runs, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setenv("PACK_CONTAINER_CLI", "docker")  # podman may be installed here; ask for docker
     if subprocess.run(["sh", "-c", "command -v docker"], capture_output=True).returncode == 0:
         pytest.skip("a real docker is installed in /usr/bin")
     code, _, err = pack(["launch", "wire-compression", "--hw", "local", "--image", "cu128", "--scale", "smoke"], capsys)
     assert code == 3 and "'docker' is not on PATH" in err and "Traceback" not in err
+
+
+def test_podman_gets_its_own_gpu_flag_and_this_machines_run_options(runs, tmp_path, monkeypatch):
+    from pack.launch.cli import build_spec
+    from pack.launch.docker import run_argv
+    from tests.unit.test_launch_helpers import gpu_project
+
+    gpu_project(tmp_path, monkeypatch)
+    monkeypatch.setattr("pack.run.local_hardware_name", lambda: "local-gpu")
+    monkeypatch.setenv("PACK_CONTAINER_CLI", "podman --runtime runc")
+    monkeypatch.setenv("PACK_CONTAINER_RUN_ARGS", "--ulimit nofile=1024:1024")
+    spec, _, _ = build_spec(["gpu-demo:l40s-row"], "local-gpu", "full", image="l40s", log=lambda m: None)
+    argv = run_argv(spec, str(runs))
+    assert argv[:4] == ["podman", "--runtime", "runc", "run"] and "--gpus" not in argv
+    assert argv[argv.index("--device") + 1] == "nvidia.com/gpu=all"
+    assert argv[argv.index("--ulimit") + 1] == "nofile=1024:1024"
+    monkeypatch.setenv("PACK_CONTAINER_CLI", "docker")
+    d = run_argv(spec, str(runs))
+    assert d[:2] == ["docker", "run"] and d[d.index("--gpus") + 1] == "all" and "--device" not in d
 
 
 def test_unknown_image_variant_lists_close_names(runs, capsys):
