@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_TEMPLATE = re.compile(r"\{(\w+)\}")
+TEMPLATE = re.compile(r"\{(\w+)\}")
 
 
 def render_args(args: list, params: dict, _depth: int = 0) -> list[str]:
@@ -13,9 +13,9 @@ def render_args(args: list, params: dict, _depth: int = 0) -> list[str]:
     out: list[str] = []
     for a in args:
         a = str(a)
-        whole = _TEMPLATE.fullmatch(a)
+        whole = TEMPLATE.fullmatch(a)
         if whole and isinstance(params.get(whole.group(1)), list) and _depth < 3:
             out += render_args(params[whole.group(1)], params, _depth + 1)
             continue
-        out.append(_TEMPLATE.sub(lambda m: str(params[m.group(1)]) if m.group(1) in params else m.group(0), a))
+        out.append(TEMPLATE.sub(lambda m: str(params[m.group(1)]) if m.group(1) in params else m.group(0), a))
     return out

@@ -24,8 +24,13 @@ params:
     timeout_s: per arm (default: what is left of the row's max runtime)
 
     ab: {...}                      A/B statistics and the contamination verdict over the arms
-                                   (pack.experiments.throughput.paperb): NVML watched around each
-                                   repetition's arms, a summary with delta, CV and variance ratio
+                                   (pack.experiments.arms, throughput/ab.py): NVML watched around each
+                                   repetition's arms, a summary with delta (and its interval), CV,
+                                   variance ratio and Brown-Forsythe p; ab.order: alternate
+    outputs, roofline, gpu_watch   as in throughput/outputs.py and contamination.py
+    any other key is a template value: it must be used as {key} by an argument (else it is a typo)
+
+`Params` below is the one place that knows these keys (`pack validate` checks rows with it).
 
 Metrics are `<arm>.<field>`, plus `<arm>.wall_s` and `<arm>.peak_rss_mb` for every arm.
 Per arm the harness keeps stdout/stderr as artifacts and records the exit code.
@@ -40,71 +45,186 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, NamedTuple
 
-from ..errors import ManifestError
+from pydantic import ConfigDict, model_validator
+
 from ..fsio import sha256_file
 from ..results import RepResult, RunContext
-from .argv import render_args
+from ..strict import Number, Strict, close_matches
+from . import arms as arm_loop
+from .argv import TEMPLATE, render_args
+from .throughput.params import ArmParams, validated
 
 TAIL_LINES = 12
 TAKES = ("last", "first", "mean", "sum", "count", "max", "min")
+Arg = str | int | float
 
 
-def resolve_program(params: dict) -> tuple[list[str], Path | None, str | None]:
-    """(argv prefix, file to fingerprint, problem) — problem is a sentence when it cannot run."""
-    if "script" in params:
-        repo = Path(os.path.expandvars(str(params.get("repo") or os.environ.get("PACK_AUTHOR_REPO") or "."))).expanduser()
-        script = (repo / params["script"]).resolve()
+class Parser(Strict):
+    name: str | None = None
+    regex: str | None = None
+    json_prefix: str | None = None
+    fields: dict[str, str] | None = None
+    take: Literal[TAKES] = "last"
+    optional: bool = False
+    arms: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.regex is None) == (self.json_prefix is None):
+            raise ValueError(f"parser '{self.name or '?'}' needs exactly one of 'regex' or 'json_prefix'")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as e:
+                raise ValueError(f"parser '{self.name or '?'}': regex does not compile: {e}") from None
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.regex or self.json_prefix
+
+
+class CommandArm(Strict):
+    args: list[Arg] = []
+    env: dict[str, Arg] = {}
+    once: bool = False
+
+
+class Params(ArmParams):
+    """A `command` row's params (see the module doc). Keys not listed are template values."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    executable: str | None = None
+    script: str | None = None
+    repo: str | None = None
+    interpreter: str | None = None
+    interpreter_args: list[Arg] = []
+    cwd: str | None = None
+    args: list[Arg] = []
+    env: dict[str, Arg] = {}
+    arms: dict[str, CommandArm | None] | None = None
+    parsers: list[Parser] = []
+    diffs: dict[str, tuple[str, str]] = {}
+    version_args: list[Arg] = ["--version"]
+    timeout_s: Number | None = None
+
+    @model_validator(mode="after")
+    def _program_and_templates(self):
+        if not self.executable and not self.script:
+            raise ValueError("a command row needs params.executable or params.script")
+        # Other keys are template values; one that no argument uses and that looks like a command
+        # param is a typo ("parser" for "parsers"). Unused values are allowed otherwise: rows share
+        # their values through YAML merges (<<: *engine) and use some of them.
+        used = self.template_names()
+        typos = {k: close_matches(k, type(self).model_fields, n=1)
+                 for k in sorted(set(self.model_extra or {}) - used)}
+        typos = {k: v[0] for k, v in typos.items() if v}
+        if typos:
+            raise ValueError("; ".join(f"'{k}' is not a command param (did you mean '{v}'?) and no argument "
+                                       f"uses it as {{{k}}}" for k, v in typos.items()))
+        return self
+
+    def template_names(self) -> set[str]:
+        """Names used as {name} by the arguments, through spliced lists too."""
+        todo = [str(a) for a in self.args + [a for s in (self.arms or {}).values() if s for a in s.args]]
+        if isinstance(self.roofline, Strict) and self.roofline.model:
+            todo.append(self.roofline.model)
+        extra, seen = dict(self.model_extra or {}), set()
+        while todo:
+            for name in TEMPLATE.findall(todo.pop()):
+                if name not in seen:
+                    seen.add(name)
+                    if isinstance(extra.get(name), list):
+                        todo += [str(v) for v in extra[name]]
+        return seen
+
+    def arm_specs(self) -> dict[str, CommandArm]:
+        return {name: spec or CommandArm() for name, spec in (self.arms or {"run": None}).items()}
+
+
+@dataclass(frozen=True)
+class Program:
+    """How to start the row's program: the argv prefix, the file to fingerprint, or why it cannot run."""
+
+    argv: list[str]
+    fingerprint: Path | None = None
+    problem: str | None = None
+
+
+class Parsed(NamedTuple):
+    metrics: dict
+    unmatched: list[str]
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    exit_code: int
+    wall_s: float
+    peak_rss_mb: float
+    timed_out: bool
+
+
+def resolve_program(p: Params) -> Program:
+    if p.script:
+        repo = Path(os.path.expandvars(str(p.repo or os.environ.get("PACK_AUTHOR_REPO") or "."))).expanduser()
+        script = (repo / p.script).resolve()
         if not script.is_file() and not repo.is_absolute():
             # A relative repo (e.g. "." for the pack's own stand-in scripts) also resolves against the
             # project root, so `pack run` works from any directory.
             from ..paths import project_root
 
-            alt = (project_root() / repo / params["script"]).resolve()
+            alt = (project_root() / repo / p.script).resolve()
             script = alt if alt.is_file() else script
         if not script.is_file():
-            return [], None, f"script '{params['script']}' not found in repository {repo} (set params.repo or PACK_AUTHOR_REPO)"
-        interp = params.get("interpreter")
-        if interp:
-            exe = shutil.which(interp)
+            return Program([], None, f"script '{p.script}' not found in repository {repo} "
+                                     "(set params.repo or PACK_AUTHOR_REPO)")
+        if p.interpreter:
+            exe = shutil.which(p.interpreter)
             if not exe:
-                return [], script, f"interpreter '{interp}' not found on PATH"
-            return [exe] + [str(a) for a in params.get("interpreter_args") or []] + [str(script)], script, None
+                return Program([], script, f"interpreter '{p.interpreter}' not found on PATH")
+            return Program([exe] + [str(a) for a in p.interpreter_args] + [str(script)], script)
         if not os.access(script, os.X_OK):
-            return [], script, f"script {script} is not executable; set params.interpreter or chmod +x it"
-        return [str(script)], script, None
-    exe_name = params.get("executable")
-    if not exe_name:
-        raise ManifestError("a command row needs params.executable or params.script")
-    raw, exe_name = str(exe_name), os.path.expandvars(str(exe_name))
+            return Program([], script,
+                           f"script {script} is not executable; set params.interpreter or chmod +x it")
+        return Program([str(script)], script)
+    raw, exe_name = str(p.executable), os.path.expandvars(str(p.executable))
     if "$" in exe_name:
-        return [], None, f"executable '{raw}' names an environment variable that is not set; export it (see the row's description)"
-    exe = shutil.which(exe_name) if os.sep not in exe_name else (exe_name if os.access(exe_name, os.X_OK) else None)
+        return Program([], None, f"executable '{raw}' names an environment variable that is not set; "
+                                 "export it (see the row's description)")
+    if os.sep in exe_name:
+        exe = exe_name if os.access(exe_name, os.X_OK) else None
+    else:
+        exe = shutil.which(exe_name)
     if not exe:
-        return [], None, f"executable '{exe_name}' not found (not on PATH or not executable)"
-    return [exe], Path(exe), None
+        return Program([], None, f"executable '{exe_name}' not found (not on PATH or not executable)")
+    return Program([exe], Path(exe))
 
 
-
-def _record_program(ctx: RunContext, argv: list[str], fp: Path | None, params: dict) -> None:
+def _record_program(ctx: RunContext, prog: Program, p: Params) -> None:
     if "command" in ctx.provenance:
         return
-    info: dict = {"argv0": argv, "path": str(fp) if fp else None}
+    fp = prog.fingerprint
+    info: dict = {"argv0": prog.argv, "path": str(fp) if fp else None}
     if fp and fp.is_file():
         info["sha256"] = sha256_file(fp)
-    vargs = params.get("version_args", ["--version"])
-    if vargs:
+    if p.version_args:
         try:
-            res = subprocess.run(argv + list(vargs), capture_output=True, text=True, timeout=30)
+            res = subprocess.run(prog.argv + [str(a) for a in p.version_args], capture_output=True, text=True,
+                                 timeout=30)
             info["version_text"] = (res.stdout + res.stderr).strip()[:2000]
         except (OSError, subprocess.TimeoutExpired) as e:
             info["version_text"] = f"unavailable: {e}"
     ctx.provenance["command"] = info
 
 
-def run_process(argv: list[str], env: dict, cwd: Path | None, out_path: Path, err_path: Path, timeout_s: float) -> dict:
-    """Run argv with output to files; return exit code, wall seconds, peak RSS (MB), timed_out."""
+def run_process(argv: list[str], env: dict, cwd: Path | None, out_path: Path, err_path: Path,
+                timeout_s: float) -> ProcessResult:
+    """Run argv with output to files; exit code, wall seconds, peak RSS (MB), whether it timed out."""
     t0 = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
@@ -122,53 +242,48 @@ def run_process(argv: list[str], env: dict, cwd: Path | None, out_path: Path, er
                 break
             time.sleep(0.005)
         proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"exit_code": proc.returncode, "wall_s": time.monotonic() - t0,
-            "peak_rss_mb": rusage.ru_maxrss / 1024.0, "timed_out": timed_out}
+    return ProcessResult(proc.returncode, time.monotonic() - t0, rusage.ru_maxrss / 1024.0, timed_out)
 
 
-def parse(text: str, parsers: list[dict], arm: str) -> tuple[dict, list[str]]:
-    """(metrics, names of required parsers that matched nothing)."""
+def parse(text: str, parsers: list[Parser | dict], arm: str) -> Parsed:
+    """Metrics the parsers read, and the names of required parsers that matched nothing."""
     metrics: dict = {}
     unmatched = []
     lines = text.splitlines()
     for p in parsers:
-        if p.get("arms") and arm not in p["arms"]:
+        p = p if isinstance(p, Parser) else validated(Parser, p, "command")
+        if p.arms and arm not in p.arms:
             continue
         found: dict[str, list] = {}
-        if "json_prefix" in p:
-            prefix = p["json_prefix"]
+        if p.json_prefix is not None:
             for line in lines:
-                i = line.find(prefix)
+                i = line.find(p.json_prefix)
                 if i < 0:
                     continue
                 try:
-                    obj = json.loads(line[i + len(prefix):].strip())
+                    obj = json.loads(line[i + len(p.json_prefix):].strip())
                 except ValueError:
                     continue
-                for metric, key in (p.get("fields") or {k: k for k in obj}).items():
+                for metric, key in (p.fields or {k: k for k in obj}).items():
                     if key in obj and isinstance(obj[key], (int, float)):
                         found.setdefault(metric, []).append(float(obj[key]))
-        elif "regex" in p:
-            rx = re.compile(p["regex"])
+        else:
+            rx = re.compile(p.regex)
             for line in lines:
                 m = rx.search(line)
                 if m:
                     for metric, val in m.groupdict().items():
                         if val is not None:
-                            found.setdefault(p.get("fields", {}).get(metric, metric), []).append(float(val))
-        else:
-            raise ManifestError(f"parser '{p.get('name', '?')}' needs 'regex' or 'json_prefix'")
+                            found.setdefault((p.fields or {}).get(metric, metric), []).append(float(val))
         if not found:
-            if not p.get("optional"):
-                unmatched.append(p.get("name") or p.get("regex") or p.get("json_prefix"))
+            if not p.optional:
+                unmatched.append(p.label)
             continue
-        take = p.get("take", "last")
-        if take not in TAKES:
-            raise ManifestError(f"parser '{p.get('name', '?')}': take '{take}' is not one of {', '.join(TAKES)}")
         for metric, vals in found.items():
             metrics[metric] = {"last": vals[-1], "first": vals[0], "mean": sum(vals) / len(vals),
-                               "sum": sum(vals), "count": float(len(vals)), "max": max(vals), "min": min(vals)}[take]
-    return metrics, unmatched
+                               "sum": sum(vals), "count": float(len(vals)), "max": max(vals),
+                               "min": min(vals)}[p.take]
+    return Parsed(metrics, unmatched)
 
 
 def tail(path: Path, n: int = TAIL_LINES) -> str:
@@ -180,73 +295,60 @@ def tail(path: Path, n: int = TAIL_LINES) -> str:
 
 
 def run_rep(params: dict, ctx: RunContext) -> RepResult:
-    argv0, fp, problem = resolve_program(params)
-    arms = params.get("arms") or {"run": {}}
-    parsers = params.get("parsers") or []
-    result = RepResult()
-    if problem:
-        for arm in arms:
-            result.errors[arm] = problem
-        return result
-    _record_program(ctx, argv0, fp, params)
-    cwd = Path(os.path.expandvars(params["cwd"])) if params.get("cwd") else None
-    watch = None
-    if params.get("ab"):
-        from .throughput import paperb
+    p = validated(Params, params, "command")
+    arms = p.arm_specs()
+    prog = resolve_program(p)
+    if prog.problem:  # nothing can run: every arm is an error (the runner exits non-zero)
+        return RepResult(errors={arm: prog.problem for arm in arms})
+    _record_program(ctx, prog, p)
+    watches = {}
+    if p.ab is not None:
+        from .throughput.contamination import engine_gpu_processes, gpu_watch_for
 
-        watch = paperb.watch(params, ctx).__enter__()
-    try:
-        _run_arms(params, ctx, argv0, arms, parsers, cwd, result)
-    finally:
-        if watch is not None:
-            watch.__exit__(None, None, None)
-            paperb.note_contamination(result, watch.reasons(), ctx)
-            result.info["gpu_watch"] = watch.record()
-    return result
+        watches["gpu_watch"] = gpu_watch_for(params, ctx, engine_gpu_processes)
+    order = p.ab.order if p.ab is not None else "interleaved"
+    return arm_loop.run_rep({a: s.model_dump() for a, s in arms.items()}, ctx,
+                            lambda arm, _spec: _run_arm(p, params, ctx, prog, arm, arms[arm]),
+                            order=order, watches=watches)
 
 
 def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult:
     """A/B statistics over the arms when the row declares params.ab; nothing otherwise."""
-    if not params.get("ab"):
+    p = validated(Params, params, "command")
+    if p.ab is None:
         return RepResult()
-    from .throughput import paperb
+    return arm_loop.summarize(params, ctx, reps, arms=list(p.arm_specs()),
+                              fields=("decode_tok_s", "prefill_ms", "wall_s"))
 
-    return paperb.summarize(params, ctx, reps)
 
-
-def _run_arms(params, ctx, argv0, arms, parsers, cwd, result) -> None:
-    for arm, spec in arms.items():
-        spec = spec or {}
-        if spec.get("once") and ctx.rep_index > 0:
-            continue
-        argv = argv0 + render_args(params.get("args", []), params) + render_args(spec.get("args", []), params)
-        env = dict(os.environ)
-        env.update({k: str(v) for k, v in (params.get("env") or {}).items()})
-        env.update({k: str(v) for k, v in (spec.get("env") or {}).items()})
-        out_p, err_p = ctx.rep_dir / f"{arm}.stdout.txt", ctx.rep_dir / f"{arm}.stderr.txt"
-        timeout = min(float(params.get("timeout_s", 1e9)), max(ctx.seconds_left(), 1.0))
-        ctx.log(f"arm {arm}: {' '.join(argv[-8:])}")
-        try:
-            proc = run_process(argv, env, cwd, out_p, err_p, timeout)
-        except OSError as e:
-            result.errors[arm] = f"could not start {argv[0]}: {e}"
-            continue
-        result.info[arm] = {"argv": argv, "exit_code": proc["exit_code"], "timed_out": proc["timed_out"]}
-        result.metrics[f"{arm}.wall_s"] = round(proc["wall_s"], 6)
-        result.metrics[f"{arm}.peak_rss_mb"] = round(proc["peak_rss_mb"], 2)
-        last = tail(out_p) + ("\n" + tail(err_p) if err_p.stat().st_size else "")
-        if proc["timed_out"]:
-            result.errors[arm] = f"timed out after {timeout:.0f} s; last lines:\n{last}"
-            continue
-        if proc["exit_code"] != 0:
-            result.errors[arm] = f"exited with code {proc['exit_code']}; last lines:\n{last}"
-            continue
-        text = out_p.read_text(errors="replace") + "\n" + err_p.read_text(errors="replace")
-        metrics, unmatched = parse(text, parsers, arm)
-        if unmatched:
-            result.errors[arm] = f"no output matched parser(s) {', '.join(map(str, unmatched))}; last lines:\n{last}"
-        for name, (a, b) in (params.get("diffs") or {}).items():
-            if a in metrics and b in metrics:
-                metrics[name] = metrics[a] - metrics[b]
-        for k, v in metrics.items():
-            result.metrics[f"{arm}.{k}"] = v
+def _run_arm(p: Params, params: dict, ctx: RunContext, prog: Program, arm: str,
+             spec: CommandArm) -> arm_loop.ArmOutcome:
+    argv = prog.argv + render_args(p.args, params) + render_args(spec.args, params)
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in p.env.items()})
+    env.update({k: str(v) for k, v in spec.env.items()})
+    out_p, err_p = ctx.rep_dir / f"{arm}.stdout.txt", ctx.rep_dir / f"{arm}.stderr.txt"
+    timeout = min(float(p.timeout_s or 1e9), max(ctx.seconds_left(), 1.0))
+    cwd = Path(os.path.expandvars(p.cwd)) if p.cwd else None
+    ctx.log(f"arm {arm}: {' '.join(argv[-8:])}")
+    try:
+        proc = run_process(argv, env, cwd, out_p, err_p, timeout)
+    except OSError as e:
+        return arm_loop.ArmOutcome(error=f"could not start {argv[0]}: {e}")
+    info = {"argv": argv, "exit_code": proc.exit_code, "timed_out": proc.timed_out}
+    metrics = {"wall_s": round(proc.wall_s, 6), "peak_rss_mb": round(proc.peak_rss_mb, 2)}
+    last = tail(out_p) + ("\n" + tail(err_p) if err_p.stat().st_size else "")
+    if proc.timed_out:
+        return arm_loop.ArmOutcome(metrics, info, f"timed out after {timeout:.0f} s; last lines:\n{last}")
+    if proc.exit_code != 0:
+        return arm_loop.ArmOutcome(metrics, info, f"exited with code {proc.exit_code}; last lines:\n{last}")
+    text = out_p.read_text(errors="replace") + "\n" + err_p.read_text(errors="replace")
+    parsed = parse(text, p.parsers, arm)
+    error = None
+    if parsed.unmatched:
+        error = f"no output matched parser(s) {', '.join(map(str, parsed.unmatched))}; last lines:\n{last}"
+    found = dict(parsed.metrics)
+    for name, (a, b) in p.diffs.items():
+        if a in found and b in found:
+            found[name] = found[a] - found[b]
+    return arm_loop.ArmOutcome(metrics | found, info, error)

@@ -25,7 +25,9 @@ state = os.environ["FAKE_STATE"]
 with open(state, "a") as f:
     f.write(" ".join(args) + "\n")
 with open(state) as f:
-    n = sum(1 for _ in f)
+    calls = [line.rstrip("\n") for line in f]
+n = len(calls)
+k = calls.count(" ".join(args)) - 1  # earlier calls of this arm
 flags = set(args)
 if os.environ.get("FAKE_FAIL_FLAG") in flags:
     print("loading model ...")
@@ -39,7 +41,7 @@ for flag, speed in (("--axex-compress", 1.05), ("--ott-speculative", 1.07), ("--
                     ("--fake-mcr", 39.23 / 39.28)):
     if flag in flags:
         tok *= speed
-tok *= 1 + 0.0005 * math.sin(n)  # a quiet GPU: 0.05 % jitter
+tok += 0.05 * (-1, 0, 1)[k % 3]  # a quiet GPU: the seed's clean scatter, 39.28 plus or minus 0.05 tok/s
 if os.environ.get("FAKE_NOISE_FLAG") in flags:
     tok *= (0.70, 1.25, 0.85, 1.15)[n % 4]
 ppl = 7.2341 + (0.0512 if "--axex-compress" in flags else 0.0)

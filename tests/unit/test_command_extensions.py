@@ -19,24 +19,25 @@ def test_take_max_min_and_unknown_take():
     for take, want in [("max", 0.815), ("min", 0.29), ("last", 0.36)]:
         metrics, _ = command.parse(LOG, [{"regex": PEAK, "take": take}], "a")
         assert metrics == {"acc": want}
-    with pytest.raises(ManifestError, match="take 'biggest' is not one of"):
+    with pytest.raises(ManifestError, match="params.take: Input should be 'last', 'first'"):
         command.parse(LOG, [{"name": "p", "regex": PEAK, "take": "biggest"}], "a")
 
 
 def test_interpreter_args_go_between_interpreter_and_script(tmp_path):
     (tmp_path / "s.py").write_text("print(1)\n")
-    argv, _, problem = command.resolve_program({"script": "s.py", "repo": str(tmp_path), "interpreter": sys.executable,
-                                                "interpreter_args": ["-X", "utf8"]})
-    assert problem is None and argv[1:] == ["-X", "utf8", str(tmp_path / "s.py")]
+    prog = command.resolve_program(command.Params(script="s.py", repo=str(tmp_path), interpreter=sys.executable,
+                                                  interpreter_args=["-X", "utf8"]))
+    assert prog.problem is None and prog.argv[1:] == ["-X", "utf8", str(tmp_path / "s.py")]
 
 
 def test_relative_repo_falls_back_to_the_project_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    argv, script, problem = command.resolve_program({"script": "tests/fixtures/latentwire_cross_attention.py",
-                                                     "repo": ".", "interpreter": "python3"})
-    assert problem is None and script.is_file() and script.name == "latentwire_cross_attention.py"
-    _, _, problem = command.resolve_program({"script": "no/such.py", "repo": ".", "interpreter": "python3"})
-    assert "not found in repository" in problem
+    prog = command.resolve_program(command.Params(script="tests/fixtures/latentwire_cross_attention.py",
+                                                  repo=".", interpreter="python3"))
+    assert prog.problem is None and prog.fingerprint.is_file()
+    assert prog.fingerprint.name == "latentwire_cross_attention.py"
+    prog = command.resolve_program(command.Params(script="no/such.py", repo=".", interpreter="python3"))
+    assert "not found in repository" in prog.problem
 
 
 def test_diffs_are_per_arm(tmp_path):

@@ -8,7 +8,8 @@ from pack.models.gguf import GGUFError, check_gguf
 
 
 def _write(path, n_vocab=64, d=32, layers=2):
-    import gguf
+    # Writing a GGUF needs the `gguf` package (pure Python: in the dev extra, and in pack[llamacpp]).
+    gguf = pytest.importorskip("gguf", reason="writing a test GGUF needs the gguf package: pip install gguf")
 
     w = gguf.GGUFWriter(str(path), arch="llama")
     w.add_block_count(layers)

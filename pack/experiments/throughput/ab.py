@@ -4,13 +4,25 @@ Arms run interleaved (A B A B ...) so slow drift (clock ramps, thermal soak, a n
 hits every arm alike. Over the repetitions of each arm:
 
     mean, std (sample, n-1), cv = std / mean
-    delta_pct       = 100 * (mean_arm - mean_ref) / mean_ref
-    variance_ratio  = var_eff(arm) / var_eff(ref),  std_eff = max(std, min_cv * mean)
+    delta_pct       = 100 * (mean_arm - mean_ref) / mean_ref, with a bootstrap confidence interval
+    variance_ratio  = var_eff(arm) / var_eff(ref),  std_eff = max(std, resolution_std)
+    variance_p      = Brown-Forsythe test (Levene, center=median) of equal variances
 
-The floor on the coefficient of variation (default 1 %, timing noise on a quiet GPU) keeps two
-quiet arms at 1x instead of a ratio of two tiny numbers (3 runs of llama.cpp can agree to 0.01 %).
-Paper B's seed: a clean re-run sits at 1x to 1.5x, the contaminated run was 21x, the limit is 5x.
+The floor is the measurement's own resolution, not a percentage (a 1 % CV floor turned the seed's
+21x contaminated run into 1x: its noisy arm scattered at 0.53 %). A decode rate r = n / T read off a
+timer of tick dt carries a quantisation error of T, uniform over one tick: std dt / sqrt(12), so
+std(r) = r^2 * dt / (n * sqrt(12)) (dr/dT = -r^2 / n; "timer resolution / tokens timed", in tok/s).
+A value printed or recorded with d decimals carries a uniform rounding error of 10^-d: std
+10^-d / sqrt(12). The two are independent, so
 
+    resolution_std = sqrt((10^-d)^2 + (r^2 dt / n)^2) / sqrt(12)
+
+Below it two arms cannot be told apart, so an arm never counts as quieter than that. For Paper B's
+engine line ("39.28 tok/s", 2 decimals, ggml's microsecond timer, 32 tokens) it is 0.0029 tok/s, far
+under the clean run's 0.05, so the seed's 21x stays 21x.
+
+Paper B's seed: "a clean re-run sits at 1x to 1.5x" (`clean_band`, reported per arm) and "if the
+variance ratio is much greater than 5x ... you have background-load contamination" (the limit).
 A run is CONTAMINATED (a rerun, not a failure) when, per reason, every one is named:
   - max(variance_ratio, 1/variance_ratio) exceeds the row's limit,
   - an arm's variance is above `limit` times a clean reference run's, (cv / reference_cv)^2
@@ -28,160 +40,265 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import ValidationError, field_validator
+
+from ...strict import Number, Strict, did_you_mean
 
 
-@dataclass(frozen=True)
-class ABConfig:
-    """params.ab of a throughput or command row.
+class OnGpu(Strict):
+    """A value that holds on the named GPUs only ({value: 38, gpu: [RTX 4060]}; no gpu: everywhere)."""
+
+    value: Number | None = None
+    gpu: tuple[str, ...] = ()
+
+
+class ABConfig(Strict):
+    """params.ab of a throughput or command row (the one place that knows its keys).
 
     metric: the per-arm field compared (e.g. decode_tok_s); higher is better for the floor.
     reference: the clean reference arm (default: the first arm).
-    floor: {value: 38, gpu: ["RTX 4060"]} (gpu omitted: everywhere) or a bare number.
+    floor / reference_cv: {value, gpu} or a bare number (everywhere).
+    timer_resolution_s, tokens_timed: the rate metric's timer tick and tokens per measurement, for
+    the resolution floor (tokens_timed defaults to the row's params.n_decode).
     """
 
     metric: str = "decode_tok_s"
     reference: str | None = None
-    variance_ratio_limit: float = 5.0
-    min_cv: float = 0.01
-    floor: float | None = None
-    floor_gpu: tuple[str, ...] = ()
-    reference_cv: float | None = None  # a clean run's CV (std/mean) on reference_gpu
-    reference_gpu: tuple[str, ...] = ()
-    order: str = "interleaved"  # or "alternate": A B, B A, A B ... (cancels a fixed first-arm bias)
-    extra_metrics: tuple[str, ...] = field(default_factory=lambda: ("prefill_ms",))
+    variance_ratio_limit: Number = 5.0
+    clean_band: Number = 1.5
+    timer_resolution_s: Number = 1e-6  # ggml_time_us (llama.cpp) ticks in microseconds
+    tokens_timed: int | None = None
+    floor: OnGpu | None = None
+    reference_cv: OnGpu | None = None  # a clean run's CV (std/mean) on its GPU
+    order: Literal["interleaved", "alternate"] = "interleaved"  # alternate: A B, B A, ...: no first-arm bias
+    extra_metrics: tuple[str, ...] = ("prefill_ms",)
+    confidence: Number = 0.95
+    bootstrap_resamples: int = 9999
+    bootstrap_seed: int = 0
+
+    @field_validator("floor", "reference_cv", mode="before")
+    @classmethod
+    def _bare_number(cls, v):
+        return {"value": v} if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
     @classmethod
     def from_params(cls, raw: dict | None) -> ABConfig:
-        raw = dict(raw or {})
-        floor = raw.pop("floor", None)
-        kw = {}
-        if isinstance(floor, dict):
-            kw["floor"] = None if floor.get("value") is None else float(floor["value"])
-            kw["floor_gpu"] = tuple(floor.get("gpu") or ())
-        elif floor is not None:
-            kw["floor"] = float(floor)
-        ref_cv = raw.pop("reference_cv", None)
-        if isinstance(ref_cv, dict):
-            kw["reference_cv"] = None if ref_cv.get("value") is None else float(ref_cv["value"])
-            kw["reference_gpu"] = tuple(ref_cv.get("gpu") or ())
-        elif ref_cv is not None:
-            kw["reference_cv"] = float(ref_cv)
-        if "extra_metrics" in raw:
-            raw["extra_metrics"] = tuple(raw["extra_metrics"])
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(raw) - known)
-        if unknown:
+        """params.ab as validated by the row's Params model; a bad key is one sentence, not a traceback."""
+        try:
+            return cls.model_validate(dict(raw or {}))
+        except ValidationError as e:
             from ...errors import ManifestError
 
-            raise ManifestError(f"params.ab has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**raw, **kw)
+            err = e.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                hint = did_you_mean(str(err["loc"][-1]), cls.model_fields)
+                raise ManifestError(f"params.ab has unknown key '{where}'; {hint}") from None
+            raise ManifestError(f"params.ab.{where}: {err['msg']}") from None
 
 
-def arm_order(arms: list[str], rep_index: int, order: str = "interleaved") -> list[str]:
-    """The arms of one repetition: declared order, or reversed on odd repetitions for 'alternate'."""
-    if order == "alternate" and rep_index % 2 == 1:
-        return list(reversed(arms))
-    return list(arms)
+@dataclass(frozen=True)
+class ArmStats:
+    n: int
+    mean: float
+    std: float
+    cv: float
 
 
-def arm_stats(values: list[float]) -> dict:
+@dataclass(frozen=True)
+class ABSummary:
+    """What summarize_ab found: metrics for the run, contamination reasons, details for the summary file."""
+
+    metrics: dict = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+
+def arm_stats(values: list[float]) -> ArmStats:
     """n, mean, std (n-1), cv (std/mean; 0 for a single value)."""
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not vals:
-        return {"n": 0, "mean": float("nan"), "std": float("nan"), "cv": float("nan")}
+        return ArmStats(0, float("nan"), float("nan"), float("nan"))
     mean = statistics.fmean(vals)
     std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return {"n": len(vals), "mean": mean, "std": std, "cv": std / mean if mean else float("nan")}
+    return ArmStats(len(vals), mean, std, std / mean if mean else float("nan"))
 
 
-def _var_eff(s: dict, min_cv: float) -> float:
-    return max(s["std"], min_cv * abs(s["mean"])) ** 2
+def decimal_step(values: list[float], max_decimals: int = 12) -> float:
+    """10^-d for the fewest decimals d that write every value exactly (0.01 for 39.28); 0 for none."""
+    for d in range(max_decimals + 1):
+        if all(abs(round(v, d) - v) <= 1e-9 * max(1.0, abs(v)) for v in values):
+            return 10.0 ** -d
+    return 0.0
 
 
-def variance_ratio(ref: dict, arm: dict, min_cv: float = 0.01) -> float:
-    """var_eff(arm) / var_eff(ref) with the CV floor; nan when either side has no values."""
-    if ref["n"] == 0 or arm["n"] == 0:
+def resolution_std(values: list[float], timer_resolution_s: float = 0.0,
+                   tokens_timed: int | None = None) -> float:
+    """Std of a rate's quantisation noise: recorded decimals and timer tick, each uniform (see module doc)."""
+    vals = [float(v) for v in values if math.isfinite(float(v))]
+    if not vals:
+        return 0.0
+    rate = statistics.fmean(vals)
+    timer = rate * rate * timer_resolution_s / tokens_timed if tokens_timed else 0.0
+    return math.hypot(decimal_step(vals), timer) / math.sqrt(12.0)
+
+
+def variance_ratio(ref: ArmStats, arm: ArmStats, floor_ref: float = 0.0, floor_arm: float = 0.0) -> float:
+    """var_eff(arm) / var_eff(ref), std_eff = max(std, floor); nan unless both arms have 2+ values."""
+    if ref.n < 2 or arm.n < 2:
         return float("nan")
-    denom = _var_eff(ref, min_cv)
-    return _var_eff(arm, min_cv) / denom if denom > 0 else float("nan")
+    denom = max(ref.std, floor_ref) ** 2
+    return max(arm.std, floor_arm) ** 2 / denom if denom > 0 else float("nan")
 
 
-def _scoped(value, gpus: tuple[str, ...], gpu_models: list[str], what: str) -> tuple[bool, str]:
+def brown_forsythe_p(a: list[float], b: list[float]) -> float:
+    """p-value of equal variances (Levene's test about the median); nan when undefined."""
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    import warnings
+
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # identical values: scipy warns and returns nan, which we report
+        return float(stats.levene(a, b, center="median").pvalue)
+
+
+def delta_pct_ci(arm: list[float], ref: list[float], cfg: ABConfig) -> tuple[float, float]:
+    """Percentile bootstrap interval of delta_pct (fixed seed); BCa's jackknife is unstable at 3 reps."""
+    if len(arm) < 2 or len(ref) < 2:
+        return float("nan"), float("nan")
+    import inspect
+
+    import numpy as np
+    from scipy import stats
+
+    def delta(a, r, axis=-1):
+        mr = np.mean(r, axis=axis)
+        return 100.0 * (np.mean(a, axis=axis) - mr) / mr
+
+    if "rng" in inspect.signature(stats.bootstrap).parameters:  # scipy >= 1.15 names it rng
+        seed = {"rng": np.random.default_rng(cfg.bootstrap_seed)}
+    else:
+        seed = {"random_state": cfg.bootstrap_seed}
+    res = stats.bootstrap((np.asarray(arm), np.asarray(ref)), delta, vectorized=True, paired=False,
+                          confidence_level=cfg.confidence, n_resamples=cfg.bootstrap_resamples,
+                          method="percentile", **seed)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _scoped(scoped: OnGpu | None, gpu_models: list[str], what: str) -> tuple[bool, str]:
     """(applies, why not): a floor or a clean CV measured on one GPU means nothing on another."""
-    if value is None:
+    if scoped is None or scoped.value is None:
         return False, f"no {what} set"
-    if not gpus:
+    if not scoped.gpu:
         return True, ""
     models = [m.lower() for m in gpu_models] or ["cpu"]
-    if any(g.lower() in m for g in gpus for m in models):
+    if any(g.lower() in m for g in scoped.gpu for m in models):
         return True, ""
-    return False, f"{what} {value:g} holds on {', '.join(gpus)}; this run had {', '.join(gpu_models) or 'no GPU'}"
+    return False, (f"{what} {scoped.value:g} holds on {', '.join(scoped.gpu)}; "
+                   f"this run had {', '.join(gpu_models) or 'no GPU'}")
 
 
 def floor_applies(cfg: ABConfig, gpu_models: list[str]) -> tuple[bool, str]:
-    return _scoped(cfg.floor, cfg.floor_gpu, gpu_models, "floor")
+    return _scoped(cfg.floor, gpu_models, "floor")
 
 
-def summarize_ab(samples: dict[str, dict[str, list[float]]], cfg: ABConfig, gpu_models: list[str]) -> tuple[dict, list[str], dict]:
-    """(metrics, contamination reasons, info) over all repetitions.
+def _r(x: float, digits: int = 6) -> float:
+    return round(x, digits) if math.isfinite(x) else x
+
+
+def summarize_ab(samples: dict[str, dict[str, list[float]]], cfg: ABConfig,
+                 gpu_models: list[str]) -> ABSummary:
+    """Statistics and contamination reasons over all repetitions.
 
     samples: arm -> field -> values over repetitions, e.g. {"baseline": {"decode_tok_s": [39.2, 39.3]}}.
-    Metrics: <arm>.<metric>_std / _cv for every arm; <arm>.delta_pct and <arm>.variance_ratio for
-    every arm but the reference; the same delta for each extra metric (<arm>.<extra>_delta_pct).
+    Metrics: <arm>.<metric>_std / _cv for every arm; for every arm but the reference <arm>.delta_pct,
+    .delta_pct_ci_low/_high, .variance_ratio and .variance_p (when defined: 2+ values per arm), and
+    each extra metric's delta (<arm>.<extra>_delta_pct).
     """
     arms = [a for a in samples if samples[a].get(cfg.metric)]
-    metrics: dict = {}
-    reasons: list[str] = []
-    info: dict = {"metric": cfg.metric, "arms": {}}
+    out = ABSummary(info={"metric": cfg.metric, "arms": {}})
     if not arms:
-        return metrics, reasons, info
+        return out
+    metrics, reasons, info = out.metrics, out.reasons, out.info
     ref = cfg.reference if cfg.reference in arms else arms[0]
     info["reference"] = ref
-    stats = {a: arm_stats(samples[a][cfg.metric]) for a in arms}
     m = cfg.metric
+    vals = {a: samples[a][m] for a in arms}
+    stats = {a: arm_stats(vals[a]) for a in arms}
+    timer = cfg.timer_resolution_s if m.endswith("tok_s") else 0.0  # the timer term is a rate's
+    floor = {a: resolution_std(vals[a], timer, cfg.tokens_timed) for a in arms}
     for a in arms:
         s = stats[a]
-        metrics[f"{a}.{m}_std"] = round(s["std"], 6)
-        metrics[f"{a}.{m}_cv"] = round(s["cv"], 6)
-        info["arms"][a] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in s.items()}
+        metrics[f"{a}.{m}_std"] = _r(s.std)
+        metrics[f"{a}.{m}_cv"] = _r(s.cv)
+        info["arms"][a] = {"n": s.n, "mean": _r(s.mean), "std": _r(s.std), "cv": _r(s.cv),
+                           "resolution_std": float(f"{floor[a]:.4g}")}
     ref_s = stats[ref]
     for a in arms:
         if a == ref:
             continue
         s = stats[a]
-        delta = 100.0 * (s["mean"] - ref_s["mean"]) / ref_s["mean"] if ref_s["mean"] else float("nan")
-        ratio = variance_ratio(ref_s, s, cfg.min_cv)
-        metrics[f"{a}.delta_pct"] = round(delta, 4)
-        metrics[f"{a}.variance_ratio"] = round(ratio, 4)
-        if math.isfinite(ratio) and ratio > 0 and max(ratio, 1 / ratio) > cfg.variance_ratio_limit:
-            noisy = a if ratio > 1 else ref
-            reasons.append(f"variance ratio {a}/{ref} of {m} is {ratio:.2f}x, beyond the row's limit of "
-                           f"{cfg.variance_ratio_limit:g}x (arm '{noisy}' scatters: CV {stats[noisy]['cv']:.2%})")
+        delta = 100.0 * (s.mean - ref_s.mean) / ref_s.mean if ref_s.mean else float("nan")
+        metrics[f"{a}.delta_pct"] = _r(delta, 4)
+        low, high = delta_pct_ci(vals[a], vals[ref], cfg)
+        ratio = variance_ratio(ref_s, s, floor[ref], floor[a])
+        p = brown_forsythe_p(vals[a], vals[ref])
+        for name, v in ((f"{a}.delta_pct_ci_low", low), (f"{a}.delta_pct_ci_high", high),
+                        (f"{a}.variance_ratio", ratio), (f"{a}.variance_p", p)):
+            if math.isfinite(v):
+                metrics[name] = round(v, 4)
+        if not math.isfinite(ratio) or ratio <= 0:
+            info["arms"][a]["variance_ratio"] = "undefined: each arm needs 2 or more repetitions"
+        else:
+            both_ways = max(ratio, 1 / ratio)
+            band = ("clean (the seed's 1x-1.5x)" if both_ways <= cfg.clean_band else
+                    "contaminated" if both_ways > cfg.variance_ratio_limit else
+                    f"between the seed's clean band ({cfg.clean_band:g}x) and its limit "
+                    f"({cfg.variance_ratio_limit:g}x)")
+            info["arms"][a]["variance_band"] = band
+            if both_ways > cfg.variance_ratio_limit:
+                noisy = a if ratio > 1 else ref
+                test = f"; Brown-Forsythe p = {p:.2g}" if math.isfinite(p) else ""
+                reasons.append(f"variance ratio {a}/{ref} of {m} is {ratio:.2f}x, beyond the row's limit of "
+                               f"{cfg.variance_ratio_limit:g}x (arm '{noisy}' scatters: "
+                               f"CV {stats[noisy].cv:.2%}{test})")
         for extra in cfg.extra_metrics:
             xa, xr = arm_stats(samples[a].get(extra, [])), arm_stats(samples[ref].get(extra, []))
-            if xa["n"] and xr["n"] and xr["mean"]:
-                metrics[f"{a}.{extra}_delta_pct"] = round(100.0 * (xa["mean"] - xr["mean"]) / xr["mean"], 4)
-    ref_ok, ref_why = _scoped(cfg.reference_cv, cfg.reference_gpu, gpu_models, "clean reference CV")
-    info["clean_reference"] = {"cv": cfg.reference_cv, "applies": ref_ok, "why_not": ref_why or None}
-    if ref_ok and cfg.reference_cv > 0:
-        # Against a fixed clean CV there is no second noisy sample, so no floor: with 3 runs, a clean
-        # arm exceeds 5x only with probability P(chi2_2 > 10) = 0.7 %.
-        for a in arms:
-            if stats[a]["n"] < 2:
-                continue
-            r = (stats[a]["cv"] / cfg.reference_cv) ** 2
-            metrics[f"{a}.variance_vs_clean"] = round(r, 4)
-            if r > cfg.variance_ratio_limit:
-                reasons.append(f"arm '{a}' CV {stats[a]['cv']:.3%} is a variance {r:.1f}x the clean reference's "
-                               f"(CV {cfg.reference_cv:.3%}), beyond the limit of {cfg.variance_ratio_limit:g}x")
+            if xa.n and xr.n and xr.mean:
+                metrics[f"{a}.{extra}_delta_pct"] = round(100.0 * (xa.mean - xr.mean) / xr.mean, 4)
+    _against_clean_reference(cfg, gpu_models, arms, stats, out)
     applies, why_not = floor_applies(cfg, gpu_models)
-    info["floor"] = {"value": cfg.floor, "applies": applies, "why_not": why_not or None}
+    info["floor"] = {"value": cfg.floor.value if cfg.floor else None, "applies": applies,
+                     "why_not": why_not or None}
     if applies:
         for a in arms:
-            if stats[a]["mean"] < cfg.floor:
-                reasons.append(f"arm '{a}' mean {m} {stats[a]['mean']:.2f} is under the row's floor of {cfg.floor:g}"
-                               + (f" on {', '.join(gpu_models)}" if gpu_models else ""))
-    return metrics, reasons, info
+            if stats[a].mean < cfg.floor.value:
+                where = f" on {', '.join(gpu_models)}" if gpu_models else ""
+                reasons.append(f"arm '{a}' mean {m} {stats[a].mean:.2f} is under the row's floor of "
+                               f"{cfg.floor.value:g}{where}")
+    return out
+
+
+def _against_clean_reference(cfg: ABConfig, gpu_models, arms, stats, out: ABSummary) -> None:
+    ref_ok, ref_why = _scoped(cfg.reference_cv, gpu_models, "clean reference CV")
+    ref_cv = cfg.reference_cv.value if cfg.reference_cv else None
+    out.info["clean_reference"] = {"cv": ref_cv, "applies": ref_ok, "why_not": ref_why or None}
+    if not (ref_ok and ref_cv > 0):
+        return
+    # Against a fixed clean CV there is no second noisy sample, so no floor: with 3 runs, a clean
+    # arm exceeds 5x only with probability P(chi2_2 > 10) = 0.7 %.
+    for a in arms:
+        if stats[a].n < 2:
+            continue
+        r = (stats[a].cv / ref_cv) ** 2
+        out.metrics[f"{a}.variance_vs_clean"] = round(r, 4)
+        if r > cfg.variance_ratio_limit:
+            out.reasons.append(f"arm '{a}' CV {stats[a].cv:.3%} is a variance {r:.1f}x the clean reference's "
+                               f"(CV {ref_cv:.3%}), beyond the limit of {cfg.variance_ratio_limit:g}x")
 
 
 def collect(reps, arms: list[str], fields: list[str]) -> dict[str, dict[str, list[float]]]:

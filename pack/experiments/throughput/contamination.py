@@ -177,6 +177,25 @@ class GpuWatch:
                 "idle_util_pct": [s["idle_util_pct"] for s in self.snapshots if s.get("idle_util_pct") is not None]}
 
 
+def gpu_watch_for(params: dict, ctx, own_gpu_processes) -> GpuWatch:
+    """The watch a row's params.gpu_watch asks for; the idle check in the first repetition only."""
+    w = params.get("gpu_watch") or {}
+    return GpuWatch(int(w.get("gpu", 0)), interval_s=float(w.get("interval_s", 0.2)),
+                    own_gpu_processes=own_gpu_processes,
+                    idle_check=bool(w.get("idle_check", True)) and ctx.rep_index == 0,
+                    settle_s=float(w.get("settle_s", 1.5)), idle_util_limit=float(w.get("idle_util_limit", 10.0)))
+
+
+def engine_gpu_processes() -> int:
+    """GPU processes a run that starts engine subprocesses accounts for: its live children, plus
+    this process when it has initialised CUDA itself."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    mine = int(bool(torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()))
+    return mine + len(own_pids()) - 1
+
+
 def _busy_cpu_seconds() -> float | None:
     """CPU seconds all processes of this machine have been busy since boot (/proc/stat), or None."""
     try:

@@ -22,7 +22,28 @@ import time
 
 from ...errors import PackError, require
 from ...results import RepResult, RunContext
+from ...strict import Strict
 from . import harness, roofline
+from .params import ThroughputParams, validated
+
+
+class ArmSettings(Strict):
+    """An arm's own model settings (each defaults to the row's)."""
+
+    model: str | None = None
+    dtype: str | None = None
+    attn_implementation: str | None = None
+    seed: int | None = None
+
+
+class Params(ThroughputParams, ArmSettings):
+    """A `throughput_hf` row's params (see the module doc): the one place that knows its keys."""
+
+    arms: dict[str, ArmSettings | None] | None = None
+    seed: int = 0
+    ppl_ctx: int = 256
+    ppl_chunks: int = 4
+    cpu_threads: int = 1
 
 
 def _sync(device: str):
@@ -160,6 +181,7 @@ class Backend:
 
 
 def run_rep(params: dict, ctx: RunContext) -> RepResult:
+    validated(Params, params, "throughput_hf")
     return harness.run_rep(Backend, params, ctx)
 
 

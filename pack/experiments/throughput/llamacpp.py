@@ -30,15 +30,46 @@ import hashlib
 import math
 import os
 import time
+from typing import Literal
 
 from ...errors import PackError, require
 from ...fsio import sha256_file
 from ...results import RepResult, RunContext
+from ...strict import Strict
 from . import harness, roofline
+from .params import ThroughputParams, validated
 
 LOAD_KEYS = ("model", "n_gpu_layers", "n_threads", "n_threads_batch", "n_batch", "n_ctx", "flash_attn",
              "use_mmap", "seed", "model_sha256", "qtype", "type_k", "type_v")
 KV_TYPES = {"f32": 0, "f16": 1, "q8_0": 8}  # ggml type ids for the KV cache (llama.cpp's default is f16)
+
+
+class ArmSettings(Strict):
+    """An arm's own load settings (each defaults to the row's)."""
+
+    model: str | None = None
+    n_gpu_layers: int | None = None
+    n_threads: int | None = None
+    n_threads_batch: int | None = None
+    n_batch: int | None = None
+    n_ctx: int | None = None
+    flash_attn: bool | None = None
+    use_mmap: bool | None = None
+    seed: int | None = None
+    model_sha256: str | None = None
+    qtype: str | None = None
+    type_k: Literal["f32", "f16", "q8_0"] | None = None
+    type_v: Literal["f32", "f16", "q8_0"] | None = None
+
+
+class Params(ThroughputParams, ArmSettings):
+    """A `throughput_llamacpp` row's params (see the module doc): the one place that knows its keys."""
+
+    arms: dict[str, ArmSettings | None] | None = None
+    ppl_batch: int = 512
+    ppl_chunks: int = 8
+    ppl_ctx: int = 512
+    seed: int = 0
 
 
 def _setting(key: str, spec: dict, params: dict, default=None):
@@ -207,6 +238,7 @@ class Backend:
 
 
 def run_rep(params: dict, ctx: RunContext) -> RepResult:
+    validated(Params, params, "throughput_llamacpp")
     return harness.run_rep(Backend, params, ctx)
 
 

@@ -1,4 +1,4 @@
-"""Paper B's engine (a llama.cpp fork) driven through the `command` experiment.
+"""Paper B's engine (a llama.cpp fork): its output lines and its ablation arms, as data.
 
 Output lines of its public ablation script, and the `command` parsers that read them
 (manifests/paperB.yaml carries the same specs; tests/unit check the two agree):
@@ -8,16 +8,11 @@ Output lines of its public ablation script, and the `command` parsers that read 
     [ONB] rejections=3 updates=41 layers_updated=12           --axex-online-basis
     [AXEX-GAUGE] iter 4/8 |Newton_grad|_rms=1.2e-05           --axex-gauge (one line per iteration)
 
-A `command` row with params.ab gets, from here, the NVML watch around each repetition's arms and
-the A/B summary (harness.summarize) over the arms that printed the compared metric.
+The rows run through the `command` experiment; its A/B statistics and watches are the generic
+ones of pack.experiments.arms.
 """
 
 from __future__ import annotations
-
-from ...results import RepResult, RunContext
-from . import harness
-from .contamination import GpuWatch, own_pids
-from .harness import note_contamination  # noqa: F401  (command.py's hook)
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
@@ -46,38 +41,3 @@ def parser(name: str, arms: list[str] | None = None, **extra) -> dict:
     if arms:
         spec["arms"] = arms
     return spec | extra
-
-
-def watch(params: dict, ctx: RunContext) -> GpuWatch:
-    """The NVML watch around one repetition's engine processes (ours: live children of this process)."""
-    import sys
-
-    def own() -> int:
-        torch = sys.modules.get("torch")
-        mine = int(bool(torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()))
-        return mine + len(own_pids()) - 1
-
-    return harness.watch_for(params, ctx, own)
-
-
-def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult:
-    """A/B summary of a command row; the roofline from params.roofline.model (a GGUF) if given."""
-    spec = params.get("roofline") or {}
-    bpt_error = None
-    if isinstance(spec, dict) and spec.get("model") and not spec.get("bytes_per_token"):
-        from ...errors import PackError
-        from ...models.gguf import check_gguf
-        from ..argv import render_args
-        from .roofline import gguf_bytes_per_token
-
-        try:
-            info = check_gguf(render_args([spec["model"]], params)[0])
-            bpt = gguf_bytes_per_token(info, float(spec.get("position", 64)))["total"]
-            params = params | {"roofline": spec | {"bytes_per_token": bpt}}
-        except PackError as e:
-            bpt_error = str(e)
-    fields = ("decode_tok_s", "prefill_ms", "wall_s")
-    out = harness.summarize(params, ctx, reps, fields=fields)
-    if bpt_error:
-        out.info["roofline"] = f"no roofline: {bpt_error}"
-    return out
