@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--n-decode", type=int, default=32)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--n-gpu-layers", type=int, default=0, help="-1: every layer on the GPU (a CUDA build)")
+    ap.add_argument("--qtype", default="F16", choices=["F32", "F16", "Q8_0"])
     args = ap.parse_args()
 
     import llama_cpp
@@ -38,10 +40,10 @@ def main() -> None:
     from pack.experiments.throughput.llamacpp import _greedy_decode
     from pack.models.gguf import check_gguf, synthetic_gguf
 
-    path = synthetic_gguf("mid-llama", qtype="F16", num_hidden_layers=args.layers)
+    path = synthetic_gguf("mid-llama", qtype=args.qtype, num_hidden_layers=args.layers)
     info = check_gguf(path)
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_batch=512, n_threads=args.threads,
-                          n_threads_batch=args.threads, verbose=False)
+                          n_threads_batch=args.threads, n_gpu_layers=args.n_gpu_layers, verbose=False)
     tokens = llm.tokenize(DEFAULT_PROMPT.encode(), add_bos=True)
     _greedy_decode(llm, tokens, args.n_decode)  # warm-up
     runs = []
@@ -50,7 +52,8 @@ def main() -> None:
         runs.append({"decode_tok_s": r["decode_tok_s"], "decode_wall_tok_s": r["decode_wall_tok_s"],
                      "harness_overhead_pct": r["harness_overhead_pct"]})
     mean = statistics.fmean(r["harness_overhead_pct"] for r in runs)
-    print(json.dumps({"bench": "throughput_overhead", "model": f"mid-llama x{args.layers} layers F16",
+    print(json.dumps({"bench": "throughput_overhead", "model": f"mid-llama x{args.layers} layers {args.qtype}",
+                      "n_gpu_layers": args.n_gpu_layers,
                       "weights_mib": round(info.weight_bytes / 2**20, 1), "threads": args.threads,
                       "n_decode": args.n_decode, "runs": runs, "overhead_pct_mean": round(mean, 4),
                       "target_pct": 1.0, "ok": mean < 1.0}))

@@ -52,3 +52,24 @@ test-throughput: $(LLAMACPP_STAMP)
 
 bench-throughput: $(LLAMACPP_STAMP)
 	$(BIN)/python bench/throughput_overhead.py
+
+# A CUDA wheel for a GPU machine that cannot reach the package index (the device machine here):
+#   make llamacpp-cuda-src      the PyPI sdist, trimmed to the CPU and CUDA backends (~10 MB), so it can
+#                               travel with the working tree; bench/gpu/llamacpp_cuda.sh builds it there.
+# Flash-attention kernels are off (GGML_CUDA_FA=OFF) and one architecture is built: ~120 template
+# instances otherwise make it an hours-long build. NCCL is off (single-GPU rows only).
+LLAMACPP_CUDA_SRC ?= build/llamacpp-src.tar.gz
+LLAMACPP_TRIM := .git vendor/llama.cpp/.git vendor/llama.cpp/models vendor/llama.cpp/docs vendor/llama.cpp/benches \
+	vendor/llama.cpp/media $(foreach b,cann et hexagon hip metal musa opencl openvino sycl virtgpu vulkan webgpu zdnn zendnn,vendor/llama.cpp/ggml/src/ggml-$(b))
+
+.PHONY: llamacpp-cuda-src
+llamacpp-cuda-src: $(LLAMACPP_CUDA_SRC)
+
+$(LLAMACPP_CUDA_SRC): | $(BIN)/python
+	@rm -rf build/llamacpp-sdist && mkdir -p build/llamacpp-sdist
+	$(BIN)/pip download --no-deps --no-binary :all: -d build/llamacpp-sdist "llama-cpp-python==$(LLAMACPP_VERSION)"
+	cd build/llamacpp-sdist && tar xzf llama_cpp_python-$(LLAMACPP_VERSION).tar.gz && \
+	  cd llama_cpp_python-$(LLAMACPP_VERSION) && rm -rf $(LLAMACPP_TRIM)
+	tar czf $@.tmp -C build/llamacpp-sdist llama_cpp_python-$(LLAMACPP_VERSION) && mv $@.tmp $@
+	@rm -rf build/llamacpp-sdist
+	@ls -l $@

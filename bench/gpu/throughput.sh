@@ -12,6 +12,7 @@ set -euo pipefail
 : "${OUT:?set OUT to an output directory}"
 export PYTHONPATH="${PYTHONPATH:-.}"
 PY="${PY:-python3}"
+ROW="${ROW:-paperB:harness-null}"   # or paperB:llamacpp-null-mid (a CUDA build of llama-cpp-python)
 SCALE=full; HW=local-gpu; LOAD_ARGS=(); MODE=gpu
 if [[ "${1:-}" == "--cpu" ]]; then SCALE=smoke; HW=cpu; LOAD_ARGS=(--cpu); MODE=cpu; fi
 mkdir -p "$OUT"
@@ -22,7 +23,7 @@ trap cleanup EXIT
 T0=$SECONDS
 
 run_row() {  # prints the run directory
-  "$PY" -m pack run paperB:harness-null --scale "$SCALE" --hw "$HW" --out "$WORK/runs" 2>>"$WORK/pack.log" \
+  "$PY" -m pack run "$ROW" --scale "$SCALE" --hw "$HW" --out "$WORK/runs" 2>>"$WORK/pack.log" \
     | awk -F'\t' '{print $3}' | tail -1
 }
 
@@ -41,8 +42,8 @@ cleanup; LOAD_PID=""
 [[ -d "$LOADED" ]] || { tail -30 "$WORK/pack.log"; echo "the loaded run failed"; exit 1; }
 
 "$PY" bench/gpu/throughput_report.py "$OUT" "clean=$CLEAN" "co-resident load=$LOADED"
-cp "$CLEAN/summary/harness_null_summary.json" "$OUT/clean_summary.json"
-cp "$LOADED/summary/harness_null_summary.json" "$OUT/loaded_summary.json"
+cp "$(ls "$CLEAN"/summary/*_summary.json | head -1)" "$OUT/clean_summary.json"
+cp "$(ls "$LOADED"/summary/*_summary.json | head -1)" "$OUT/loaded_summary.json"
 cp "$(ls "$CLEAN"/summary/*.csv | head -1)" "$OUT/clean_runs.csv"
 cp "$(ls "$LOADED"/summary/*.csv | head -1)" "$OUT/loaded_runs.csv"
 echo "verdicts: clean=$("$PY" -c "import json,sys;print(json.load(open(sys.argv[1]))['runs'][0]['verdict'])" "$OUT/throughput_gpu.json")" \

@@ -13,7 +13,16 @@ def test_reconstruction_comes_back_to_the_layers_device():
     x = torch.randn(3, 8, 64, device="cuda", dtype=torch.bfloat16)
     y = quant_dequant(x, "absmax", 8, compute_device="cpu")  # compressor on another device
     assert y.device == x.device and y.dtype == x.dtype
-    assert torch.equal(y, quant_dequant(x, "absmax", 8))
+    # The same arithmetic on the same device gives the same bits: the reference is computed on the CPU too.
+    assert torch.equal(y, quant_dequant(x.cpu(), "absmax", 8).to("cuda"))
+    # Against the GPU's own float32 arithmetic, a value that sits on a rounding boundary may land one
+    # quantization step away (CPU and GPU division differ in the last ulp), never more, and rarely.
+    on_gpu = quant_dequant(x, "absmax", 8)
+    step = x.float().abs().amax(dim=-1, keepdim=True) / 127
+    diff = (y.float() - on_gpu.float()).abs()
+    bf16_ulp = x.float().abs().amax(dim=-1, keepdim=True) * 2.0 ** -7
+    assert bool((diff <= step + bf16_ulp).all())
+    assert float((diff > 0).float().mean()) < 0.01
 
 
 def test_bf16_moe_model_runs_with_hooks_in_both_router_modes():

@@ -57,7 +57,11 @@ DEFAULTS = {
     "deterministic": True,
 }
 KNOWN = set(DEFAULTS) | {"experiment_type"}
-QUANT_METHODS = ("gptq", "bnb", "awq")
+# gptq/awq/bnb: a pre-quantized checkpoint (params.quantization_checkpoints); bnb-int8 (LLM.int8) and
+# bnb-nf4 (4-bit NormalFloat) quantize the loaded model on the fly with bitsandbytes, which is how a
+# synthetic model gets a quantized arm at all (no calibration data or pre-quantized weights needed).
+QUANT_METHODS = ("gptq", "bnb", "awq", "bnb-int8", "bnb-nf4")
+ON_THE_FLY = ("bnb-int8", "bnb-nf4")
 
 
 @dataclass(frozen=True)
@@ -201,14 +205,17 @@ def _quant_not_applicable(p: Params, method: str, device: str, facts: dict) -> s
     import importlib.util
 
     ckpt = (p.quantization_checkpoints or {}).get(method)
-    backend = {"gptq": "gptqmodel", "awq": "gptqmodel", "bnb": "bitsandbytes"}[method]
-    if ckpt is None and not (method == "bnb" and facts.get("synthetic")):
-        return (f"no pre-quantized {method} checkpoint is configured (params.quantization_checkpoints.{method}); "
-                f"a synthetic model can only be quantized on the fly with bitsandbytes")
+    backend = {"gptq": "gptqmodel", "awq": "gptqmodel"}.get(method, "bitsandbytes")
+    on_the_fly = method in ON_THE_FLY or (method == "bnb" and facts.get("synthetic"))
+    if ckpt is None and not on_the_fly:
+        why = (" (AWQ/GPTQ weights come from a calibration run this pack does not make; bnb-int8/bnb-nf4 "
+               "quantize on the fly)" if method in ("gptq", "awq") else "")
+        return (f"no pre-quantized {method} checkpoint is configured (params.quantization_checkpoints.{method})"
+                f"{why}")
     if importlib.util.find_spec(backend) is None:
         return f"the {method} backend '{backend}' is not installed here (pip install {backend})"
     if device != "cuda":
-        return f"{method} 4-bit kernels need a CUDA GPU; this run is on the CPU"
+        return f"{method} kernels need a CUDA GPU; this run is on the CPU"
     return None
 
 

@@ -83,11 +83,14 @@ def _quant_source(p: Params, method: str):
     ckpt = (p.quantization_checkpoints or {}).get(method)
     if ckpt:
         return ckpt, None  # a pre-quantized checkpoint carries its own quantization_config
-    if method == "bnb":  # a synthetic model quantized while loading
+    if method in ("bnb", "bnb-nf4", "bnb-int8"):  # quantized while loading (a synthetic model has no checkpoint)
         import torch
         from transformers import BitsAndBytesConfig
 
-        return p.model, BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=getattr(torch, p.dtype))
+        if method == "bnb-int8":
+            return p.model, BitsAndBytesConfig(load_in_8bit=True)
+        return p.model, BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                           bnb_4bit_compute_dtype=getattr(torch, p.dtype))
     raise PackError(f"no {method} checkpoint configured")
 
 
