@@ -41,7 +41,7 @@ T0=$SECONDS
 ( cd "$W"/llama_cpp_python-*/ && \
   CMAKE_ARGS="-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=$ARCH -DGGML_CUDA_FA=OFF -DGGML_CUDA_NCCL=OFF \
     -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF ${EXTRA[*]}" \
-  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 420 $PY -m pip wheel --no-deps --no-build-isolation --no-cache-dir \
+  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 400 $PY -m pip wheel --no-deps --no-build-isolation --no-cache-dir \
     -w "$W/wheels" . ) > "$W/build.log" 2>&1
 rc=$?
 BUILD_S=$(( SECONDS - T0 ))
@@ -55,10 +55,11 @@ export PYTHONPATH="$SITE:.${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import llama_cpp as l; l.llama_backend_init(); print('llama-cpp-python', l.__version__, 'gpu offload:', l.llama_supports_gpu_offload()); print(l.llama_print_system_info().decode())" 2>&1 | tee -a "$LOG"
 
 say "== null re-run on the GPU engine (clean, then loaded)"
-ROW=paperB:llamacpp-null-mid OUT="$OUT" PY="$PY" timeout 330 bash bench/gpu/throughput.sh 2>&1 | tail -30 | tee -a "$LOG"
+BUDGET=${BUDGET_S:-570}   # the whole script stays inside one 10-minute device call
+ROW=paperB:llamacpp-null-mid OUT="$OUT" PY="$PY" timeout $(( BUDGET - SECONDS - 70 )) bash bench/gpu/throughput.sh 2>&1 | tail -30 | tee -a "$LOG"
 
 say "== harness overhead on the GPU"
-timeout 90 $PY bench/throughput_overhead.py --layers 22 --runs 3 --n-decode 256 --n-gpu-layers -1 --qtype Q8_0 \
+[ $(( BUDGET - SECONDS )) -gt 40 ] && timeout $(( BUDGET - SECONDS - 10 )) $PY bench/throughput_overhead.py --layers 22 --runs 3 --n-decode 256 --n-gpu-layers -1 --qtype Q8_0 \
   > "$OUT/llamacpp_overhead.json" 2>>"$LOG"
 cat "$OUT/llamacpp_overhead.json" | tee -a "$LOG"
 say "== done in ${SECONDS}s"
