@@ -20,18 +20,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, StrictInt, StrictStr, ValidationError, model_validator
 
 from . import fsio, paths
 from .errors import ManifestError
 from .manifest import Manifest, Row
 from .schema_errors import describe
+from .strict import Number, Strict, did_you_mean
 from .tolerance import Scope, Tolerance
 from .yamlio import dump, line_for, load_with_lines
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Source(Strict):
@@ -51,8 +48,8 @@ class Source(Strict):
 
 class Expectation(Strict):
     metric: str
-    value: float | int | str | None = None
-    values: list[float] | None = None  # a reference sample, for stat rules against "expected"
+    value: StrictInt | Number | StrictStr | None = None  # a finite number, or a string for exact rules (a sha256)
+    values: list[Number] | None = None  # a reference sample, for stat rules against "expected"
     tolerance: Tolerance | None = None
     scope: Scope = Scope()
     off_scope: Tolerance | None = None
@@ -139,10 +136,7 @@ def check_file(path: Path, manifests: dict[str, Manifest]) -> list[str]:
         problems.append(f"{path}: file must be expected/{ef.paper}/{ef.row}.yaml to match its paper and row fields")
     ids = [r.id for r in m.rows]
     if ef.row not in ids:
-        import difflib
-
-        close = difflib.get_close_matches(ef.row, ids, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"rows of {ef.paper}: {', '.join(ids)}"
+        hint = did_you_mean(ef.row, ids, n=1, listing=False) or f"rows of {ef.paper}: {', '.join(ids)}"
         return problems + [f"{path}:{line_for(lines, ('row',))}: expectation for row '{ef.row}', which does not exist in {m.path}; {hint}"]
     row = m.row(ef.row)
     for i, e in enumerate(ef.expectations):
@@ -151,10 +145,12 @@ def check_file(path: Path, manifests: dict[str, Manifest]) -> list[str]:
         if rule is None:
             problems.append(f"{where}: metric '{e.metric}' has no tolerance; add 'tolerance' here or under the row's metrics in {m.path}")
             continue
-        needs_value = rule.kind in ("exact", "abs", "rel", "decimals")
-        if needs_value and e.value is None:
+        if rule.needs_value and e.value is None:
             problems.append(f"{where}: metric '{e.metric}' uses a {rule.kind} tolerance but has no 'value'; add the expected value")
-        if rule.kind == "stat" and rule.against == "expected" and not e.values:
+        elif rule.needs_value and rule.needs_number and isinstance(e.value, str):
+            problems.append(f"{where}: metric '{e.metric}' uses a {rule.kind} tolerance but its value {e.value!r} is a "
+                            "string; write it as a number (no quotes)")
+        if rule.kind == "stat" and rule.against_metric is None and not e.values:
             problems.append(f"{where}: metric '{e.metric}' uses a stat test against 'expected' but has no 'values' sample")
     return problems
 
@@ -194,7 +190,7 @@ def bless(run: dict, metrics: list[str] | None, row: Row, note: str = "") -> Pat
         item: dict[str, Any] = {"metric": name, "value": value}
         if spec is None or spec.tolerance is None:
             item["tolerance"] = {"kind": "exact"} if isinstance(value, str) else {"kind": "rel", "value": 1e-6}
-        if spec and spec.tolerance is not None and spec.tolerance.kind == "stat" and spec.tolerance.against == "expected":
+        if spec and spec.tolerance is not None and spec.tolerance.kind == "stat" and spec.tolerance.against_metric is None:
             item["values"] = entry["values"]
         item["scope"] = scope
         item["source"] = {"blessed_run": run["run_id"], "blessed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -60,6 +60,9 @@ class ScaleProfile(Strict):
     max_runtime_s: float | None = Field(None, gt=0)
     runtime_estimate_s: float | None = Field(None, ge=0)
     description: str = ""
+    # Set when this scale only exercises the pack's plumbing (e.g. "stand-in training script: no model
+    # is trained"): its checks are then basis `harness`, never evidence about the paper.
+    harness: str = ""
 
 
 class Row(Strict):

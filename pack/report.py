@@ -1,24 +1,32 @@
-"""Verdicts rendered for people and machines: terminal table, Markdown, one self-contained HTML
-file with plots (measured vs expected with the tolerance band), JSON and JUnit XML."""
+"""Verdicts rendered for people and machines: terminal table, Markdown, JSON and JUnit XML here; the
+self-contained HTML page with its charts in report_html.py.
+
+Every view leads with the same headline: checks counted by evidence basis (paper / reference /
+harness), so a page full of PASS never reads as "the papers reproduced" when it compared against
+this pack's own blessed runs or ran stand-in scripts. Failures come first.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from datetime import datetime, timezone
 from xml.sax.saxutils import escape, quoteattr
 
-from .verify import RowVerdict
+from .verify import BASES, CHECKED, ORDER, RowVerdict
 
 MEANING = {
-    "PASS": "reproduced within the paper's tolerance, in the expectation's scope",
-    "FAIL": "measured outside the tolerance, or the run's files do not match their checksums",
+    "PASS": "within the rule of its expectation, in that expectation's scope; what it shows depends on its basis",
+    "FAIL": "measured outside the rule, or the run's files do not match their checksums",
     "CONTAMINATED": "the measurement saw noise or co-resident GPU work; rerun it, this is not a failure",
-    "NOT-APPLICABLE": "off-scope (other hardware, scale, image, checkpoint) or not measurable here; the reason is given",
-    "MISSING": "an expected metric that the run did not produce",
+    "NOT-APPLICABLE": "off-scope (other hardware, scale, image, checkpoint), not measurable here, or the row's "
+    "variable never ran; the reason is given",
+    "MISSING": "an expected metric (or pattern) that the run did not produce",
     "ERROR": "the run, or the part that should produce the metric, failed",
+}
+BASIS_MEANING = {
+    "paper": "compared with a value transcribed from the paper (seed), in the scope where the paper measured it",
+    "reference": "compared with a blessed run of this pack: a regression/consistency check, not the paper's number",
+    "harness": "a stand-in that exercises the pack's own plumbing (the manifest says why); says nothing about the paper",
 }
 
 
@@ -32,22 +40,77 @@ def fmt(v) -> str:
     return str(v)
 
 
+def failures_first(rows: list[RowVerdict]) -> list[RowVerdict]:
+    return sorted(rows, key=lambda r: ORDER.index(r.verdict) if r.verdict in ORDER else 0)
+
+
+def basis_counts(rows: list[RowVerdict]) -> dict:
+    """{basis: {PASS, FAIL, CONTAMINATED}} over checked metrics, plus the paper values that do not hold here."""
+    out: dict = {b: {v: 0 for v in sorted(CHECKED)} for b in BASES}
+    out["paper"].update(off_scope=0, not_measured=0, where_they_hold=[])
+    for r in rows:
+        for m in r.metrics:
+            if m.basis in out and m.verdict in CHECKED:
+                out[m.basis][m.verdict] += 1
+            if m.paper:
+                out["paper"]["off_scope"] += 1
+                if m.paper_holds and m.paper_holds not in out["paper"]["where_they_hold"]:
+                    out["paper"]["where_they_hold"].append(m.paper_holds)
+            elif m.basis == "paper" and m.verdict in ("NOT-APPLICABLE", "MISSING", "ERROR"):
+                out["paper"]["not_measured"] += 1
+    return out
+
+
+def _n(c: dict) -> str:
+    parts = [f"{c['PASS']} pass", f"{c['FAIL']} fail"] + (
+        [f"{c['CONTAMINATED']} contaminated"] if c["CONTAMINATED"] else []
+    )
+    return ", ".join(parts)
+
+
+def headline(rows: list[RowVerdict]) -> list[str]:
+    """Three lines, one per basis, then the row counts: what these verdicts are evidence of."""
+    c = basis_counts(rows)
+    p = c["paper"]
+    where = p["where_they_hold"]
+    held = f" (where they hold: {'; '.join(where[:4])}{'; …' if len(where) > 4 else ''})" if where else ""
+    nm = f", {p['not_measured']} not measurable here" if p["not_measured"] else ""
+    lines = [
+        f"paper values: {p['PASS']} reproduced here, {p['FAIL']} failed, {p['off_scope']} off scope{held}{nm}",
+        f"reference checks (against a blessed run of this pack, not the paper): {_n(c['reference'])}",
+        f"harness checks (stand-ins that exercise the pack's plumbing): {_n(c['harness'])}",
+    ]
+    if p["PASS"] == 0:
+        lines.append(
+            "no paper value was reproduced by these runs; the PASS verdicts are regression and harness checks"
+        )
+    counts = summary_counts(rows)
+    lines.append("rows: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return lines
+
+
 def table(rows: list[RowVerdict], details: bool = True) -> str:
-    """The terminal table: one line per row, then one indented line per metric."""
+    """The terminal table: one line per row, then one indented line per metric; the headline last."""
     lines = []
     w = max([len(f"{r.paper}:{r.row}") for r in rows] + [10])
-    lines.append(f"{'ROW':<{w}}  {'VERDICT':<14}  {'SCALE':<5}  {'HARDWARE':<10}  WHY")
-    for r in rows:
-        lines.append(f"{r.paper + ':' + r.row:<{w}}  {r.verdict:<14}  {r.scale:<5}  {r.hardware:<10}  {r.why}")
+    lines.append(f"{'ROW':<{w}}  {'VERDICT':<14}  {'BASIS':<9}  {'SCALE':<5}  {'HARDWARE':<10}  WHY")
+    for r in failures_first(rows):
+        lines.append(
+            f"{r.paper + ':' + r.row:<{w}}  {r.verdict:<14}  {r.basis or '—':<9}  {r.scale:<5}  {r.hardware:<10}  {r.why}"
+        )
         if details:
+            if r.harness:
+                lines.append(f"    {'':<14} harness scale: {r.harness}")
             for m in r.metrics:
-                lines.append(f"    {m.verdict:<14} {m.metric}: measured {fmt(m.measured)}, expected {fmt(m.expected)} ({m.rule or 'no rule'})"
-                             + (f" — {m.why}" if m.why else ""))
+                basis = f" [{m.basis}]" if m.basis else ""
+                lines.append(
+                    f"    {m.verdict:<14} {m.metric}{basis}: measured {fmt(m.measured)}, "
+                    f"expected {fmt(m.expected)} ({m.rule or 'no rule'})" + (f" — {m.why}" if m.why else "")
+                )
                 if m.paper:
                     lines.append(f"    {'':<14} {m.paper}")
-    counts = summary_counts(rows)
     lines.append("")
-    lines.append("rows: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    lines += headline(rows)
     return "\n".join(lines)
 
 
@@ -57,32 +120,52 @@ def summary_counts(rows: list[RowVerdict]) -> dict:
 
 
 def to_json(rows: list[RowVerdict]) -> str:
-    return json.dumps({"schema": "pack.verdicts/1", "generated_at": _now(), "summary": summary_counts(rows),
-                       "rows": [r.to_json() for r in rows]}, indent=2, default=str)
+    """Valid JSON (NaN/inf are null with a note, never bare NaN)."""
+    doc = {
+        "schema": "pack.verdicts/2",
+        "generated_at": now_iso(),
+        "summary": summary_counts(rows),
+        "basis": basis_counts(rows),
+        "headline": headline(rows),
+        "rows": [r.to_json() for r in rows],
+    }
+    return json.dumps(doc, indent=2, default=str, allow_nan=False)
 
 
 def markdown(rows: list[RowVerdict]) -> str:
-    out = ["# Reproduction report", "", f"Generated {_now()}.", ""]
-    out.append("| Row | Verdict | Scale | Hardware | Why |")
-    out.append("|---|---|---|---|---|")
-    for r in rows:
-        out.append(f"| `{r.paper}:{r.row}` | **{r.verdict}** | {r.scale} | {r.hardware} | {_md(r.why)} |")
+    out = ["# Reproduction report", "", f"Generated {now_iso()}.", ""]
+    out += [f"- {line}" for line in headline(rows)] + [""]
+    out.append("| Row | Verdict | Basis | Scale | Hardware | Why |")
+    out.append("|---|---|---|---|---|---|")
+    ordered = failures_first(rows)
+    for r in ordered:
+        out.append(
+            f"| `{r.paper}:{r.row}` | **{r.verdict}** | {r.basis or '—'} | {r.scale} | {r.hardware} | {_md(r.why)} |"
+        )
     out.append("")
-    for r in rows:
-        out.append(f"## {r.paper}:{r.row} — {r.verdict}")
+    for r in ordered:
+        out.append(f"## {r.paper}:{r.row} — {r.verdict}" + (f" ({r.basis})" if r.basis else ""))
         out.append("")
-        out.append(f"Run `{r.run_id}` on {r.hardware} ({', '.join(r.gpu_models) or 'no GPU'}), scale {r.scale}.")
+        out.append(
+            f"Run `{r.run_id}` on {r.hardware} ({', '.join(r.gpu_models) or 'no GPU'}), scale {r.scale}."
+        )
+        if r.harness:
+            out.append(f"This scale is a harness: {_md(r.harness)}.")
         out.append("")
         if r.metrics:
-            out.append("| Metric | Verdict | Paper / expected | Reproduced | Rule | Source | Why |")
-            out.append("|---|---|---|---|---|---|---|")
+            out.append("| Metric | Verdict | Basis | Expected | Measured | Rule | Source | Why |")
+            out.append("|---|---|---|---|---|---|---|---|")
             for m in r.metrics:
-                out.append(f"| `{m.metric}` | {m.verdict} | {fmt(m.expected)} | {fmt(m.measured)} | {_md(m.rule)} | {_md(m.source)} | {_md(m.why + ('; ' + m.paper if m.paper else ''))} |")
+                why = m.why + ("; " + m.paper if m.paper else "")
+                out.append(
+                    f"| `{m.metric}` | {m.verdict} | {m.basis or '—'} | {fmt(m.expected)} | {fmt(m.measured)} | "
+                    f"{_md(m.rule)} | {_md(m.source)} | {_md(why)} |"
+                )
             out.append("")
-    out.append("## What the verdicts mean")
+    out.append("## What the verdicts and bases mean")
     out.append("")
-    for k, v in MEANING.items():
-        out.append(f"- **{k}**: {v}")
+    out += [f"- **{k}**: {v}" for k, v in MEANING.items()]
+    out += [f"- basis **{k}**: {v}" for k, v in BASIS_MEANING.items()]
     return "\n".join(out) + "\n"
 
 
@@ -90,100 +173,53 @@ def _md(s) -> str:
     return str(s or "").replace("|", "\\|").replace("\n", " ")
 
 
-def plot_row(r: RowVerdict) -> str | None:
-    """A PNG (base64) of measured vs expected with the tolerance band, one panel per checked metric."""
-    checked = [m for m in r.metrics if isinstance(m.measured, (int, float)) and isinstance(m.expected, (int, float))
-               and not isinstance(m.measured, bool)]
-    if not checked:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    checked = checked[:12]
-    fig, axes = plt.subplots(len(checked), 1, figsize=(7, 0.9 + 0.75 * len(checked)), squeeze=False)
-    colors = {"PASS": "#2e7d32", "FAIL": "#c62828", "CONTAMINATED": "#ef6c00"}
-    for ax, m in zip(axes[:, 0], checked, strict=False):
-        exp_v = float(m.expected)
-        lo, hi = m.band if m.band else (exp_v, exp_v)
-        lo = exp_v if lo is None else lo
-        hi = exp_v if hi is None else hi
-        vals = [float(v) for v in m.values if isinstance(v, (int, float))] or [float(m.measured)]
-        span = max(hi - lo, abs(exp_v) * 1e-3, max(abs(v - exp_v) for v in vals), 1e-12)
-        ax.axvspan(lo, hi, color="#90caf9", alpha=0.5, label="tolerance")
-        ax.axvline(exp_v, color="#1565c0", lw=1.5, label="expected")
-        ax.scatter(vals, [0] * len(vals), color=colors.get(m.verdict, "#555"), zorder=3, s=28, label="measured (reps)")
-        ax.set_xlim(min(lo, *vals) - 0.3 * span, max(hi, *vals) + 0.3 * span)
-        ax.set_yticks([])
-        ax.set_title(f"{m.metric} — {m.verdict}", fontsize=8, loc="left")
-        ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-.PASS{background:#e8f5e9}.FAIL{background:#ffebee}.CONTAMINATED{background:#fff3e0}.ERROR{background:#fce4ec}
-.MISSING{background:#ede7f6}.NOT-APPLICABLE{background:#f5f5f5;color:#555}code{font-size:12px}"""
-
-
 def html_report(rows: list[RowVerdict], title: str = "Paper vs reproduced") -> str:
-    e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style></head><body>",
-             f"<h1>{e(title)}</h1><p>Generated {e(_now())}. "
-             + ", ".join(f"{k}: {v}" for k, v in summary_counts(rows).items() if v) + "</p>",
-             "<table><tr><th>Row</th><th>Verdict</th><th>Scale</th><th>Hardware</th><th>Why</th></tr>"]
-    for r in rows:
-        parts.append(f"<tr class='{r.verdict}'><td><a href='#{e(r.paper)}-{e(r.row)}'><code>{e(r.paper)}:{e(r.row)}</code></a></td>"
-                     f"<td><b>{r.verdict}</b></td><td>{e(r.scale)}</td><td>{e(r.hardware)}</td><td>{e(r.why)}</td></tr>")
-    parts.append("</table>")
-    for r in rows:
-        parts.append(f"<h2 id='{e(r.paper)}-{e(r.row)}'>{e(r.paper)}:{e(r.row)} — {r.verdict}</h2>")
-        parts.append(f"<p>Run <code>{e(r.run_id)}</code> on {e(r.hardware)} ({e(', '.join(r.gpu_models) or 'no GPU')}), scale {e(r.scale)}.</p>")
-        if r.metrics:
-            parts.append("<table><tr><th>Metric</th><th>Verdict</th><th>Paper / expected</th><th>Reproduced</th><th>Rule</th><th>Source</th><th>Why</th></tr>")
-            for m in r.metrics:
-                parts.append(f"<tr class='{m.verdict}'><td><code>{e(m.metric)}</code></td><td>{m.verdict}</td><td>{e(fmt(m.expected))}</td>"
-                             f"<td>{e(fmt(m.measured))}</td><td>{e(m.rule)}</td><td>{e(m.source)}</td><td>{e(m.why)}{'<br><i>' + e(m.paper) + '</i>' if m.paper else ''}</td></tr>")
-            parts.append("</table>")
-        png = plot_row(r)
-        if png:
-            parts.append(f"<img alt='measured vs expected for {e(r.row)}' src='data:image/png;base64,{png}'>")
-    parts.append("<h2>What the verdicts mean</h2><ul>" + "".join(f"<li><b>{k}</b>: {e(v)}</li>" for k, v in MEANING.items()) + "</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    from .report_html import render
+
+    return render(rows, title)
 
 
 def junit(rows: list[RowVerdict]) -> str:
-    """JUnit XML: one testsuite per paper, one testcase per metric; CONTAMINATED and NOT-APPLICABLE are skipped."""
+    """JUnit XML: one testsuite per paper, one testcase per metric (basis as a property);
+    CONTAMINATED and NOT-APPLICABLE are skipped. Failure messages carry measured, expected and rule."""
     by_paper: dict[str, list[RowVerdict]] = {}
     for r in rows:
         by_paper.setdefault(r.paper, []).append(r)
-    out = ['<?xml version="1.0" encoding="UTF-8"?>', "<testsuites name='pack verify'>"]
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f"<testsuites name='pack verify' timestamp={quoteattr(now_iso())}>",
+    ]
     for paper, rs in by_paper.items():
         cases = []
         for r in rs:
-            ms = r.metrics or [None]
-            for m in ms:
-                name = m.metric if m else "(row)"
-                verdict = m.verdict if m else r.verdict
-                why = m.why if m else r.why
-                cases.append((r.row, name, verdict, why))
+            per = (r.duration_s or 0.0) / max(len(r.metrics), 1)
+            for m in r.metrics or [None]:
+                if m is None:
+                    cases.append((r, "(row)", r.verdict, r.why, r.basis, r.verdict, per))
+                    continue
+                msg = f"{m.verdict}: measured {fmt(m.measured)}, expected {fmt(m.expected)} ({m.rule or 'no rule'})"
+                cases.append((r, m.metric, m.verdict, m.why, m.basis, msg, per))
         fails = sum(c[2] in ("FAIL", "MISSING") for c in cases)
         errors = sum(c[2] == "ERROR" for c in cases)
         skipped = sum(c[2] in ("CONTAMINATED", "NOT-APPLICABLE") for c in cases)
-        out.append(f"<testsuite name={quoteattr(paper)} tests='{len(cases)}' failures='{fails}' errors='{errors}' skipped='{skipped}'>")
-        for row, name, verdict, why in cases:
-            out.append(f"  <testcase classname={quoteattr(paper + '.' + row)} name={quoteattr(name)}>")
+        total = sum(c[6] for c in cases)
+        out.append(
+            f"<testsuite name={quoteattr(paper)} tests='{len(cases)}' failures='{fails}' errors='{errors}' "
+            f"skipped='{skipped}' time='{total:.3f}'>"
+        )
+        for r, name, verdict, why, basis, msg, t in cases:
+            out.append(
+                f"  <testcase classname={quoteattr(paper + '.' + r.row)} name={quoteattr(name)} time='{t:.3f}'>"
+            )
+            out.append(
+                f"    <properties><property name='basis' value={quoteattr(basis or 'none')}/>"
+                f"<property name='verdict' value={quoteattr(verdict)}/>"
+                f"<property name='run_id' value={quoteattr(r.run_id)}/></properties>"
+            )
             if verdict in ("FAIL", "MISSING"):
-                out.append(f"    <failure message={quoteattr(verdict)}>{escape(why or '')}</failure>")
+                out.append(f"    <failure message={quoteattr(msg)}>{escape(why or '')}</failure>")
             elif verdict == "ERROR":
-                out.append(f"    <error message='ERROR'>{escape(why or '')}</error>")
+                out.append(f"    <error message={quoteattr(msg)}>{escape(why or '')}</error>")
             elif verdict in ("CONTAMINATED", "NOT-APPLICABLE"):
                 out.append(f"    <skipped message={quoteattr(verdict + ': ' + (why or ''))}/>")
             out.append("  </testcase>")
@@ -192,5 +228,5 @@ def junit(rows: list[RowVerdict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,49 +1,210 @@
-"""Typed tolerance rules and expectation scopes (data only; the checking lives in verify.py)."""
+"""The rule language: each tolerance kind is one class that describes and checks itself.
+
+A rule gets the expectation's value, every repetition's value, the aggregate the manifest names
+for the metric ("mean", "median", ...) and, for `stat` rules, a reference sample; it returns a
+`Check` (passed, measured, why, band for plots). Adding a tolerance kind means writing one class
+here and adding it to `Tolerance`. A repetition that is NaN or inf never passes any rule: it is
+caught before any aggregate could average it away.
+
+`Scope` (where an expectation holds) and `gpu_matches` (the one GPU-model matching rule, also used
+by the throughput floor) live here too.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+import fnmatch
+import math
+import statistics
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, ClassVar, Literal, NamedTuple, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from .strict import Number, Strict
+
+AGGREGATES = ("mean", "median", "min", "max", "first", "last")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Check(NamedTuple):
+    """One rule applied to one metric: the outcome, what was compared, and the band it allows."""
+
+    passed: bool
+    measured: object  # the aggregate (or the list of repetitions when they differ, for exact/decimals)
+    why: str
+    band: tuple | None = None  # (low, high) for plots; either side None for a one-sided range
 
 
-class Exact(Strict):
-    """Bit-identical: equal numbers, or equal strings (e.g. a sha256 of an artifact)."""
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _numbers(values: list) -> list[float]:
+    bad = [v for v in values if not _is_number(v)]
+    if bad:
+        raise TypeError(f"needs numbers, got {bad[0]!r}")
+    return [float(v) for v in values]
+
+
+def non_finite(values: list) -> str | None:
+    """'repetition 2 is nan' for the first NaN/inf repetition, else None."""
+    for i, v in enumerate(values, 1):
+        if _is_number(v) and not math.isfinite(v):
+            return f"repetition {i} of {len(values)} is {v}; a non-finite repetition never passes"
+    return None
+
+
+def aggregate_of(values: list[float], aggregate: str) -> float:
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"unknown aggregate '{aggregate}'; use one of {', '.join(AGGREGATES)}")
+    if aggregate == "first":
+        return values[0]
+    if aggregate == "last":
+        return values[-1]
+    return {"mean": statistics.fmean, "median": statistics.median, "min": min, "max": max}[aggregate](values)
+
+
+class Rule(Strict):
+    """Base of every tolerance kind."""
+
+    needs_value: ClassVar[bool] = True  # the expectation must carry a `value`
+    needs_number: ClassVar[bool] = True  # ... and it must be a number, not a string
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def check(self, expected, values: list, aggregate: str = "mean", reference: list | None = None) -> Check:
+        """Judge every repetition's value. Raises TypeError/ValueError when the rule cannot apply
+        (a string measured under a numeric rule, no repetitions): the verifier turns that into ERROR."""
+        if not values:
+            raise ValueError("no repetition produced a value")
+        bad = non_finite(values)
+        if bad:
+            nums = [float(v) for v in values if _is_number(v)]
+            return Check(False, nums[0] if len(nums) == 1 else nums, bad, self._band(expected))
+        return self._check(expected, values, aggregate, reference)
+
+    def _check(self, expected, values, aggregate, reference) -> Check:
+        raise NotImplementedError
+
+    def _band(self, expected) -> tuple | None:
+        return None
+
+
+class Exact(Rule):
+    """Bit-identical: equal numbers, or equal strings (e.g. a sha256 of an artifact), every repetition."""
 
     kind: Literal["exact"]
+    needs_number: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return "exact"
+
+    def _check(self, expected, values, aggregate, reference) -> Check:
+        bad = [v for v in values if v != expected or isinstance(v, bool) != isinstance(expected, bool)]
+        measured = values[0] if len(set(map(str, values))) == 1 else values
+        why = (
+            "all repetitions identical to expected"
+            if not bad
+            else f"{len(bad)}/{len(values)} repetitions differ from {expected!r} (e.g. {bad[0]!r})"
+        )
+        return Check(not bad, measured, why)
 
 
-class Abs(Strict):
+class _Band(Rule):
+    """|aggregate - expected| <= allowed(expected)."""
+
+    def allowed(self, expected: float) -> float:
+        raise NotImplementedError
+
+    def _band(self, expected):
+        if not _is_number(expected):
+            return None
+        a = self.allowed(float(expected))
+        return (float(expected) - a, float(expected) + a)
+
+    def _check(self, expected, values, aggregate, reference) -> Check:
+        exp_f = float(_numbers([expected])[0])
+        got = aggregate_of(_numbers(values), aggregate)
+        allowed = self.allowed(exp_f)
+        diff = got - exp_f
+        ok = abs(diff) <= allowed * (1 + 1e-12)
+        rel = f" ({diff / exp_f * 100:+.3g}%)" if exp_f else ""
+        why = f"{aggregate} {got:.6g} differs by {diff:+.4g}{rel}; allowed ±{allowed:.4g}"
+        return Check(ok, got, why, (exp_f - allowed, exp_f + allowed))
+
+
+class Abs(_Band):
     """|measured - expected| <= value."""
 
     kind: Literal["abs"]
-    value: float = Field(ge=0)
+    value: Number = Field(ge=0)
+
+    def describe(self) -> str:
+        return f"±{self.value:g}"
+
+    def allowed(self, expected: float) -> float:
+        return self.value
 
 
-class Rel(Strict):
+class Rel(_Band):
     """|measured - expected| <= value * |expected|  (0.05 = 5 percent)."""
 
     kind: Literal["rel"]
-    value: float = Field(ge=0)
+    value: Number = Field(ge=0)
+
+    def describe(self) -> str:
+        return f"±{self.value * 100:g}%"
+
+    def allowed(self, expected: float) -> float:
+        return self.value * abs(expected)
 
 
-class Decimals(Strict):
-    """round(measured, places) == round(expected, places), for every repetition."""
+def round_decimal(v: float, places: int) -> Decimal:
+    """`v` rounded to `places` decimals, half up, on its shortest decimal form (repr): 2.675 -> 2.68,
+    where binary round(2.675, 2) gives 2.67 because the double is 2.67499999..."""
+    return Decimal(repr(float(v))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+class Decimals(Rule):
+    """Every repetition rounds to the expected value at `places` decimals ("equal to 4 decimal places").
+
+    Rounding is decimal, ROUND_HALF_UP (the schoolbook rule a paper's "to 4 decimals" means), applied
+    to each number's shortest decimal form: 6.12345 -> 6.1235, never the binary double's 6.1234.
+    """
 
     kind: Literal["decimals"]
-    places: int = Field(ge=0, le=15)
+    places: int = Field(ge=0, le=15, strict=True)
+
+    def describe(self) -> str:
+        return f"equal to {self.places} decimals (half up)"
+
+    def _band(self, expected):
+        if not _is_number(expected):
+            return None
+        want = float(round_decimal(expected, self.places))
+        half = 0.5 * 10 ** (-self.places)
+        return (want - half, want + half)
+
+    def _check(self, expected, values, aggregate, reference) -> Check:
+        want = round_decimal(_numbers([expected])[0], self.places)
+        got = [round_decimal(v, self.places) for v in _numbers(values)]
+        bad = [g for g in got if g != want]
+        measured = float(got[0]) if len(set(got)) == 1 else [float(g) for g in got]
+        why = (
+            f"every repetition rounds to {want}"
+            if not bad
+            else f"rounded to {self.places} decimals: {', '.join(str(g) for g in got)} vs {want}"
+        )
+        return Check(not bad, measured, why, self._band(expected))
 
 
-class Range(Strict):
+class Range(Rule):
     """min <= measured <= max (either bound may be left out); no expected value needed."""
 
     kind: Literal["range"]
-    min: float | None = None
-    max: float | None = None
+    needs_value: ClassVar[bool] = False
+    min: Number | None = None
+    max: Number | None = None
     exclusive: bool = False  # strict inequalities, e.g. "final accuracy > 70%"
 
     @model_validator(mode="after")
@@ -54,8 +215,29 @@ class Range(Strict):
             raise ValueError(f"range min {self.min} is above max {self.max}")
         return self
 
+    def describe(self) -> str:
+        op = "<" if self.exclusive else "≤"
+        lo = "" if self.min is None else f"{self.min:g} {op} "
+        hi = "" if self.max is None else f" {op} {self.max:g}"
+        return f"{lo}x{hi}"
 
-class Stat(Strict):
+    def _band(self, expected):
+        return (self.min, self.max)
+
+    def _check(self, expected, values, aggregate, reference) -> Check:
+        got = aggregate_of(_numbers(values), aggregate)
+        lo_ok = self.min is None or (got > self.min if self.exclusive else got >= self.min)
+        hi_ok = self.max is None or (got < self.max if self.exclusive else got <= self.max)
+        ok = lo_ok and hi_ok
+        return Check(
+            ok,
+            got,
+            f"{aggregate} {got:.6g} {'inside' if ok else 'outside'} {self.describe()}",
+            self._band(None),
+        )
+
+
+class Stat(Rule):
     """A test over repetitions.
 
     against: "expected" (the expectation's `values` sample) or "metric:<name>" (another metric of
@@ -64,8 +246,9 @@ class Stat(Strict):
     """
 
     kind: Literal["stat"]
+    needs_value: ClassVar[bool] = False
     test: Literal["welch", "mannwhitney"] = "welch"
-    alpha: float = Field(0.05, gt=0, lt=1)
+    alpha: Number = Field(0.05, gt=0, lt=1)
     expect: Literal["no-difference", "greater", "less"] = "no-difference"
     against: str = "expected"
 
@@ -76,29 +259,104 @@ class Stat(Strict):
             raise ValueError("'against' must be 'expected' or 'metric:<metric name>'")
         return v
 
+    @property
+    def against_metric(self) -> str | None:
+        """The other metric of the run this rule compares with, or None for the expectation's sample."""
+        return self.against.removeprefix("metric:") if self.against != "expected" else None
+
+    def describe(self) -> str:
+        return f"{self.test} {self.expect} vs {self.against} (α={self.alpha:g})"
+
+    def check(self, expected, values, aggregate="mean", reference=None) -> Check:
+        bad = non_finite(list(reference or []))
+        if bad:
+            return Check(False, None, f"reference sample ({self.against}): {bad}")
+        return super().check(expected, values, aggregate, reference)
+
+    def _check(self, expected, values, aggregate, reference) -> Check:
+        from scipy import stats  # only when a stat rule is actually checked
+
+        a, b = _numbers(values), _numbers(list(reference or []))
+        if len(a) < 2 or len(b) < 2:
+            return Check(
+                False,
+                a,
+                f"a {self.test} test needs at least 2 values on each side (have {len(a)} and {len(b)})",
+            )
+        alt = {"no-difference": "two-sided", "greater": "greater", "less": "less"}[self.expect]
+        if a == b or (len(set(a)) == 1 and len(set(b)) == 1 and a[0] == b[0]):
+            p = 1.0  # identical samples: no evidence of any difference (scipy would return nan)
+        elif self.test == "welch":
+            p = float(stats.ttest_ind(a, b, equal_var=False, alternative=alt).pvalue)
+        else:
+            p = float(stats.mannwhitneyu(a, b, alternative=alt).pvalue)
+        if math.isnan(p):  # zero variance on both sides with different constants: a certain difference
+            p = (
+                0.0
+                if (alt == "two-sided" or (alt == "greater") == (statistics.fmean(a) > statistics.fmean(b)))
+                else 1.0
+            )
+        if self.expect == "no-difference":
+            ok = p >= self.alpha
+            verdict = "no significant difference" if ok else "significant difference"
+            why = f"{self.test} p={p:.3g} {'≥' if ok else '<'} α={self.alpha:g}: {verdict}"
+        else:
+            ok = p < self.alpha
+            why = (
+                f"{self.test} p={p:.3g} {'<' if ok else '≥'} α={self.alpha:g}: "
+                f"{'significantly' if ok else 'not significantly'} {self.expect}"
+            )
+        return Check(ok, statistics.fmean(a), why)
+
 
 Tolerance = Annotated[Union[Exact, Abs, Rel, Decimals, Range, Stat], Field(discriminator="kind")]
 
 TOLERANCE_KINDS = ("exact", "abs", "rel", "decimals", "range", "stat")
 
 
-def describe_rule(t) -> str:
-    if t is None:
-        return "none"
-    k = t.kind
-    if k == "exact":
-        return "exact"
-    if k == "abs":
-        return f"±{t.value:g}"
-    if k == "rel":
-        return f"±{t.value * 100:g}%"
-    if k == "decimals":
-        return f"equal to {t.places} decimals"
-    if k == "range":
-        lo = "" if t.min is None else f"{t.min:g} {'<' if t.exclusive else '≤'} "
-        hi = "" if t.max is None else f" {'<' if t.exclusive else '≤'} {t.max:g}"
-        return f"{lo}x{hi}"
-    return f"{t.test} {t.expect} vs {t.against} (α={t.alpha:g})"
+def describe_rule(t: Rule | None) -> str:
+    return "none" if t is None else t.describe()
+
+
+# ---------------------------------------------------------------- scopes
+VENDOR_PREFIXES = ("nvidia ", "amd ", "intel ")
+BRAND_PREFIXES = ("geforce ", "tesla ")  # nvidia-smi's "NVIDIA GeForce RTX 4060" is the paper's "RTX 4060"
+SEPARATORS = ("-", " ", "_")
+
+
+def _norm_gpu(name: str) -> str:
+    s = " ".join(str(name).lower().split())
+    for prefixes in (VENDOR_PREFIXES, BRAND_PREFIXES):
+        for p in prefixes:
+            if s.startswith(p):
+                s = s[len(p) :]
+                break
+    return s
+
+
+def gpu_matches(patterns, gpu_models) -> bool:
+    """Does any pattern name one of the run's GPU models? Exact, never by substring.
+
+    Case-insensitive, a vendor prefix ("NVIDIA ", then "GeForce "/"Tesla ") ignored. A pattern matches a model equal to it or
+    one that continues after it with a separator: "A100" matches "NVIDIA A100-SXM4-80GB", but "A10"
+    does not match "A100" and "L4" does not match "L40S". A pattern with * ? [ is an fnmatch glob
+    over the whole (normalised) model name. "cpu" matches a run with no GPU.
+    """
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns or [])
+    models = [_norm_gpu(m) for m in gpu_models or []]
+    for pat in patterns:
+        p = _norm_gpu(pat)
+        if not models:
+            if p == "cpu":
+                return True
+            continue
+        for m in models:
+            if any(ch in p for ch in "*?["):
+                if fnmatch.fnmatchcase(m, p):
+                    return True
+            elif m == p or (m.startswith(p) and m[len(p)] in SEPARATORS):
+                return True
+    return False
 
 
 def _listify(v):
@@ -108,8 +366,8 @@ def _listify(v):
 class Scope(Strict):
     """Where an expectation holds. Every field given must match the run; an empty scope holds everywhere.
 
-    gpu matches as a case-insensitive substring of the GPU model the run recorded ("L40S",
-    "H100"); "cpu" matches a run with no GPU. params must equal the run's resolved params.
+    gpu matches the GPU model the run recorded exactly, by `gpu_matches` ("L40S" matches
+    "NVIDIA L40S", never "L4"); "cpu" matches a run with no GPU. params must equal the run's params.
     """
 
     hardware: list[str] | None = None
@@ -123,16 +381,34 @@ class Scope(Strict):
     def _as_list(cls, v):
         return _listify(v)
 
+    def gpu_matches(self, gpu_models) -> bool:
+        """True when this scope names no GPU or names one of `gpu_models` (see `gpu_matches`)."""
+        return not self.gpu or gpu_matches(self.gpu, gpu_models)
+
+    def describe(self) -> str:
+        """'GPU RTX 4060, scale full': where the expectation holds, for headlines; '' when everywhere."""
+        parts = []
+        for label, vals in (
+            ("GPU", self.gpu),
+            ("hardware", self.hardware),
+            ("image", self.image),
+            ("scale", self.scale),
+        ):
+            if vals:
+                parts.append(f"{label} {'/'.join(map(str, vals))}")
+        if self.params:
+            parts.append(", ".join(f"{k}={v}" for k, v in self.params.items()))
+        return ", ".join(parts)
+
     def mismatch(self, run: dict) -> str | None:
         """None when `run` (hardware, gpu_models, image, scale, params) is in scope, else why not."""
         if self.scale and run.get("scale") not in self.scale:
             return f"expectation holds at scale {'/'.join(self.scale)}; this run was scale {run.get('scale')}"
         if self.hardware and run.get("hardware") not in self.hardware:
             return f"expectation holds on {', '.join(self.hardware)}; this run was on {run.get('hardware')}"
-        if self.gpu:
-            models = [m.lower() for m in run.get("gpu_models") or []] or ["cpu"]
-            if not any(g.lower() in m for g in self.gpu for m in models):
-                return f"expectation holds on GPU {', '.join(self.gpu)}; this run had {', '.join(run.get('gpu_models') or ['no GPU'])}"
+        if not self.gpu_matches(run.get("gpu_models") or []):
+            had = ", ".join(run.get("gpu_models") or ["no GPU"])
+            return f"expectation holds on GPU {', '.join(self.gpu)}; this run had {had}"
         if self.image and run.get("image") not in self.image:
             return f"expectation holds in image {', '.join(self.image)}; this run used {run.get('image') or 'no image'}"
         if self.params:

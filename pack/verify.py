@@ -1,15 +1,21 @@
-"""Verdicts: each metric of each run against its expectation, then one verdict per row.
+"""Verdicts: choose each metric's expectation, let its rule (pack/tolerance.py) judge it, build the row.
 
 PASS            measured within the rule, in the expectation's scope
 FAIL            measured outside the rule (or the run's files do not match their checksums)
 CONTAMINATED    the run reported noise or co-resident GPU work: rerun, not a failure
-NOT-APPLICABLE  off-scope (other hardware, scale, image, checkpoint) or not measurable here, with why
-MISSING         an in-scope expectation with no measured value and no recorded reason
+NOT-APPLICABLE  off-scope (other hardware, scale, image, checkpoint) or not measurable here, with why;
+                a whole row is NOT-APPLICABLE when its experiment records not_applicable["__row__"]
+MISSING         an in-scope expectation (a name or a glob) that no produced metric answers
 ERROR           the run, or the part of it that should produce the metric, failed
+
+Every judged metric names its evidence `basis`: `paper` (a value transcribed from a paper/seed, in
+its scope), `reference` (a blessed run of this pack: a regression check) or `harness` (the row's
+scale only exercises the pack's plumbing: ScaleProfile.harness says why). A row names its strongest.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -19,10 +25,13 @@ from . import expected as exp_mod
 from . import fsio
 from .errors import IntegrityError, ManifestError
 from .manifest import find_row
-from .tolerance import describe_rule
+from .tolerance import Rule, Stat
 
 ORDER = ["ERROR", "FAIL", "MISSING", "CONTAMINATED", "PASS", "NOT-APPLICABLE"]
 PASSING = {"PASS", "NOT-APPLICABLE"}
+CHECKED = {"PASS", "FAIL", "CONTAMINATED"}  # verdicts where a rule was actually applied
+BASES = ("paper", "reference", "harness")  # strongest first
+ROW_KEY = "__row__"  # not_applicable[ROW_KEY]: the experiment's variable never ran in this run
 
 
 @dataclass
@@ -34,9 +43,11 @@ class MetricVerdict:
     rule: str = ""
     why: str = ""
     source: str = ""
+    basis: str = ""  # paper / reference / harness; "" when no expectation covers the metric
     values: list = field(default_factory=list)
-    band: tuple | None = None  # (low, high) the rule allows, for plots
+    band: tuple | None = None  # (low, high) the rule allows, for plots; a None side is unbounded
     paper: str = ""  # the paper's own value when it is off this run's scope (shown beside a blessed check)
+    paper_holds: str = ""  # where that off-scope paper value holds ("GPU RTX 4060, scale full")
 
 
 @dataclass
@@ -51,19 +62,62 @@ class RowVerdict:
     verdict: str
     why: str
     metrics: list[MetricVerdict]
+    basis: str = ""  # the strongest basis among the row's checked metrics
+    harness: str = ""  # why this row's scale only exercises the pack's plumbing, when it does
+    image: str | None = None
+    started_at: str | None = None  # ISO-8601 UTC, from the run record
+    finished_at: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        from datetime import datetime
+
+        try:
+            return (
+                datetime.fromisoformat(self.finished_at) - datetime.fromisoformat(self.started_at)
+            ).total_seconds()
+        except (TypeError, ValueError):
+            return None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """asdict, with NaN/inf written as null and named in each metric's `non_finite` note (valid JSON)."""
+        d = asdict(self)
+        for m in d["metrics"]:
+            notes = []
+            m["measured"] = _finite(m["measured"], "measured", notes)
+            m["values"] = _finite(m["values"], "values", notes)
+            m["expected"] = _finite(m["expected"], "expected", notes)
+            if notes:
+                m["non_finite"] = "written as null: " + ", ".join(notes)
+        return _finite(d, "row", [])
+
+
+def _finite(v, where: str, notes: list):
+    if isinstance(v, float) and not math.isfinite(v):
+        notes.append(f"{where}={v}")
+        return None
+    if isinstance(v, (list, tuple)):
+        return [_finite(x, f"{where}[{i}]", notes) for i, x in enumerate(v)]
+    if isinstance(v, dict):
+        return {k: _finite(x, f"{where}.{k}", notes) for k, x in v.items()}
+    return v
 
 
 def row_verdict(metric_verdicts: list[MetricVerdict]) -> str:
     present = {m.verdict for m in metric_verdicts}
-    if not present:
-        return "NOT-APPLICABLE"
     for v in ORDER:
         if v in present and v != "NOT-APPLICABLE":
             return v
     return "NOT-APPLICABLE"
+
+
+def row_basis(metric_verdicts: list[MetricVerdict]) -> str:
+    """The strongest basis among checked metrics (paper > reference > harness), else among all."""
+    for pool in ([m for m in metric_verdicts if m.verdict in CHECKED], metric_verdicts):
+        for b in BASES:
+            if any(m.basis == b for m in pool):
+                return b
+    return ""
 
 
 def fmt_value(v) -> str:
@@ -87,77 +141,21 @@ def _lookup(table: dict, metric: str):
     return None
 
 
-def _value(entry: dict, aggregate: str):
-    if aggregate in entry:
-        return entry[aggregate]
-    if aggregate == "first":
-        return entry["values"][0]
-    return entry["values"][-1]
-
-
-def check(rule, expected, entry: dict, aggregate: str, other_values=None, sample=None) -> tuple[bool, object, str, tuple | None]:
-    """(passed, measured, explanation, band) for one metric under one rule."""
-    values = entry["values"]
-    k = rule.kind
-    if k == "exact":
-        bad = [v for v in values if v != expected]
-        return (not bad, values[0] if len(set(map(str, values))) == 1 else values,
-                "all repetitions identical to expected" if not bad else f"{len(bad)}/{len(values)} repetitions differ", None)
-    if k == "decimals":
-        want = round(float(expected), rule.places)
-        got = [round(float(v), rule.places) for v in values]
-        bad = [g for g in got if g != want]
-        measured = got[0] if len(set(got)) == 1 else got
-        why = (f"every repetition rounds to {want:.{rule.places}f}" if not bad
-               else f"rounded to {rule.places} decimals: {', '.join(f'{g:.{rule.places}f}' for g in got)} vs {want:.{rule.places}f}")
-        half = 0.5 * 10 ** (-rule.places)
-        return (not bad, measured, why, (want - half, want + half))
-    measured = _value(entry, aggregate)
-    if k in ("abs", "rel"):
-        exp_f, got = float(expected), float(measured)
-        allowed = rule.value if k == "abs" else rule.value * abs(exp_f)
-        diff = got - exp_f
-        ok = math.isfinite(got) and abs(diff) <= allowed * (1 + 1e-12)
-        rel = f" ({diff / exp_f * 100:+.3g}%)" if exp_f else ""
-        return ok, measured, f"{aggregate} {got:.6g} differs by {diff:+.4g}{rel}; allowed ±{allowed:.4g}", (exp_f - allowed, exp_f + allowed)
-    if k == "range":
-        got = float(measured)
-        lo_ok = rule.min is None or (got > rule.min if rule.exclusive else got >= rule.min)
-        hi_ok = rule.max is None or (got < rule.max if rule.exclusive else got <= rule.max)
-        return lo_ok and hi_ok, measured, f"{aggregate} {got:.6g} {'inside' if lo_ok and hi_ok else 'outside'} {describe_rule(rule)}", (rule.min, rule.max)
-    if k == "stat":
-        ref = sample if rule.against == "expected" else other_values
-        return _stat(rule, [float(v) for v in values], [float(v) for v in (ref or [])])
-    raise ValueError(f"unknown tolerance kind {k}")
-
-
-def _stat(rule, a: list[float], b: list[float]):
-    from scipy import stats  # only when a stat rule is actually checked
-
-    if len(a) < 2 or len(b) < 2:
-        return False, a, f"a {rule.test} test needs at least 2 values on each side (have {len(a)} and {len(b)})", None
-    alt = {"no-difference": "two-sided", "greater": "greater", "less": "less"}[rule.expect]
-    if rule.test == "welch":
-        res = stats.ttest_ind(a, b, equal_var=False, alternative=alt)
-    else:
-        res = stats.mannwhitneyu(a, b, alternative=alt)
-    p = float(res.pvalue) if not math.isnan(res.pvalue) else 1.0
-    if rule.expect == "no-difference":
-        ok = p >= rule.alpha
-        why = f"{rule.test} p={p:.3g} {'≥' if ok else '<'} α={rule.alpha:g}: {'no significant difference' if ok else 'significant difference'}"
-    else:
-        ok = p < rule.alpha
-        why = f"{rule.test} p={p:.3g} {'<' if ok else '≥'} α={rule.alpha:g}: {'significantly' if ok else 'not significantly'} {rule.expect}"
-    mean_a = sum(a) / len(a)
-    return ok, mean_a, why, None
-
-
 def verify_run(run_dir: Path, integrity: bool = True) -> RowVerdict:
     """Judge one run directory against expected/ (integrity first: a changed byte fails, naming the file)."""
     run = _load_run(run_dir)
-    base = dict(paper=run.get("paper", "?"), row=run.get("row", "?"), run_id=run.get("run_id", run_dir.name),
-                run_dir=str(run_dir), scale=run.get("scale", "?"), hardware=run.get("hardware", "?"),
-                gpu_models=run.get("gpu_models") or [])
+    base = dict(
+        paper=run.get("paper", "?"),
+        row=run.get("row", "?"),
+        run_id=run.get("run_id", run_dir.name),
+        run_dir=str(run_dir),
+        scale=run.get("scale", "?"),
+        hardware=run.get("hardware", "?"),
+        gpu_models=run.get("gpu_models") or [],
+        image=run.get("image"),
+        started_at=run.get("started_at"),
+        finished_at=run.get("finished_at"),
+    )
     if integrity:
         problems = fsio.check_sums(run_dir)
         if problems:
@@ -171,101 +169,197 @@ def verify_run(run_dir: Path, integrity: bool = True) -> RowVerdict:
         msg = run.get("errors", {}).get("__run__") or f"run status is '{run.get('status')}'"
         hint = "" if run.get("status") == "error" else "; finish it with 'pack run --resume'"
         return RowVerdict(**base, verdict="ERROR", why=msg + hint, metrics=[])
-    verdicts = judge_metrics(run, row, ef)
-    verdict = row_verdict(verdicts)
-    why = _row_why(verdict, verdicts, run)
-    return RowVerdict(**base, verdict=verdict, why=why, metrics=verdicts)
+    return build_row(base, judge_metrics(run, row, ef), run, harness_reason(row, run.get("scale")))
+
+
+def harness_reason(row, scale: str | None) -> str:
+    """The manifest's sentence saying this row's scale only exercises the pack's plumbing, or ''."""
+    prof = row.scales.get(scale) if scale else None
+    return getattr(prof, "harness", "") or ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The expectation a metric is judged by, the rule in force, and whether it applies here."""
+
+    expectation: exp_mod.Expectation | None
+    rule: Rule | None
+    judged: bool  # False: the expectation is off this run's scope with no weaker rule (shown, not checked)
+    off_scope: str | None = None  # why the first expectation does not hold here
+    weaker: bool = False  # judged by the expectation's declared off-scope rule
+
+
+def choose(exps: list, run: dict, row, name: str) -> Choice:
+    """In-scope expectation first; else a declared weaker off-scope rule; else the first, unjudged."""
+    for e in exps:
+        if e.scope.mismatch(run) is None:
+            return Choice(e, exp_mod.rule_for(e, row, name), True)
+    if not exps:
+        return Choice(None, None, False)
+    off = exps[0].scope.mismatch(run)
+    weak = [x for x in exps if x.off_scope is not None]
+    if weak:
+        return Choice(weak[0], weak[0].off_scope, True, off, weaker=True)
+    return Choice(exps[0], exp_mod.rule_for(exps[0], row, name), False, off)
+
+
+def basis_of(e: exp_mod.Expectation, harness: str, judged: bool) -> str:
+    if harness and judged:
+        return "harness"
+    return "paper" if e.source.seed else "reference"
+
+
+def metric_names(run: dict, ef) -> list[str]:
+    """Measured metrics, then expected names the run did not produce, then in-scope globs nothing matched."""
+    names = list(run.get("metrics", {}))
+    for e in ef.expectations if ef else []:
+        if any(ch in e.metric for ch in "*?["):
+            if e.scope.mismatch(run) is None and not any(fnmatch.fnmatchcase(n, e.metric) for n in names):
+                names.append(e.metric)
+        elif e.metric not in names:
+            names.append(e.metric)
+    return list(dict.fromkeys(names))
 
 
 def judge_metrics(run: dict, row, ef) -> list[MetricVerdict]:
-    measured: dict = run.get("metrics", {})
-    errors, na, contamination = run.get("errors", {}), run.get("not_applicable", {}), run.get("contamination", [])
-    expectations = list(ef.expectations) if ef else []
-    names = list(measured)
-    for e in expectations:  # expected metrics the run did not produce (exact names only)
-        if not any(ch in e.metric for ch in "*?[") and e.metric not in names:
-            names.append(e.metric)
-    out = []
-    for name in names:
-        exps = ef.for_metric(name) if ef else []
-        spec = exp_mod.metric_spec(row, name)
-        aggregate = spec.aggregate if spec else "mean"
-        entry = measured.get(name)
-        in_scope = [e for e in exps if e.scope.mismatch(run) is None]
-        chosen = in_scope[0] if in_scope else None
-        off_reason = exps[0].scope.mismatch(run) if exps and not in_scope else None
-        mv = MetricVerdict(metric=name, verdict="NOT-APPLICABLE")
-        paper_off = [x for x in exps if x.source.seed and x.scope.mismatch(run) is not None]
-        if paper_off and (chosen is None or not chosen.source.seed):
-            x = paper_off[0]
-            mv.paper = f"paper value {fmt_value(x.value)} ({_source_text(x.source)}) is NOT-APPLICABLE here: {x.scope.mismatch(run)}"
-        if entry is not None:
-            mv.values = entry["values"]
-            mv.measured = _value(entry, aggregate) if "mean" in entry else entry["values"][0]
-        if entry is None:
-            err, why_na = _lookup(errors, name), _lookup(na, name)
-            if err:
-                mv.verdict, mv.why = "ERROR", err
-            elif why_na:
-                mv.why = why_na
-            elif chosen is not None:
-                mv.verdict, mv.why = "MISSING", "expected in this scope but the run did not produce it"
-            else:
-                mv.why = off_reason or "not measured"
-            if chosen is not None or exps:
-                e = chosen or exps[0]
-                mv.expected, mv.rule, mv.source = e.value, describe_rule(exp_mod.rule_for(e, row, name)), _source_text(e.source)
-            out.append(mv)
-            continue
-        if not exps:
-            mv.why = "no expectation recorded for this metric (measured only; 'pack bless' records one)"
-            out.append(mv)
-            continue
-        e = chosen
-        rule = exp_mod.rule_for(e, row, name) if e else None
-        weaker = False
-        if e is None:
-            weak = [x for x in exps if x.off_scope is not None]
-            if not weak:
-                mv.why, mv.expected, mv.source = off_reason, exps[0].value, _source_text(exps[0].source)
-                mv.rule = describe_rule(exp_mod.rule_for(exps[0], row, name))
-                out.append(mv)
-                continue
-            e, rule, weaker = weak[0], weak[0].off_scope, True
-        mv.expected, mv.rule, mv.source = e.value, describe_rule(rule) + (" (off-scope weaker rule)" if weaker else ""), _source_text(e.source)
-        other = None
-        if rule.kind == "stat" and rule.against.startswith("metric:"):
-            other_entry = measured.get(rule.against[7:])
-            other = other_entry["values"] if other_entry else []
-        try:
-            ok, got, why, band = check(rule, e.value, entry, aggregate, other_values=other, sample=e.values)
-        except (TypeError, ValueError) as ex:
-            mv.verdict, mv.why = "ERROR", f"cannot apply {rule.kind} rule: {ex}"
-            out.append(mv)
-            continue
-        mv.measured, mv.band = got, band
-        mv.verdict = "PASS" if ok else "FAIL"
-        mv.why = why + (f"; {off_reason}, so the declared weaker rule applies" if weaker else "")
-        if contamination and spec is not None and spec.contamination_sensitive:
-            mv.why = f"would be {mv.verdict} ({why}); contaminated: " + "; ".join(contamination) + "; close co-resident GPU work and rerun"
-            mv.verdict = "CONTAMINATED"
-        out.append(mv)
-    # An arm or metric family that failed without any judged metric under it (e.g. an engine arm of a
-    # row whose values are not yet blessed) must still show as ERROR, never vanish from the verdict.
-    covered = [m.metric for m in out if m.verdict == "ERROR"]
-    for key, msg in errors.items():
-        if key != "__run__" and not any(c == key or c.startswith(key + ".") for c in covered):
-            out.append(MetricVerdict(metric=key, verdict="ERROR", why=msg))
-    return out
+    harness = harness_reason(row, run.get("scale"))
+    out = [judge_metric(name, run, row, ef, harness) for name in metric_names(run, ef)]
+    return out + unjudged_errors(run, out)
+
+
+def judge_metric(name: str, run: dict, row, ef, harness: str = "") -> MetricVerdict:
+    exps = ef.for_metric(name) if ef else []
+    spec = exp_mod.metric_spec(row, name)
+    aggregate = spec.aggregate if spec else "mean"
+    entry = run.get("metrics", {}).get(name)
+    c = choose(exps, run, row, name)
+    mv = MetricVerdict(metric=name, verdict="NOT-APPLICABLE")
+    if c.expectation is not None:
+        e = c.expectation
+        mv.expected, mv.source, mv.basis = e.value, _source_text(e.source), basis_of(e, harness, c.judged)
+        mv.rule = (c.rule.describe() if c.rule else "none") + (" (off-scope weaker rule)" if c.weaker else "")
+    _note_paper_off_scope(mv, exps, run, c)
+    if entry is None:
+        return _unmeasured(mv, name, run, c)
+    mv.values = entry["values"]
+    mv.measured = _shown(entry, aggregate)
+    if not exps:
+        mv.why = "no expectation recorded for this metric (measured only; 'pack bless' records one)"
+        return mv
+    if not c.judged:
+        mv.why = c.off_scope or "off scope"
+        return mv
+    if c.rule is None:
+        mv.verdict, mv.why = (
+            "ERROR",
+            f"no tolerance for '{name}': add one to the expectation or the manifest's metrics",
+        )
+        return mv
+    try:
+        chk = c.rule.check(c.expectation.value, entry["values"], aggregate, _reference(c, run))
+    except (TypeError, ValueError) as ex:
+        mv.verdict, mv.why = "ERROR", f"cannot apply the {c.rule.kind} rule: {ex}"
+        return mv
+    mv.measured, mv.band = chk.measured, chk.band
+    mv.verdict = "PASS" if chk.passed else "FAIL"
+    mv.why = chk.why + (f"; {c.off_scope}, so the declared weaker rule applies" if c.weaker else "")
+    contamination = run.get("contamination") or []
+    if contamination and spec is not None and spec.contamination_sensitive:
+        mv.why = (
+            f"would be {mv.verdict} ({chk.why}); contaminated: "
+            + "; ".join(contamination)
+            + "; close co-resident GPU work and rerun"
+        )
+        mv.verdict = "CONTAMINATED"
+    return mv
+
+
+def _shown(entry: dict, aggregate: str):
+    """The value shown before (or without) a check: the run's aggregate, else the first repetition."""
+    if "mean" not in entry:
+        return entry["values"][0]
+    return entry.get(aggregate, entry["values"][0 if aggregate == "first" else -1])
+
+
+def _reference(c: Choice, run: dict) -> list | None:
+    """A stat rule's other sample: another metric of this run, or the expectation's own `values`."""
+    if isinstance(c.rule, Stat) and c.rule.against_metric:
+        other = run.get("metrics", {}).get(c.rule.against_metric)
+        return other["values"] if other else []
+    return c.expectation.values
+
+
+def _note_paper_off_scope(mv: MetricVerdict, exps: list, run: dict, c: Choice) -> None:
+    """A paper value that does not hold here is named beside whatever is checked instead."""
+    if c.judged and c.expectation is not None and c.expectation.source.seed and not c.weaker:
+        return
+    for x in exps:
+        why = x.scope.mismatch(run)
+        if x.source.seed and why is not None:
+            mv.paper = (
+                f"paper value {fmt_value(x.value)} ({_source_text(x.source)}) is NOT-APPLICABLE here: {why}"
+            )
+            mv.paper_holds = x.scope.describe()
+            return
+
+
+def _unmeasured(mv: MetricVerdict, name: str, run: dict, c: Choice) -> MetricVerdict:
+    err, why_na = _lookup(run.get("errors", {}), name), _lookup(run.get("not_applicable", {}), name)
+    if err:
+        mv.verdict, mv.why = "ERROR", err
+    elif why_na:
+        mv.why = why_na
+    elif c.judged:
+        glob = any(ch in name for ch in "*?[")
+        mv.verdict = "MISSING"
+        mv.why = (
+            "expected in this scope but no produced metric matches this pattern"
+            if glob
+            else "expected in this scope but the run did not produce it"
+        )
+    else:
+        mv.why = c.off_scope or "not measured"
+    return mv
+
+
+def unjudged_errors(run: dict, judged: list[MetricVerdict]) -> list[MetricVerdict]:
+    """An arm or metric family that failed without any judged metric under it (e.g. an engine arm of a
+    row whose values are not yet blessed) must still show as ERROR, never vanish from the verdict."""
+    covered = [m.metric for m in judged if m.verdict == "ERROR"]
+    return [
+        MetricVerdict(metric=key, verdict="ERROR", why=msg)
+        for key, msg in (run.get("errors") or {}).items()
+        if key != "__run__" and not any(c == key or c.startswith(key + ".") for c in covered)
+    ]
+
+
+def build_row(base: dict, verdicts: list[MetricVerdict], run: dict, harness: str = "") -> RowVerdict:
+    """The row's verdict, basis and one-line why; a row whose variable never ran is NOT-APPLICABLE."""
+    row_na = (run.get("not_applicable") or {}).get(ROW_KEY)
+    if row_na:
+        for m in verdicts:
+            if m.verdict in ("PASS", "MISSING", "CONTAMINATED"):
+                m.why = f"not counted: {row_na} (would be {m.verdict}: {m.why})"
+                m.verdict = "NOT-APPLICABLE"
+    verdict = row_verdict(verdicts)
+    why = row_na if row_na and verdict == "NOT-APPLICABLE" else _row_why(verdict, verdicts, run)
+    return RowVerdict(
+        **base, verdict=verdict, why=why, metrics=verdicts, basis=row_basis(verdicts), harness=harness
+    )
 
 
 def _row_why(verdict: str, verdicts: list[MetricVerdict], run: dict) -> str:
     if verdict == "PASS":
-        n = sum(m.verdict == "PASS" for m in verdicts)
+        passed = [m for m in verdicts if m.verdict == "PASS"]
+        by = ", ".join(
+            f"{sum(m.basis == b for m in passed)} {b}" for b in BASES if any(m.basis == b for m in passed)
+        )
         na = sum(m.verdict == "NOT-APPLICABLE" for m in verdicts)
-        return f"{n} metric(s) pass" + (f", {na} not applicable" if na else "")
+        return f"{len(passed)} metric(s) pass ({by})" + (f", {na} not applicable" if na else "")
     if verdict == "NOT-APPLICABLE":
         reasons = sorted({m.why for m in verdicts if m.why})
+        if not verdicts:
+            return "no metric measured or expected"
         return reasons[0] if len(reasons) == 1 else f"{len(verdicts)} metrics off scope or unmeasurable here"
     if verdict == "CONTAMINATED":
         return "contaminated: " + "; ".join(run.get("contamination", [])) + " — rerun on a quiet GPU"
@@ -278,11 +372,15 @@ def _load_run(run_dir: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise IntegrityError(f"{path}: missing; this is not a finished run directory (or the file was deleted)") from None
+        raise IntegrityError(
+            f"{path}: missing; this is not a finished run directory (or the file was deleted)"
+        ) from None
     try:
         return json.loads(text)
     except ValueError:
-        raise IntegrityError(f"{path}: truncated or not JSON; the run was interrupted while writing, or the file was damaged") from None
+        raise IntegrityError(
+            f"{path}: truncated or not JSON; the run was interrupted while writing, or the file was damaged"
+        ) from None
 
 
 def latest_runs(root: Path) -> list[Path]:
@@ -292,7 +390,7 @@ def latest_runs(root: Path) -> list[Path]:
     by_row: dict[Path, Path] = {}
     for rj in sorted(root.rglob("run.json")):
         d = rj.parent
-        if ".tmp" in d.name or "reps" in d.parts[len(root.parts):]:
+        if ".tmp" in d.name or "reps" in d.parts[len(root.parts) :]:
             continue
         by_row[d.parent] = max(by_row.get(d.parent, d), d, key=lambda p: p.name)
     return [by_row[k] for k in sorted(by_row)]

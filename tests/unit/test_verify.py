@@ -8,7 +8,7 @@ from pack.manifest import Row
 from pack.results import RepResult
 from pack.run import aggregate
 from pack.tolerance import Tolerance
-from pack.verify import check, judge_metrics, row_verdict
+from pack.verify import judge_metrics, row_verdict
 
 T = TypeAdapter(Tolerance)
 
@@ -32,18 +32,18 @@ def entry(*values):
     ({"kind": "range", "min": 0, "max": 1}, None, [0.5], True),
 ])
 def test_rules(rule, expected, values, ok):
-    passed, measured, why, band = check(T.validate_python(rule), expected, entry(*values), "mean")
-    assert passed is ok, why
+    chk = T.validate_python(rule).check(expected, entry(*values)["values"], "mean")
+    assert chk.passed is ok, chk.why
 
 
 def test_stat_welch_no_difference_and_greater():
     rule = T.validate_python({"kind": "stat", "test": "welch", "expect": "no-difference", "alpha": 0.05})
-    same = check(rule, None, entry(39.1, 39.3, 39.2, 39.25), "mean", sample=[39.2, 39.3, 39.15, 39.28])
-    assert same[0], same[2]
-    shifted = check(rule, None, entry(35.1, 35.3, 35.2, 35.25), "mean", sample=[39.2, 39.3, 39.15, 39.28])
-    assert not shifted[0], shifted[2]
+    same = rule.check(None, [39.1, 39.3, 39.2, 39.25], "mean", [39.2, 39.3, 39.15, 39.28])
+    assert same.passed, same.why
+    shifted = rule.check(None, [35.1, 35.3, 35.2, 35.25], "mean", [39.2, 39.3, 39.15, 39.28])
+    assert not shifted.passed, shifted.why
     greater = T.validate_python({"kind": "stat", "test": "mannwhitney", "expect": "greater"})
-    assert check(greater, None, entry(5, 6, 7, 8, 9), "mean", sample=[1, 2, 3, 4, 2])[0]
+    assert greater.check(None, [5, 6, 7, 8, 9], "mean", [1, 2, 3, 4, 2]).passed
 
 
 def test_range_needs_a_bound():

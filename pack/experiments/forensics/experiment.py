@@ -181,6 +181,16 @@ def _distributed(ctx, p, cfg: Config, spec, st) -> tuple:
     return sig, facts, rep["timestamp"]
 
 
+def variable_never_runs(p, configs: list[dict]) -> str | None:
+    """Why no configuration of the experiment's variable can run here (e.g. exp3 without a quantization
+    backend, exp5 on a CPU), or None. A reference experiment has no variable and always applies."""
+    variable = [c for c in configs if not c["is_baseline"]]
+    if p.variable is None or not variable or any(c["not_applicable"] is None for c in variable):
+        return None
+    reasons = sorted({str(c["not_applicable"]) for c in variable})
+    return f"no configuration of the variable '{p.variable}' can run here: " + "; ".join(reasons)
+
+
 def run_rep(params: dict, ctx) -> RepResult:
     p = configs.parse(params)
     _threads(p, ctx)
@@ -190,6 +200,9 @@ def run_rep(params: dict, ctx) -> RepResult:
     res = RepResult(info={"configs": {}})
     stop = _stopped(ctx)
     tensors: dict = {}
+    row_na = variable_never_runs(p, st["configs"])
+    if row_na:
+        res.not_applicable["__row__"] = row_na  # verify: the row is NOT-APPLICABLE, never PASS on bookkeeping
     for c in st["configs"]:
         label = c["label"]
         if c["not_applicable"]:
