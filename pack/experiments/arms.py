@@ -125,8 +125,9 @@ def summarize(params: dict, ctx: RunContext, reps: list[RepResult], *, arms: lis
     """A/B statistics, contamination verdict inputs, roofline and the output files, over all reps."""
     from .. import gpuinfo
     from .throughput import ab, outputs
+    from .throughput.params import ab_config
 
-    cfg = ab.ABConfig.from_params(params.get("ab"))
+    cfg = ab_config(params)
     n_decode = params.get("n_decode")
     if cfg.tokens_timed is None and isinstance(n_decode, int) and n_decode > 0:
         cfg = cfg.model_copy(update={"tokens_timed": n_decode})

@@ -6,6 +6,7 @@ import pytest
 
 from pack.errors import ManifestError
 from pack.experiments.throughput import ab
+from pack.experiments.throughput.params import ab_config
 
 # Paper B's seed: clean baseline 39.28 ± 0.05 tok/s; the contaminated run's variance ratio was 21x.
 # Three repetitions m - s, m, m + s have a sample std of exactly s.
@@ -110,7 +111,7 @@ def test_floor_applies_only_on_its_gpu():
 
 def test_reference_cv_flags_arms_noisier_than_the_clean_run_on_its_gpu():
     # The seed: clean 39.28 ± 0.05 tok/s (CV 0.127 %); a 21x variance is a CV of about 0.58 %.
-    cfg = ab.ABConfig.from_params({"reference_cv": {"value": 0.05 / 39.28, "gpu": ["RTX 4060"]}})
+    cfg = ab_config({"ab": {"reference_cv": {"value": 0.05 / 39.28, "gpu": ["RTX 4060"]}}})
     hit = _samples([39.0, 38.6, 39.05], [39.0, 38.6, 39.05])  # both arms equally hit: between-arm ratio 1x
     res = ab.summarize_ab(hit, cfg, ["NVIDIA GeForce RTX 4060"])
     assert res.metrics["mcr.variance_ratio"] == pytest.approx(1.0)
@@ -123,16 +124,16 @@ def test_reference_cv_flags_arms_noisier_than_the_clean_run_on_its_gpu():
 
 
 def test_config_from_params_and_unknown_key():
-    cfg = ab.ABConfig.from_params({"metric": "decode_tok_s", "floor": {"value": 38, "gpu": ["RTX 4060"]},
-                                   "extra_metrics": ["prefill_ms"], "order": "alternate"})
+    cfg = ab_config({"ab": {"metric": "decode_tok_s", "floor": {"value": 38, "gpu": ["RTX 4060"]},
+                            "extra_metrics": ["prefill_ms"], "order": "alternate"}})
     assert cfg.floor.value == 38 and cfg.floor.gpu == ("RTX 4060",) and cfg.extra_metrics == ("prefill_ms",)
-    assert ab.ABConfig.from_params({"floor": 10}).floor.value == 10.0
-    with pytest.raises(ManifestError, match="'variance_ratio_limt'; did you mean 'variance_ratio_limit'"):
-        ab.ABConfig.from_params({"variance_ratio_limt": 5})
-    with pytest.raises(ManifestError, match="order"):
-        ab.ABConfig.from_params({"order": "shuffled"})
-    with pytest.raises(ManifestError, match="variance_ratio_limit"):
-        ab.ABConfig.from_params({"variance_ratio_limit": "5"})  # a number, never a string
+    assert ab_config({"ab": {"floor": 10}}).floor.value == 10.0 and ab_config({}) == ab.ABConfig()
+    with pytest.raises(ManifestError, match="params.ab.variance_ratio_limt .*did you mean 'variance_ratio_limit'"):
+        ab_config({"ab": {"variance_ratio_limt": 5}})
+    with pytest.raises(ManifestError, match="params.ab.order"):
+        ab_config({"ab": {"order": "shuffled"}})
+    with pytest.raises(ManifestError, match="params.ab.variance_ratio_limit"):
+        ab_config({"ab": {"variance_ratio_limit": "5"}})  # a number, never a string
 
 
 def test_table_lists_runs_in_measured_order():

@@ -42,9 +42,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import field_validator
 
-from ...strict import Number, Strict, did_you_mean
+from ...strict import Number, Strict
 
 
 class OnGpu(Strict):
@@ -82,21 +82,6 @@ class ABConfig(Strict):
     @classmethod
     def _bare_number(cls, v):
         return {"value": v} if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-
-    @classmethod
-    def from_params(cls, raw: dict | None) -> ABConfig:
-        """params.ab as validated by the row's Params model; a bad key is one sentence, not a traceback."""
-        try:
-            return cls.model_validate(dict(raw or {}))
-        except ValidationError as e:
-            from ...errors import ManifestError
-
-            err = e.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                hint = did_you_mean(str(err["loc"][-1]), cls.model_fields)
-                raise ManifestError(f"params.ab has unknown key '{where}'; {hint}") from None
-            raise ManifestError(f"params.ab.{where}: {err['msg']}") from None
 
 
 @dataclass(frozen=True)

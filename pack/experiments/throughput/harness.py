@@ -49,9 +49,9 @@ def arms_of(params: dict) -> dict[str, dict]:
 
 def run_rep(backend, params: dict, ctx: RunContext) -> RepResult:
     """One repetition: every arm once, in the declared order, under the GPU and CPU watches."""
-    from .ab import ABConfig
+    from .params import ab_config
 
-    order = ABConfig.from_params(params.get("ab")).order
+    order = ab_config(params).order
     cpu_limit = float((params.get("cpu_watch") or {}).get("limit_cores", 0.5))
     watches = {"gpu_watch": gpu_watch_for(params, ctx, backend.own_gpu_processes),
                "cpu_watch": CpuWatch(enabled=ctx.device == "cpu", limit_cores=cpu_limit)}

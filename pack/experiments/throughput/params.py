@@ -63,6 +63,15 @@ class ThroughputParams(ArmParams):
     cpu_watch: CpuWatchParams | None = None
 
 
+class _ABOnly(Strict):
+    ab: ABConfig | None = None
+
+
+def ab_config(params: dict) -> ABConfig:
+    """params.ab of any arm row (defaults when absent), checked like the rest of the row's params."""
+    return validated(_ABOnly, {"ab": params.get("ab")}, "").ab or ABConfig()
+
+
 def validated(model: type[Strict], params: dict, experiment: str):
     """params as `model`; a bad key or value is one ManifestError sentence (did-you-mean for typos).
     `pack validate` reports the same problems with file:line before a run."""
@@ -79,7 +88,8 @@ def validated(model: type[Strict], params: dict, experiment: str):
                 owner = _model_at(model, loc[:-1])
                 hint = did_you_mean(loc[-1], owner.model_fields) if owner else ""
                 hint = f"; {hint}" if hint else ""
-                problems.append(f"{where} is not a known key of a {experiment} row{hint}")
+                of_row = f" of a {experiment} row" if experiment else ""
+                problems.append(f"{where} is not a known key{of_row}{hint}")
             else:
                 problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
         raise ManifestError("; ".join(problems)) from None
