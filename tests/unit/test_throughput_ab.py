@@ -107,6 +107,12 @@ def test_floor_applies_only_on_its_gpu():
     res = ab.summarize_ab(slow, cfg, ["NVIDIA H100 80GB HBM3"])
     assert res.reasons == [] and "holds on RTX 4060" in res.info["floor"]["why_not"]
     assert len(ab.summarize_ab(slow, ab.ABConfig(floor=38), []).reasons) == 2  # no GPU scope: everywhere
+    # The one exact matcher (pack.tolerance.gpu_matches), never a substring: an L4 floor is not an L40S's.
+    l4 = ab.ABConfig(floor={"value": 38, "gpu": ["L4"]})
+    assert ab.summarize_ab(slow, l4, ["NVIDIA L40S"]).reasons == []
+    assert len(ab.summarize_ab(slow, l4, ["NVIDIA L4"]).reasons) == 2
+    on_cpu = ab.ABConfig(floor={"value": 38, "gpu": ["cpu"]})
+    assert len(ab.summarize_ab(slow, on_cpu, []).reasons) == 2
 
 
 def test_reference_cv_flags_arms_noisier_than_the_clean_run_on_its_gpu():

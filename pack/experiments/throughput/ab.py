@@ -45,6 +45,7 @@ from typing import Literal
 from pydantic import field_validator
 
 from ...strict import Number, Strict
+from ...tolerance import gpu_matches
 
 
 class OnGpu(Strict):
@@ -178,10 +179,7 @@ def _scoped(scoped: OnGpu | None, gpu_models: list[str], what: str) -> tuple[boo
     """(applies, why not): a floor or a clean CV measured on one GPU means nothing on another."""
     if scoped is None or scoped.value is None:
         return False, f"no {what} set"
-    if not scoped.gpu:
-        return True, ""
-    models = [m.lower() for m in gpu_models] or ["cpu"]
-    if any(g.lower() in m for g in scoped.gpu for m in models):
+    if not scoped.gpu or gpu_matches(scoped.gpu, gpu_models):  # the one GPU matcher (exact, "cpu": no GPU)
         return True, ""
     return False, (f"{what} {scoped.value:g} holds on {', '.join(scoped.gpu)}; "
                    f"this run had {', '.join(gpu_models) or 'no GPU'}")
