@@ -31,6 +31,7 @@ def one(label: str, run_dir: Path) -> dict:
         "mcr_tok_s": val("mcr.decode_tok_s"), "mcr_std": val("mcr.decode_tok_s", "std"),
         "baseline_cv": val("baseline.decode_tok_s_cv"), "mcr_cv": val("mcr.decode_tok_s_cv"),
         "delta_pct": val("mcr.delta_pct"), "variance_ratio": val("mcr.variance_ratio"),
+        "delta_ci": [val("mcr.delta_pct_ci_low"), val("mcr.delta_pct_ci_high")], "variance_p": val("mcr.variance_p"),
         "prefill_ms": val("baseline.prefill_ms"), "roofline_fraction": val("baseline.roofline_fraction"),
         "bandwidth_gbs": val("device_bandwidth_gbs"), "contamination": run.get("contamination", []),
         "metrics": [{"metric": x.metric, "verdict": x.verdict, "measured": x.measured, "expected": x.expected,
@@ -50,12 +51,15 @@ def main() -> None:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = ["# Throughput null re-run: clean vs co-resident load", "",
              f"GPU: {', '.join(gpus)} · driver {gpuinfo.driver_version() or '—'} · {now}", "",
-             "| run | verdict | baseline tok/s (CV) | mcr tok/s (CV) | delta % | variance ratio | prefill ms | roofline | reps |",
+             "| run | verdict | baseline tok/s (CV) | mcr tok/s (CV) | delta % [95% CI] | variance ratio (Brown–Forsythe p) "
+             "| prefill ms | roofline | reps |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         lines.append(f"| {r['label']} | **{r['verdict']}** | {fmt(r['baseline_tok_s'], '.2f')} ({fmt(r['baseline_cv'], '.2%')}) | "
-                     f"{fmt(r['mcr_tok_s'], '.2f')} ({fmt(r['mcr_cv'], '.2%')}) | {fmt(r['delta_pct'], '+.2f')} | "
-                     f"{fmt(r['variance_ratio'], '.2f')}x | {fmt(r['prefill_ms'], '.2f')} | {fmt(r['roofline_fraction'], '.3%')} | {r['reps']} |")
+                     f"{fmt(r['mcr_tok_s'], '.2f')} ({fmt(r['mcr_cv'], '.2%')}) | {fmt(r['delta_pct'], '+.2f')} "
+                     f"[{fmt(r['delta_ci'][0], '+.2f')}, {fmt(r['delta_ci'][1], '+.2f')}] | "
+                     f"{fmt(r['variance_ratio'], '.2f')}x (p {fmt(r['variance_p'], '.2g')}) | "
+                     f"{fmt(r['prefill_ms'], '.2f')} | {fmt(r['roofline_fraction'], '.3%')} | {r['reps']} |")
     for r in runs:
         lines += ["", f"**{r['label']}** ({r['row']}, {r['scale']}, run {r['run_id']}): {r['why']}"]
         for c in r["contamination"]:
