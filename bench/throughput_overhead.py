@@ -40,7 +40,11 @@ def main() -> None:
     from pack.experiments.throughput.llamacpp import _greedy_decode
     from pack.models.gguf import check_gguf, synthetic_gguf
 
-    path = synthetic_gguf("mid-llama", qtype=args.qtype, num_hidden_layers=args.layers)
+    from pack.models.synthetic import arch
+
+    # The arch's own layer count writes the same cached file a row with model synthetic:mid-llama uses.
+    layers = {} if args.layers == arch("mid-llama")["num_hidden_layers"] else {"num_hidden_layers": args.layers}
+    path = synthetic_gguf("mid-llama", qtype=args.qtype, **layers)
     info = check_gguf(path)
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_batch=512, n_threads=args.threads,
                           n_threads_batch=args.threads, n_gpu_layers=args.n_gpu_layers, verbose=False)

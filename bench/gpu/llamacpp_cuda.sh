@@ -54,6 +54,9 @@ $PY -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$W"/wh
 export PYTHONPATH="$SITE:.${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import llama_cpp as l; l.llama_backend_init(); print('llama-cpp-python', l.__version__, 'gpu offload:', l.llama_supports_gpu_offload()); print(l.llama_print_system_info().decode())" 2>&1 | tee -a "$LOG"
 
+say "== probe: which configurations load and decode (each in its own process)"
+timeout 200 $PY bench/gpu/llamacpp_probe.py "$OUT/llamacpp_probe.json" 2>&1 | tail -3 | tee -a "$LOG"
+
 say "== null re-run on the GPU engine (clean, then loaded)"
 BUDGET=${BUDGET_S:-570}   # the whole script stays inside one 10-minute device call
 ROW=paperB:llamacpp-null-mid OUT="$OUT" PY="$PY" timeout $(( BUDGET - SECONDS - 70 )) bash bench/gpu/throughput.sh 2>&1 | tail -30 | tee -a "$LOG"
