@@ -37,7 +37,7 @@ def _uniform_files_in_run(run_dir: Path) -> list[Path]:
 
 def collect(inputs) -> list[Path]:
     """Uniform JSON files named by INPUTS (files, run dirs, runs trees)."""
-    from .verify import latest_runs
+    from .rundir import latest
 
     files: list[Path] = []
     for raw in inputs:
@@ -45,8 +45,8 @@ def collect(inputs) -> list[Path]:
         if p.is_file():
             files.append(p)
         elif p.is_dir():
-            for d in latest_runs(p):
-                files += _uniform_files_in_run(d)
+            for rd in latest(p):
+                files += _uniform_files_in_run(rd.path)
         else:
             raise PackError(f"'{raw}' is neither a forensics JSON file nor a directory")
     if not files:
@@ -90,14 +90,14 @@ def analyze():
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 def analyze_forensics(inputs, out_dir, as_type, title, no_plots):
     """Reproducibility, cross-hardware baseline, detectability and SNR for forensics INPUTS."""
-    from datetime import datetime
+    from datetime import datetime, timezone
 
     from . import fsio
     from .experiments.forensics import analysis, report
 
     reports = [analysis.Experiment(doc, tens).report() for doc, tens in load_groups(inputs, as_type)]
     hw = sorted({h for r in reports for h in r["hardware_names"]})
-    header = {"hardware": ", ".join(hw) or "none", "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
+    header = {"hardware": ", ".join(hw) or "none", "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "inputs": ", ".join(str(i) for i in inputs)}
     out_dir.mkdir(parents=True, exist_ok=True)
     fsio.write_json_atomic(out_dir / "analysis.json", report.jsonable({"header": header, "reports": reports}))

@@ -60,6 +60,13 @@ class RunContext:
     cache: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)  # experiment-specific facts (executable sha, model hash)
     counters: dict = field(default_factory=dict)  # e.g. {"model_loads": 1}, shown in the run log
+    previous: list[RepResult] = field(default_factory=list)  # this run's finished repetitions, in order
+
+    def rep_folder(self, i: int) -> Path:
+        """Where finished repetition i of this run keeps its artifacts (e.g. a signals file)."""
+        from .rundir import RunDir  # the one owner of the run folder's layout
+
+        return RunDir(self.run_dir).rep_dir(i)
 
     def log(self, msg: str) -> None:
         print(f"[{self.hardware} rep {self.rep_index + 1}/{self.reps}] {msg}", file=sys.stderr, flush=True)

@@ -16,15 +16,15 @@ scale only exercises the pack's plumbing: ScaleProfile.harness says why). A row 
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import expected as exp_mod
-from . import fsio
-from .errors import IntegrityError, ManifestError
+from . import fsio, rundir
+from .errors import ManifestError
 from .manifest import find_row
+from .rundir import RunDir
 from .tolerance import Rule, Stat
 
 ORDER = ["ERROR", "FAIL", "MISSING", "CONTAMINATED", "PASS", "NOT-APPLICABLE"]
@@ -368,32 +368,13 @@ def _row_why(verdict: str, verdicts: list[MetricVerdict], run: dict) -> str:
 
 
 def _load_run(run_dir: Path) -> dict:
-    path = run_dir / "run.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise IntegrityError(
-            f"{path}: missing; this is not a finished run directory (or the file was deleted)"
-        ) from None
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise IntegrityError(
-            f"{path}: truncated or not JSON; the run was interrupted while writing, or the file was damaged"
-        ) from None
+    """run.json as the judging code reads it; RunRecordError (one sentence naming the file) if it is damaged."""
+    return RunDir(run_dir).record.as_dict()
 
 
 def latest_runs(root: Path) -> list[Path]:
     """The newest run directory of every row found under root (a runs/ tree, a paper or a row folder)."""
-    if (root / "run.json").is_file():
-        return [root]
-    by_row: dict[Path, Path] = {}
-    for rj in sorted(root.rglob("run.json")):
-        d = rj.parent
-        if ".tmp" in d.name or "reps" in d.parts[len(root.parts) :]:
-            continue
-        by_row[d.parent] = max(by_row.get(d.parent, d), d, key=lambda p: p.name)
-    return [by_row[k] for k in sorted(by_row)]
+    return [rd.path for rd in rundir.latest(root)]
 
 
 def exit_code(rows: list[RowVerdict]) -> int:

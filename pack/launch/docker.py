@@ -22,6 +22,7 @@ import os
 import time
 from pathlib import Path
 
+from ..rundir import count_finished_reps
 from . import shell
 from .images import CLI_HINT as HINT
 from .images import container_cli, container_run_args
@@ -87,7 +88,7 @@ class DockerLauncher(Launcher):
         name = rec.get("handle", {}).get("container") or container_name(rec["launch_id"])
         res = shell.run([*container_cli(), "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
                         check=False, hint=HINT)
-        reps = sum(1 for r in rec.get("rows", []) for _ in (self.runs_root / r.replace(":", "/")).glob("*/reps/rep-*"))
+        reps = count_finished_reps(self.runs_root, rec.get("rows", []))
         if res.returncode != 0:
             return Status("gone", f"container {name} no longer exists", reps)
         state, _, code = res.stdout.strip().partition(" ")

@@ -200,12 +200,12 @@ def finish(rec: dict, launcher: Launcher, st: Status, runs_root: Path) -> dict:
 def fetch_into(rec: dict, launcher: Launcher, runs_root: Path) -> list[Path]:
     """Fetch a launch's runs into runs_root and check every fetched run's checksums."""
     n = launcher.fetch(rec, runs_root)
+    from ..rundir import runs_of
+
     run_dirs = []
     for paper_row in rec.get("rows", []):
         paper, _, row = paper_row.partition(":")
-        row_dir = runs_root / paper / row
-        if row_dir.is_dir():
-            run_dirs += [d for d in row_dir.iterdir() if (d / "run.json").is_file()]
+        run_dirs += [rd.path for rd in runs_of(runs_root / paper / row)]
     damaged = [(d, p) for d in run_dirs for p in fsio.check_sums(d)[:1]]
     for d, p in damaged:
         launcher.log(f"warning: {d}: {p}")

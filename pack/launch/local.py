@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+from ..rundir import count_finished_reps
 from . import shell
 from .lifecycle import Launcher, Status
 from .spec import LaunchSpec
@@ -57,7 +58,7 @@ class LocalLauncher(Launcher):
         rc = rec.get("handle", {}).get("exit_code")
         if rc is None:
             return Status("gone", "the local process is no longer tracked")
-        reps = sum(1 for r in rec.get("rows", []) for _ in (self.runs_root / r.replace(":", "/")).glob("*/reps/rep-*"))
+        reps = count_finished_reps(self.runs_root, rec.get("rows", []))
         return Status("finished" if rc == 0 else "failed", f"pack run exited with status {rc}", reps, rc)
 
     def teardown(self, rec: dict) -> str:

@@ -146,5 +146,7 @@ def write_status(sink, state: str, **fields) -> None:
 
 
 def count_reps(keys: list[str]) -> int:
-    """Finished repetitions among result keys (each finished rep has reps/rep-NNN/rep.json)."""
-    return sum(1 for k in keys if k.endswith("rep.json") and "/reps/rep-" in k)
+    """Finished repetitions among result keys (the run folder's layout is rundir's)."""
+    from ..rundir import is_finished_rep_key
+
+    return sum(1 for k in keys if is_finished_rep_key(k))

@@ -107,7 +107,7 @@ def worker(job_path: str) -> None:
     ids = torch.tensor([job["input_ids"][0]] if job.get("batch_one", True) else job["input_ids"], device=device)
     reps = []
     for r in range(int(job["reps"])):
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())  # UTC, like every pack timestamp
         sig = greedy_decode(model, ids, spec, key_reader=_gather_keys_factory(dist, full_width))
         if rank == 0:
             sigmod.save(sigmod.to_tensors(sig, job["label"]), out / f"rep-{r:03d}.safetensors")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import datetime, timezone
 
+from ... import fsio
 from ...errors import PackError, require
 from ...results import RepResult
 from . import configs, runner
@@ -28,7 +29,7 @@ STATE = "forensics_state.json"
 
 
 def _now() -> str:
-    return datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")  # UTC, in the seed's timestamp layout
 
 
 def _threads(p, ctx) -> None:
@@ -100,7 +101,7 @@ def prepare(p, ctx) -> dict:
           "configs": [{"label": c.label, "settings": c.settings, "is_baseline": c.is_baseline,
                        "not_applicable": c.not_applicable, "extra": c.extra} for c in planned],
           "device": ctx.device}
-    ctx.run_dir.joinpath(STATE).write_text(json.dumps(st, indent=2, default=str))
+    fsio.write_text_atomic(ctx.run_dir / STATE, json.dumps(st, indent=2, default=str))
     ctx.cache[key] = st
     return st
 
@@ -115,19 +116,19 @@ def find_baseline(p, ctx, hw_name: str, sw: dict) -> dict | None:
     """The newest complete run of p.baseline_row in this runs tree with the same signature."""
     if not p.baseline_row:
         return None
+    from ...rundir import RunRecordError, RunStatus, runs_of
     from .uniform import file_stem
 
-    row_dir = ctx.run_dir.parents[1] / p.baseline_row
     want = signature(p, hw_name, sw)
-    for d in sorted((x for x in row_dir.glob("*") if x.is_dir()), reverse=True):
+    for rd in runs_of(ctx.run_dir.parents[1] / p.baseline_row):
         try:
-            run = json.loads((d / "run.json").read_text())
-            stp = json.loads((d / STATE).read_text())
-        except (OSError, ValueError):
+            complete = rd.record.status == RunStatus.complete
+            stp = json.loads((rd.path / STATE).read_text())
+        except (RunRecordError, OSError, ValueError):
             continue
-        doc_path = d / "summary" / f"{file_stem('reference')}.json"
-        if run.get("status") == "complete" and stp.get("signature") == want and doc_path.is_file():
-            return {"run_dir": str(d), "run_id": d.name, "json": str(doc_path)}
+        doc_path = rd.summary_dir / f"{file_stem('reference')}.json"
+        if complete and stp.get("signature") == want and doc_path.is_file():
+            return {"run_dir": str(rd.path), "run_id": rd.name, "json": str(doc_path)}
     return None
 
 
@@ -137,19 +138,16 @@ def spec_of(p, st) -> ExtractionSpec:
 
 
 def _stopped(ctx) -> str | None:
-    for f in sorted((ctx.run_dir / "reps").glob("rep-*/rep.json")):
-        try:
-            info = json.loads(f.read_text())["result"]["info"]
-        except (OSError, ValueError, KeyError):
-            continue
-        if info.get("stopped"):
-            return info["stopped"]
+    """Why an earlier repetition of this run stopped the experiment, if one did."""
+    for rep in ctx.previous:
+        if (rep.info or {}).get("stopped"):
+            return rep.info["stopped"]
     return None
 
 
 def _reference(ctx, label: str):
     """Repetition 1's signals of a configuration (None if repetition 1 did not store it)."""
-    f = ctx.run_dir / "reps" / "rep-000" / "signals.safetensors"
+    f = ctx.rep_folder(0) / "signals.safetensors"
     key = ("forensics-rep0", str(f))
     if key not in ctx.cache:
         ctx.cache[key] = sigmod.load(f) if f.is_file() else {}

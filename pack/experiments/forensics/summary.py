@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ...results import RepResult
@@ -54,7 +54,7 @@ def metadata(p, st: dict, ctx, n_params: int | None) -> dict:
         "extraction_config": {"layers": st["layers"], "positions": st["positions"], "hidden_dim": f["hidden_dim"],
                               "key_dim": f["key_dim"], "top_k_logprobs": p.top_k, "n_layers": f["n_layers"],
                               "n_kv_heads": f["n_kv_heads"], "head_dim": f["head_dim"], **CONVENTIONS},
-        "date_created": datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+        "date_created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "prompt": {"sha256": st["prompt"]["sha256"], "prompt_tokens": st["prompt"]["tokens"],
                    "document_tokens": st["prompt"]["document_tokens"], "document": st["prompt"]["document"],
                    "documents": p.documents, "request": p.request, "chat_template": st["prompt"]["chat_template"]},
@@ -112,7 +112,7 @@ def build_summary(p, ctx, st: dict, reps: list[RepResult], spec) -> RepResult:
 
     def rep_file(i: int) -> dict:
         if i not in rep_tensors:
-            f = ctx.run_dir / "reps" / f"rep-{i:03d}" / "signals.safetensors"
+            f = ctx.rep_folder(i) / "signals.safetensors"
             rep_tensors[i] = sigmod.load(f) if f.is_file() else {}
         return rep_tensors[i]
 
