@@ -42,7 +42,7 @@ def main() -> None:
     n_decode = sys.argv[sys.argv.index("--n-decode") + 1] if "--n-decode" in sys.argv else "8"
     env = dict(os.environ, PYTHONFAULTHANDLER="1", PYTHONPATH=os.pathsep.join(
         p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p))
-    models = {"tiny-f32": ["tiny-llama", "F32"], "mid-f16": ["mid-llama", "F16"], "mid-q8": ["mid-llama", "Q8_0"]}
+    models = {"tiny-f32": ["tiny-llama", "F32"], "mid-q8": ["mid-llama", "Q8_0"]}
     w = subprocess.run([sys.executable, "-c", WRITE, json.dumps(models)], env=env, capture_output=True, text=True,
                        timeout=240)
     results: dict = {"write": {"rc": w.returncode, "tail": (w.stderr or "")[-1500:]}}
