@@ -1,7 +1,13 @@
-"""`pack bundle` / `pack verify BUNDLE`: a tarball of runs with checksums and fingerprints.
+"""`pack bundle` / `pack verify BUNDLE`: a self-contained tarball of runs, with checksums and provenance.
 
-Layout inside the tarball:  BUNDLE.json, SHA256SUMS, runs/<paper>/<row>/<run-id>/...
-Extraction refuses absolute paths, `..`, links and device files before writing anything.
+Layout, in this order (extraction reads the checksum manifest before anything it vouches for):
+    SHA256SUMS                      sha256sum format; every other member except the signature is listed
+    SHA256SUMS.sig                  optional SSH signature of SHA256SUMS (see signing.py)
+    BUNDLE.json                     pack version and git sha, the runs, the context files' hashes
+    context/manifests/…, context/expected/…   what judging the bundle needs: its papers' manifests,
+                                    the catalogues and its rows' expectation files
+    runs/<paper>/<row>/<run-id>/…   each run folder as written (its env.json is its provenance)
+Extraction (untar.py) is safe against hostile bundles; damage is reported per file.
 """
 
 from __future__ import annotations
@@ -9,17 +15,37 @@ from __future__ import annotations
 import json
 import tarfile
 import tempfile
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from . import __version__, fsio
+from . import __version__, fsio, paths, untar
 from .errors import IntegrityError
 
-BUNDLE_SCHEMA = "pack.bundle/1"
+BUNDLE_SCHEMA = "pack.bundle/2"
+CATALOGUES = ("hardware.yaml", "images.yaml")
 
 
-def make(run_dirs: list[Path], out: Path) -> Path:
-    """Write `out` (.tar.gz) holding the given run directories, atomically."""
+def _context_files(papers_rows: set[tuple[str, str]]) -> dict[str, Path]:
+    """{name in bundle: file here} for the manifests, catalogues and expectation files of these rows."""
+    files = {f"context/manifests/{c}": paths.manifests_dir() / c for c in CATALOGUES}
+    for paper, row in sorted(papers_rows):
+        files[f"context/manifests/{paper}.yaml"] = paths.manifests_dir() / f"{paper}.yaml"
+        files[f"context/expected/{paper}/{row}.yaml"] = paths.expected_dir() / paper / f"{row}.yaml"
+    return {name: p for name, p in files.items() if p.is_file()}
+
+
+def context_digest(files: dict[str, str]) -> str:
+    """One hash naming a set of expectations: sha256 of their sorted `digest  name` lines."""
+    import hashlib
+
+    return hashlib.sha256("".join(f"{d}  {n}\n" for n, d in sorted(files.items())).encode()).hexdigest()
+
+
+def make(run_dirs: list[Path], out: Path, sign_key: Path | None = None) -> Path:
+    """Write `out` (.tar.gz) holding the given run directories and their context, atomically."""
+    from .provenance import _git_sha
+
     runs_meta, members = [], []
     for d in run_dirs:
         problems = fsio.check_sums(d)
@@ -29,52 +55,131 @@ def make(run_dirs: list[Path], out: Path) -> Path:
         env = json.loads((d / "env.json").read_text()) if (d / "env.json").is_file() else {}
         arc = PurePosixPath("runs", run["paper"], run["row"], run["run_id"])
         runs_meta.append({"paper": run["paper"], "row": run["row"], "run_id": run["run_id"], "status": run["status"],
-                          "path": str(arc), "gpu": env.get("gpu", {}), "pack": env.get("pack", {})})
-        members += [(p, arc / p.relative_to(d).as_posix()) for p in fsio.list_files(d, exclude=())]
+                          "scale": run.get("scale"), "hardware": run.get("hardware"), "path": str(arc), "gpu": env.get("gpu", {}),
+                          "pack": env.get("pack", {})})
+        members += [(p, str(arc / p.relative_to(d).as_posix())) for p in fsio.list_files(d, exclude=())]
+    context = _context_files({(r["paper"], r["row"]) for r in runs_meta})
+    members += sorted(((p, name) for name, p in context.items()), key=lambda x: x[1])
+    digests = fsio.sha256_many([p for p, _ in members])
+    context_sums = {name: digests[p] for name, p in context.items()}
     meta = {"schema": BUNDLE_SCHEMA, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "pack_version": __version__, "runs": runs_meta}
+            "pack": {"version": __version__, "git_sha": _git_sha()}, "runs": runs_meta,
+            "context": {"sha256": context_digest(context_sums), "files": context_sums}}
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         (tmpd / "BUNDLE.json").write_text(json.dumps(meta, indent=2))
-        digests = fsio.sha256_many([p for p, _ in members])
-        lines = {str(a): digests[p] for p, a in members}
+        lines = {name: digests[p] for p, name in members}
         lines["BUNDLE.json"] = fsio.sha256_file(tmpd / "BUNDLE.json")
-        (tmpd / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, d in sorted(lines.items())))
+        sums = tmpd / untar.SUMS
+        sums.write_text("".join(f"{d}  {n}\n" for n, d in sorted(lines.items())))
+        head = [(sums, untar.SUMS)]
+        if sign_key is not None:
+            from . import signing
+
+            head.append((signing.sign(sums, sign_key), untar.SIG))
+        head.append((tmpd / "BUNDLE.json", "BUNDLE.json"))
         out.parent.mkdir(parents=True, exist_ok=True)
         part = out.with_name(out.name + ".part")
         with tarfile.open(part, "w:gz") as tar:
-            tar.add(tmpd / "BUNDLE.json", arcname="BUNDLE.json")
-            tar.add(tmpd / "SHA256SUMS", arcname="SHA256SUMS")
-            for p, arc in members:
-                tar.add(p, arcname=str(arc), recursive=False)
+            for p, arc in head + members:
+                tar.add(p, arcname=arc, recursive=False)
         part.replace(out)
     return out
 
 
-def _safe_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
-    members = tar.getmembers()
-    for m in members:
-        p = PurePosixPath(m.name)
-        if p.is_absolute() or ".." in p.parts:
-            raise IntegrityError(f"{path}: refusing member '{m.name}' (absolute or '..' path); the bundle is unsafe to extract")
-        if not (m.isfile() or m.isdir()):
-            raise IntegrityError(f"{path}: refusing member '{m.name}' (a link or special file); bundles hold plain files only")
-    return members
+@dataclass
+class BundleRun:
+    path: Path  # the extracted run folder
+    meta: dict  # its BUNDLE.json entry (paper, row, run_id, …), or what its path says
+    problems: list[str] = field(default_factory=list)
 
 
-def extract(path: Path, dest: Path) -> Path:
-    """Check every member is safe, extract into dest, verify the bundle's SHA256SUMS; return dest."""
-    try:
-        tar = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError) as e:
-        raise IntegrityError(f"{path}: not a readable tarball ({e}); re-download or re-create it with 'pack bundle'") from None
-    with tar:
-        members = _safe_members(tar, path)
+@dataclass
+class Opened:
+    """An extracted bundle: its runs (each with its own integrity problems), and problems of the rest."""
+
+    source: Path
+    root: Path
+    meta: dict
+    runs: list[BundleRun]
+    problems: list[str]  # damage outside every run folder (BUNDLE.json, context, stray files)
+    context: dict[str, str]  # context file name -> sha256, as SHA256SUMS vouches for it
+    signed_by: str | None = None
+
+
+def _run_of(name: str) -> str | None:
+    parts = name.split("/")
+    return "/".join(parts[:4]) if len(parts) > 4 and parts[0] == "runs" else None
+
+
+def open_bundle(path: Path, dest: Path, limits: untar.Limits | None = None, trust: Path | None = None) -> Opened:
+    """Extract `path` into `dest` and sort every problem under the run it belongs to.
+
+    With `trust` (an SSH public key), an unsigned or wrongly signed bundle is refused before any file
+    is written, so a consistently re-hashed tampered copy no longer passes.
+    """
+    signer: dict = {}
+
+    def check(sums: bytes, sig: bytes | None) -> None:
+        if trust is not None:
+            from . import signing
+
+            signer["who"] = signing.verify(sums, sig, trust, path)
+
+    ex = untar.extract(path, dest, limits, on_sums=check)
+    damaged = {p.name for p in ex.problems}
+    meta: dict = {}
+    bundle_problems: list[str] = []
+    if (dest / "BUNDLE.json").is_file() and "BUNDLE.json" not in damaged:
         try:
-            tar.extractall(dest, members=members, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(dest, members=members)
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise IntegrityError(f"{path}: truncated or damaged tarball ({e})") from None
-    problems = fsio.check_sums(dest)
-    if problems:
-        raise IntegrityError(f"bundle {path.name}: " + problems[0].replace(str(dest) + "/", ""))
-    return dest
+            meta = json.loads((dest / "BUNDLE.json").read_text(encoding="utf-8"))
+        except ValueError:
+            bundle_problems.append("BUNDLE.json: not JSON")
+    if not isinstance(meta, dict):
+        meta, bundle_problems = {}, bundle_problems + ["BUNDLE.json: not a JSON object"]
+    # The runs: those BUNDLE.json names, and any run folder SHA256SUMS lists (BUNDLE.json may be damaged).
+    entries = {r.get("path"): r for r in meta.get("runs", []) if isinstance(r, dict) and isinstance(r.get("path"), str)}
+    for name in ex.sums:
+        run = _run_of(name)
+        if run and run not in entries:
+            _, paper, row, run_id = run.split("/")
+            entries[run] = {"paper": paper, "row": row, "run_id": run_id, "path": run}
+            if meta:
+                bundle_problems.append(f"{run}: a run folder that BUNDLE.json does not list")
+    runs = {k: BundleRun(dest / k, v) for k, v in sorted(entries.items())}
+    for p in ex.problems:
+        owner = _run_of(p.name)
+        (runs[owner].problems if owner in runs else bundle_problems).append(str(p))
+    for k, r in runs.items():
+        if f"{k}/run.json" not in ex.sums and not r.problems:
+            r.problems.append(f"{k}/run.json: not in the bundle, though BUNDLE.json lists this run")
+    context = {n: d for n, d in ex.sums.items() if n.startswith("context/") and n not in damaged}
+    return Opened(source=path, root=dest, meta=meta, runs=list(runs.values()), problems=bundle_problems,
+                  context=context, signed_by=signer.get("who"))
+
+
+def safe_open(path: Path, limits: untar.Limits | None = None, trust: Path | None = None):
+    """open_bundle into a fresh temporary folder: (Opened, TemporaryDirectory); the folder is removed on error."""
+    tmp = tempfile.TemporaryDirectory(prefix="pack-bundle-")
+    try:
+        return open_bundle(path, Path(tmp.name), limits, trust), tmp
+    except BaseException:
+        tmp.cleanup()
+        raise
+
+
+
+def damaged_row(opened: Opened | None, run: BundleRun | None):
+    """The FAIL verdict of a damaged run (or, with run=None, of the bundle's own files), naming every file."""
+    from .verify import RowVerdict
+
+    if run is None:
+        return RowVerdict(paper="bundle", row=opened.source.name, run_id="-", run_dir=str(opened.source),
+                          scale="-", hardware="-", gpu_models=[], verdict="FAIL",
+                          why=f"integrity: {len(opened.problems)} problem(s): " + "; ".join(opened.problems), metrics=[])
+    m = run.meta
+    return RowVerdict(paper=str(m.get("paper", "?")), row=str(m.get("row", "?")), run_id=str(m.get("run_id", "?")),
+                      run_dir=str(run.path), scale=str(m.get("scale") or "?"), hardware=str(m.get("hardware") or "?"),
+                      gpu_models=[], verdict="FAIL",
+                      why=f"integrity: {len(run.problems)} damaged file(s) in the bundle: " + "; ".join(run.problems),
+                      metrics=[])

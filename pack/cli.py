@@ -5,6 +5,7 @@ logs to stderr. Imports of anything heavier than click happen inside the command
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -205,43 +206,74 @@ def run(rows, scale, reps, resume, out, hw, seed):
 
 # ---------------------------------------------------------------- judging
 def _collect(target: str | None):
-    """Run directories and a cleanup callback for a run dir, a runs tree, a paper name or a bundle."""
-    import tempfile
-
-    from . import bundle, paths
+    """Run directories under a run dir, a runs tree or a paper name (default: ./runs)."""
+    from . import paths
+    from .errors import ManifestError
     from .verify import latest_runs
 
-    if target and (target.endswith((".tar.gz", ".tgz", ".tar")) and Path(target).is_file()):
-        tmp = tempfile.TemporaryDirectory(prefix="pack-bundle-")
-        root = bundle.extract(Path(target), Path(tmp.name))
-        return latest_runs(root / "runs"), tmp
-    if target and Path(target).exists():
-        return latest_runs(Path(target)), None
+    if target and Path(target).is_dir():
+        return latest_runs(Path(target))
+    if target and (Path(target).exists() or "/" in target or target.endswith((".tar.gz", ".tgz", ".tar"))):
+        raise PackError(f"{target}: no such file or directory; give a run folder, a runs tree, a bundle or a paper name")
     root = paths.runs_dir()
     if target:
         from .manifest import get_manifest
 
-        get_manifest(target)  # unknown paper -> a clear error with suggestions
+        try:
+            get_manifest(target)  # unknown paper -> a clear error with suggestions
+        except ManifestError as e:
+            raise ManifestError(f"'{target}' is neither a file or folder here nor a known paper: {e}") from None
         root = root / target
     if not root.exists():
         raise PackError(f"no runs found under {root}; run rows first with 'pack run', or pass a run directory or bundle")
-    return latest_runs(root), None
+    return latest_runs(root)
 
 
-def _verdicts(targets):
-    from .verify import verify_run
+def _bundle_options(f, review: bool = True):
+    """Caps on what an untrusted bundle may make this machine hold; the key it must be signed with and
+    the expectations to judge it against (review=True)."""
+    f = click.option("--max-members", help="Most members a bundle may have (default 100000; $PACK_BUNDLE_MAX_MEMBERS).")(f)
+    f = click.option("--max-member-bytes", help="Largest file a bundle may hold, e.g. 2G ($PACK_BUNDLE_MAX_MEMBER_BYTES).")(f)
+    f = click.option("--max-bundle-bytes", help="Most bytes a bundle may extract to, e.g. 8G ($PACK_BUNDLE_MAX_BYTES).")(f)
+    if review:
+        f = click.option("--trust", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                         help="SSH public key (.pub) a BUNDLE must be signed with; others are refused.")(f)
+        f = click.option("--expected", "expected", type=click.Path(path_type=Path, exists=True, file_okay=False),
+                         help="Judge a BUNDLE against this checkout's manifests/ and expected/, not its own.")(f)
+    return f
 
-    out = []
+
+def _check_review(targets, trust, expected) -> None:
+    for flag, given in (("--trust", trust), ("--expected", expected)):
+        if given and not any(t and Path(t).is_file() for t in targets):
+            raise PackError(f"{flag} applies to bundles; give a BUNDLE (a .tar.gz made by 'pack bundle')")
+
+
+def _verdicts(targets, limits=None, trust=None, expected=None):
+    """Verdicts for TARGETS and what each was judged against; a bundle's damaged runs FAIL naming every file."""
+    from .reviewer import Judged, judge_bundle, judge_dirs
+
+    out = Judged()
     for target in targets or [None]:
-        dirs, tmp = _collect(target)
-        if not dirs:
-            raise PackError(f"no run directories found in {target or 'runs/'}; run rows first with 'pack run'")
-        try:
-            out += [verify_run(d) for d in dirs]
-        finally:
-            if tmp is not None:
-                tmp.cleanup()
+        if target and Path(target).is_file():
+            got = judge_bundle(Path(target), limits, trust, expected)
+            for b in got.basis:
+                if b.get("signed_by"):
+                    _err(f"{target}: signature verified: {b['signed_by']}")
+        else:
+            dirs = _collect(target)
+            if not dirs:
+                raise PackError(f"no run directories found in {target or 'runs/'}; run rows first with 'pack run'")
+            got = judge_dirs(target or str(Path("runs")), dirs)
+        out.rows += got.rows
+        out.basis += got.basis
     return out
+
+
+def _limits(max_bundle_bytes, max_member_bytes, max_members):
+    from .untar import Limits
+
+    return Limits.from_env(max_bytes=max_bundle_bytes, max_member_bytes=max_member_bytes, max_members=max_members)
 
 
 @cli.command()
@@ -249,24 +281,32 @@ def _verdicts(targets):
 @click.option("--json", "as_json", is_flag=True, help="Print verdicts as JSON.")
 @click.option("--brief", is_flag=True, help="One line per row, no per-metric lines.")
 @click.option("--report-dir", type=click.Path(path_type=Path), help="Also write report.md/.html/.json and junit.xml here.")
-def verify(targets, as_json, brief, report_dir):
+@_bundle_options
+def verify(targets, as_json, brief, report_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected):
     """Judge runs against expected/: RUN_DIRs, runs trees, PAPER names or BUNDLE tarballs (default: ./runs)."""
     from . import report
+    from .reviewer import describe, verdict_meta
     from .verify import exit_code
 
-    rows = _verdicts(targets)
-    _out(report.to_json(rows) if as_json else report.table(rows, details=not brief))
+    _check_review(targets, trust, expected)
+    judged = _verdicts(targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected)
+    rows, meta = judged.rows, verdict_meta(judged.basis)
+    if as_json:
+        _out(report.to_json(rows, meta))
+    else:
+        _out(report.table(rows, details=not brief))
+        _out("\n".join(describe(judged.basis)))
     if report_dir:
-        _write_reports(rows, report_dir)
+        _write_reports(rows, report_dir, meta)
     sys.exit(exit_code(rows))
 
 
-def _write_reports(rows, out_dir: Path) -> None:
+def _write_reports(rows, out_dir: Path, meta: dict | None = None) -> None:
     from . import fsio, report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"report.md": report.markdown(rows), "report.html": report.html_report(rows),
-             "report.json": report.to_json(rows), "junit.xml": report.junit(rows)}
+             "report.json": report.to_json(rows, meta), "junit.xml": report.junit(rows)}
     for name, text in files.items():
         fsio.write_text_atomic(out_dir / name, text)
         _err(f"wrote {out_dir / name}")
@@ -275,12 +315,16 @@ def _write_reports(rows, out_dir: Path) -> None:
 @cli.command("report")
 @click.argument("targets", nargs=-1)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
-def report_cmd(targets, out_dir):
+@_bundle_options
+def report_cmd(targets, out_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected):
     """Write report.md, report.html (with plots), report.json and junit.xml for TARGETS' runs."""
+    from .reviewer import verdict_meta
     from .verify import exit_code
 
-    rows = _verdicts(targets)
-    _write_reports(rows, out_dir)
+    _check_review(targets, trust, expected)
+    judged = _verdicts(targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected)
+    rows = judged.rows
+    _write_reports(rows, out_dir, verdict_meta(judged.basis))
     _out(str(out_dir / "report.html"))
     sys.exit(exit_code(rows))
 
@@ -288,19 +332,56 @@ def report_cmd(targets, out_dir):
 @cli.command("bundle")
 @click.argument("targets", nargs=-1)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("bundle.tar.gz"), show_default=True)
-def bundle_cmd(targets, output):
+@click.option("--sign", "sign_key", type=click.Path(path_type=Path, dir_okay=False),
+              help="Sign the bundle's checksums with this SSH private key (ssh-keygen -t ed25519).")
+def bundle_cmd(targets, output, sign_key):
     """Pack the newest run of each row (of TARGETS: papers, run dirs; default all) into a tarball."""
     from . import bundle
 
     dirs = []
     for t in targets or [None]:
-        found, _ = _collect(t)
-        dirs += found
+        dirs += _collect(t)
     if not dirs:
         raise PackError("no runs to bundle; run rows first with 'pack run'")
-    bundle.make(dirs, output)
-    _err(f"bundled {len(dirs)} run(s)")
+    bundle.make(dirs, output, sign_key=sign_key)
+    _err(f"bundled {len(dirs)} run(s)" + (f", signed with {sign_key}" if sign_key else ""))
     _out(str(output))
+
+
+@cli.command("diff")
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@functools.partial(_bundle_options, review=False)
+def diff_cmd(a, b, as_json, max_bundle_bytes, max_member_bytes, max_members):
+    """Compare A with B (run folders, runs trees, paper names or bundles): per metric A, B, delta and
+    whether B is within the metric's tolerance of A, with the environment differences beside it.
+
+    Exit 0 when every compared metric is within tolerance, 1 when one is not."""
+    import json
+    from contextlib import ExitStack
+
+    from . import diff
+
+    limits = _limits(max_bundle_bytes, max_member_bytes, max_members)
+    with ExitStack() as stack:
+        doc = diff.compare(diff.open_side(a, a, stack, limits), diff.open_side(b, b, stack, limits))
+    if not doc["rows"]:
+        raise PackError(f"{a} and {b} have no intact row in common to compare (A: {', '.join(doc['only_in_a']) or '-'}; "
+                        f"B: {', '.join(doc['only_in_b']) or '-'}" + "".join(f"; {x}" for x in doc["skipped"]) + ")")
+    _out(json.dumps(doc, indent=2, default=str) if as_json else diff.render(doc))
+    sys.exit(1 if diff.beyond(doc) else 0)
+
+
+@cli.command("status")
+@click.argument("paper", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_cmd(paper, as_json):
+    """Per row and scale: the last finished run, its verdict now, and whether it is stale or missing."""
+    from . import status
+
+    rows = status.status(paper)
+    _out(status.to_json(rows) if as_json else status.render(rows))
 
 
 @cli.command()

@@ -48,6 +48,12 @@ class IntegrityError(PackError):
     exit_code = EXIT_FAILED
 
 
+class BundleError(PackError):
+    """A bundle that cannot be read to its end, is unsafe to extract, or breaks a cap: nothing is judged."""
+
+    exit_code = EXIT_USAGE
+
+
 class MissingExtra(PackError):
     """A backend's optional dependency is not installed."""
 

@@ -108,7 +108,14 @@ def write_sums(root: Path, files: Iterable[Path] | None = None) -> dict[str, str
 def read_sums(root: Path) -> dict[str, str]:
     path = root / SUMS_NAME
     out: dict[str, str] = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, IsADirectoryError) as e:
+        from .errors import IntegrityError
+
+        why = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else "a directory, not a file"
+        raise IntegrityError(f"{path}: {why}; the checksum file is damaged") from None
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         digest, sep, name = line.partition("  ")
@@ -125,7 +132,12 @@ def check_sums(root: Path) -> list[str]:
     sums_path = root / SUMS_NAME
     if not sums_path.is_file():
         return [f"{sums_path}: checksum file is missing; the run was not finished or was tampered with"]
-    recorded = read_sums(root)
+    from .errors import IntegrityError
+
+    try:
+        recorded = read_sums(root)
+    except IntegrityError as e:  # a damaged checksum file is one more problem to name, not a crash
+        return [str(e)]
     present = {p.relative_to(root).as_posix(): p for p in list_files(root)}
     problems = []
     for name in sorted(set(recorded) - set(present)):

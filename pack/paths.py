@@ -7,10 +7,26 @@ used from elsewhere, e.g. inside a container where the repository is copied to /
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+
+_ROOT: ContextVar[Path | None] = ContextVar("pack_root", default=None)
+
+
+@contextmanager
+def using_root(root: Path):
+    """Read manifests/ and expected/ from `root` for a while (a bundle's own copy): beats PACK_HOME."""
+    token = _ROOT.set(Path(root).resolve())
+    try:
+        yield
+    finally:
+        _ROOT.reset(token)
 
 
 def project_root() -> Path:
+    if (override := _ROOT.get()) is not None:
+        return override
     env = os.environ.get("PACK_HOME")
     if env:
         return Path(env).resolve()

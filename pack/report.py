@@ -119,14 +119,16 @@ def summary_counts(rows: list[RowVerdict]) -> dict:
     return {k: sum(r.verdict == k for r in rows) for k in keys}
 
 
-def to_json(rows: list[RowVerdict]) -> str:
-    """Valid JSON (NaN/inf are null with a note, never bare NaN)."""
+def to_json(rows: list[RowVerdict], meta: dict | None = None) -> str:
+    """Valid JSON (NaN/inf are null with a note, never bare NaN). meta: what produced the verdicts
+    (reviewer.verdict_meta: the expectations judged against, pack version, environment)."""
     doc = {
         "schema": "pack.verdicts/2",
         "generated_at": now_iso(),
         "summary": summary_counts(rows),
         "basis": basis_counts(rows),
         "headline": headline(rows),
+        **(meta or {}),
         "rows": [r.to_json() for r in rows],
     }
     return json.dumps(doc, indent=2, default=str, allow_nan=False)

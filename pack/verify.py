@@ -159,7 +159,7 @@ def verify_run(run_dir: Path, integrity: bool = True) -> RowVerdict:
     if integrity:
         problems = fsio.check_sums(run_dir)
         if problems:
-            return RowVerdict(**base, verdict="FAIL", why="integrity: " + "; ".join(problems[:5]), metrics=[])
+            return RowVerdict(**base, verdict="FAIL", why="integrity: " + "; ".join(problems), metrics=[])
     try:
         manifest, row = find_row(f"{run['paper']}:{run['row']}")
     except ManifestError as e:

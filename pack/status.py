@@ -1,0 +1,121 @@
+"""`pack status [PAPER]`: per row and scale, the last finished run, its verdict, and whether it is stale.
+
+A run is stale when what it would run with today differs from what it ran with: the row's params at
+that scale (their hash), the pack version, the image variant, or the expectation file (its sha256
+when the run recorded one, else its modification time against the run's end, said as such). A row
+and scale with no finished run is missing. Verdicts are recomputed now, as `pack verify` would.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__, fsio, paths
+
+SCALES = ("smoke", "full")
+
+
+@dataclass
+class RowStatus:
+    paper: str
+    row: str
+    scale: str
+    run_id: str | None
+    run_dir: str | None
+    finished_at: str | None
+    verdict: str | None  # the row verdict now; None when no finished run exists (state "missing")
+    why: str
+    stale: list[str] = field(default_factory=list)  # what changed since the run (empty: up to date)
+
+
+def _read(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def last_finished(row_dir: Path, scale: str) -> tuple[Path, dict] | tuple[None, None]:
+    """The newest complete run of this row at this scale (run ids sort by their UTC start stamp)."""
+    if not row_dir.is_dir():
+        return None, None
+    for d in sorted((p for p in row_dir.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True):
+        rec = _read(d / "run.json")
+        if rec.get("scale") == scale and rec.get("status") == "complete":
+            return d, rec
+    return None, None
+
+
+def _when(stamp: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(stamp) if stamp else None
+    except ValueError:
+        return None
+
+
+def staleness(rec: dict, env: dict, rrow, expected_path: Path) -> list[str]:
+    out = []
+    if rec.get("params_hash") != rrow.params_hash():
+        out.append(f"params changed (run {str(rec.get('params_hash'))[:8]}, manifest now {rrow.params_hash()[:8]})")
+    ran_with = (env.get("pack") or {}).get("version")
+    if ran_with and ran_with != __version__:
+        out.append(f"pack version changed ({ran_with} -> {__version__})")
+    image_now = rrow.target.image
+    if image_now and rec.get("image") and rec.get("image") != image_now:
+        out.append(f"image changed ({rec.get('image')} -> {image_now})")
+    recorded = rec.get("expected_sha256")
+    if expected_path.is_file():
+        if recorded:
+            if recorded != fsio.sha256_file(expected_path):
+                out.append(f"expectation file changed since the run ({expected_path.name}, sha256 differs)")
+        else:
+            finished = _when(rec.get("finished_at"))
+            mtime = datetime.fromtimestamp(expected_path.stat().st_mtime, tz=timezone.utc)
+            if finished and mtime > finished:
+                out.append(f"expectation file modified after the run ({expected_path.name}, by file time)")
+    return out
+
+
+def status(paper: str | None = None, runs_root: Path | None = None) -> list[RowStatus]:
+    from . import expected
+    from .manifest import all_manifests, get_manifest
+    from .verify import verify_run
+
+    runs_root = runs_root or paths.runs_dir()
+    manifests = [get_manifest(paper)] if paper else list(all_manifests())
+    out = []
+    for m in manifests:
+        for row in m.rows:
+            for scale in SCALES:
+                rrow = row.at(scale)
+                d, rec = last_finished(runs_root / m.paper / row.id, scale)
+                if d is None:
+                    out.append(RowStatus(m.paper, row.id, scale, None, None, None, None,
+                                         f"no finished {scale} run under {runs_root / m.paper / row.id}"))
+                    continue
+                verdict = verify_run(d)
+                stale = staleness(rec, _read(d / "env.json"), rrow, expected.path_for(m.paper, row.id))
+                out.append(RowStatus(m.paper, row.id, scale, rec.get("run_id", d.name), str(d), rec.get("finished_at"),
+                                     verdict.verdict, verdict.why, stale))
+    return out
+
+
+def to_json(rows: list[RowStatus]) -> str:
+    return json.dumps({"schema": "pack.status/1", "rows": [asdict(r) for r in rows]}, indent=2)
+
+
+def render(rows: list[RowStatus]) -> str:
+    w = max([len(f"{r.paper}:{r.row}") for r in rows] + [3])
+    lines = [f"{'ROW':<{w}}  {'SCALE':<5}  {'VERDICT':<14}  {'LAST FINISHED RUN':<33}  STATE"]
+    for r in rows:
+        state = "missing" if r.run_id is None else ("stale: " + "; ".join(r.stale) if r.stale else "up to date")
+        lines.append(f"{r.paper + ':' + r.row:<{w}}  {r.scale:<5}  {r.verdict or '—':<14}  {r.run_id or '—':<33}  {state}")
+    n_missing = sum(r.run_id is None for r in rows)
+    n_stale = sum(bool(r.stale) for r in rows)
+    lines += ["", f"{len(rows)} row-scale(s): {len(rows) - n_missing - n_stale} up to date, {n_stale} stale, "
+                  f"{n_missing} missing"]
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""`pack diff`: per metric A vs B under the metric's own tolerance, environment differences beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pack import fsio
+from pack.cli import cli
+from pack.errors import PackError
+
+
+def fake_run(root: Path, run_id: str, metrics: dict, gpu: str) -> Path:
+    d = root / "local-ablation" / "int6-clip-search" / run_id
+    d.mkdir(parents=True)
+    entries = {k: {"values": v, "n": len(v), "mean": sum(v) / len(v)} for k, v in metrics.items()}
+    fsio.write_json_atomic(d / "run.json", {"paper": "local-ablation", "row": "int6-clip-search", "run_id": run_id,
+                                            "scale": "smoke", "status": "complete", "metrics": entries})
+    fsio.write_json_atomic(d / "env.json", {"gpu": {"models": [gpu]}, "collected_at": run_id})
+    fsio.write_sums(d)
+    return d
+
+
+def test_diff_judges_each_metric_by_its_tolerance_and_shows_env(home, tmp_path):
+    a = fake_run(tmp_path / "a", "1", {"n_params": [73984, 73984], "int6_over_int8": [0.7734, 0.7734]}, "L40S")
+    b = fake_run(tmp_path / "b", "2", {"n_params": [73984, 73984], "int6_over_int8": [0.7800, 0.7800]}, "H100")
+    res = CliRunner().invoke(cli, ["diff", str(a), str(b)])
+    assert res.exit_code == 1, res.output  # int6_over_int8 moved beyond its ±1e-07% rule
+    line = next(x for x in res.output.splitlines() if x.strip().startswith("int6_over_int8"))
+    assert "NO" in line and "+0.0066" in line and "%" in line
+    assert any(x.strip().startswith("n_params") and " yes " in x for x in res.output.splitlines())
+    assert "gpu.models" in res.output and "L40S" in res.output and "H100" in res.output
+    assert "collected_at" not in res.output  # volatile fields are left out, as in env --diff
+    doc = json.loads(CliRunner().invoke(cli, ["diff", str(a), str(a), "--json"]).output)
+    assert doc["rows"][0]["metrics"][0]["within"] is True and doc["rows"][0]["env"] == []
+
+
+def test_diff_refuses_damaged_runs_and_missing_paths(home, tmp_path):
+    a = fake_run(tmp_path / "a", "1", {"n_params": [1]}, "L40S")
+    b = fake_run(tmp_path / "b", "2", {"n_params": [1]}, "L40S")
+    (b / "run.json").write_text((b / "run.json").read_text().replace('"smoke"', '"full"'))
+    res = CliRunner().invoke(cli, ["diff", str(a), str(b)])
+    assert isinstance(res.exception, PackError) and res.exception.exit_code == 2
+    assert "no intact row in common" in str(res.exception) and "B " in str(res.exception)
+    assert "checksum mismatch" in str(res.exception)  # the damaged side is named, not silently dropped
+    res = CliRunner().invoke(cli, ["diff", str(a), str(tmp_path / "nope")])
+    assert "no such run folder, runs tree or bundle" in str(res.exception)

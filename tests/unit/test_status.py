@@ -1,0 +1,76 @@
+"""`pack status`: last finished run per row and scale, its verdict now, stale or missing, and why."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from click.testing import CliRunner
+
+from pack import __version__, fsio
+from pack.cli import cli
+from pack.manifest import find_row
+
+
+def finished_run(runs, run_id, params_hash, pack_version=__version__, status="complete"):
+    d = runs / "local-ablation" / "int6-clip-search" / run_id
+    d.mkdir(parents=True)
+    fsio.write_json_atomic(d / "run.json", {"paper": "local-ablation", "row": "int6-clip-search", "run_id": run_id,
+                                            "scale": "smoke", "status": status, "params_hash": params_hash,
+                                            "finished_at": "2999-01-01T00:00:00+00:00",
+                                            "metrics": {"n_params": {"values": [73984], "mean": 73984.0}}})
+    fsio.write_json_atomic(d / "env.json", {"pack": {"version": pack_version}})
+    fsio.write_sums(d)
+    return d
+
+
+def rows_of(output: str) -> dict:
+    return {(r["row"], r["scale"]): r for r in json.loads(output)["rows"]}
+
+
+def test_status_up_to_date_stale_and_missing(home, tmp_path):
+    runs = tmp_path / "runs"
+    good_hash = find_row("local-ablation:int6-clip-search")[1].at("smoke").params_hash()
+    finished_run(runs, "20260101T000000Z-smoke-aaaa", good_hash)
+    res = CliRunner().invoke(cli, ["status", "local-ablation", "--json"])
+    rows = rows_of(res.output)
+    now = rows[("int6-clip-search", "smoke")]
+    assert now["run_id"] == "20260101T000000Z-smoke-aaaa" and now["stale"] == [] and now["verdict"] in ("PASS", "FAIL", "MISSING")
+    assert rows[("int6-clip-search", "full")]["run_id"] is None and rows[("int6-clip-search", "full")]["verdict"] is None
+    assert rows[("ablation-200step", "smoke")]["run_id"] is None
+    # A newer unfinished run does not count; a newer finished one with other params / pack is stale.
+    finished_run(runs, "20260102T000000Z-smoke-bbbb", good_hash, status="running")
+    assert rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
+        ("int6-clip-search", "smoke")]["run_id"] == "20260101T000000Z-smoke-aaaa"
+    finished_run(runs, "20260103T000000Z-smoke-cccc", "0" * 16, pack_version="0.0.1")
+    stale = rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
+        ("int6-clip-search", "smoke")]["stale"]
+    assert any("params changed" in s for s in stale) and any("pack version changed (0.0.1" in s for s in stale)
+    text = CliRunner().invoke(cli, ["status", "local-ablation"]).output
+    assert "stale: params changed" in text and "missing" in text
+
+
+def test_expectation_changed_after_the_run_is_stale(home, tmp_path):
+    good_hash = find_row("local-ablation:int6-clip-search")[1].at("smoke").params_hash()
+    d = finished_run(tmp_path / "runs", "20260101T000000Z-smoke-aaaa", good_hash)
+    rec = json.loads((d / "run.json").read_text())
+    exp = home / "expected" / "local-ablation" / "int6-clip-search.yaml"
+    rec["expected_sha256"] = fsio.sha256_file(exp)
+    fsio.write_json_atomic(d / "run.json", rec)
+    fsio.write_sums(d)
+    assert rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
+        ("int6-clip-search", "smoke")]["stale"] == []
+    exp.write_text(exp.read_text() + "\n")
+    stale = rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
+        ("int6-clip-search", "smoke")]["stale"]
+    assert stale == ["expectation file changed since the run (int6-clip-search.yaml, sha256 differs)"]
+    # Without a recorded hash, the file time is the evidence, and the sentence says so.
+    rec.pop("expected_sha256")
+    rec["finished_at"] = "2000-01-01T00:00:00+00:00"
+    fsio.write_json_atomic(d / "run.json", rec)
+    fsio.write_sums(d)
+    os.utime(exp, (time.time(), time.time()))
+    stale = rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
+        ("int6-clip-search", "smoke")]["stale"]
+    assert stale == ["expectation file modified after the run (int6-clip-search.yaml, by file time)"]
