@@ -1,4 +1,4 @@
-"""`pack status [PAPER]`: per row and scale, the last finished run, its verdict, and whether it is stale.
+"""`pack status [PAPER]`: per row and scale, the last finished run, its verdict and basis, and whether it is stale.
 
 A run is stale when what it would run with today differs from what it ran with: the row's params at
 that scale (their hash), the pack version, the image variant, or the expectation file (its sha256
@@ -28,6 +28,7 @@ class RowStatus:
     finished_at: str | None
     verdict: str | None  # the row verdict now; None when no finished run exists (state "missing")
     why: str
+    basis: str = ""  # what the verdict compared against: paper / reference / harness (verify's row basis)
     stale: list[str] = field(default_factory=list)  # what changed since the run (empty: up to date)
 
 
@@ -100,7 +101,7 @@ def status(paper: str | None = None, runs_root: Path | None = None) -> list[RowS
                 verdict = verify_run(d)
                 stale = staleness(rec, _read(d / "env.json"), rrow, expected.path_for(m.paper, row.id))
                 out.append(RowStatus(m.paper, row.id, scale, rec.get("run_id", d.name), str(d), rec.get("finished_at"),
-                                     verdict.verdict, verdict.why, stale))
+                                     verdict.verdict, verdict.why, getattr(verdict, "basis", ""), stale))
     return out
 
 
@@ -110,10 +111,10 @@ def to_json(rows: list[RowStatus]) -> str:
 
 def render(rows: list[RowStatus]) -> str:
     w = max([len(f"{r.paper}:{r.row}") for r in rows] + [3])
-    lines = [f"{'ROW':<{w}}  {'SCALE':<5}  {'VERDICT':<14}  {'LAST FINISHED RUN':<33}  STATE"]
+    lines = [f"{'ROW':<{w}}  {'SCALE':<5}  {'VERDICT':<14}  {'BASIS':<9}  {'LAST FINISHED RUN':<33}  STATE"]
     for r in rows:
         state = "missing" if r.run_id is None else ("stale: " + "; ".join(r.stale) if r.stale else "up to date")
-        lines.append(f"{r.paper + ':' + r.row:<{w}}  {r.scale:<5}  {r.verdict or '—':<14}  {r.run_id or '—':<33}  {state}")
+        lines.append(f"{r.paper + ':' + r.row:<{w}}  {r.scale:<5}  {r.verdict or '—':<14}  {r.basis or '—':<9}  {r.run_id or '—':<33}  {state}")
     n_missing = sum(r.run_id is None for r in rows)
     n_stale = sum(bool(r.stale) for r in rows)
     lines += ["", f"{len(rows)} row-scale(s): {len(rows) - n_missing - n_stale} up to date, {n_stale} stale, "
