@@ -172,7 +172,7 @@ class _Runner:
             image=os.environ.get("PACK_IMAGE_VARIANT") or None,
             seed=seed, reps_planned=rrow.reps, max_runtime_s=rrow.max_runtime_s,
             status=RunStatus.running, started_at=(previous.started_at if previous else None) or _now(),
-            resumed=previous is not None)
+            resumed=previous is not None, expected_sha256=_expected_sha256(manifest.paper, rrow.id))
         self.results: list[RepResult] = []
         self.ctx: RunContext | None = None
         self.counters: dict = {}  # shared by every repetition's context: a model loaded in rep 1 counts once
@@ -307,3 +307,11 @@ def _read_json(path: Path):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _expected_sha256(paper: str, row_id: str) -> str | None:
+    """The expectation file this run will be judged by, as it is now (pack status compares it later)."""
+    from .expected import path_for
+
+    path = path_for(paper, row_id)
+    return fsio.sha256_file(path) if path.is_file() else None

@@ -110,6 +110,7 @@ class RunRecord(Record):
     not_applicable: dict[str, str] = {}
     experiment_provenance: dict[str, Any] = {}
     finished_at: str | None = None
+    expected_sha256: str | None = None  # the row's expectation file when the run started (pack status: stale?)
     wall_s: int | float | None = None
     counters: dict[str, Any] = {}
 

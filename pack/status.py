@@ -41,13 +41,17 @@ def _read(path: Path) -> dict:
 
 
 def last_finished(row_dir: Path, scale: str) -> tuple[Path, dict] | tuple[None, None]:
-    """The newest complete run of this row at this scale (run ids sort by their UTC start stamp)."""
-    if not row_dir.is_dir():
-        return None, None
-    for d in sorted((p for p in row_dir.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True):
-        rec = _read(d / "run.json")
+    """The newest complete run of this row at this scale (rundir.runs_of: newest first)."""
+    from .errors import IntegrityError
+    from .rundir import runs_of
+
+    for rd in runs_of(row_dir):
+        try:
+            rec = rd.record.as_dict()
+        except IntegrityError:
+            continue  # a damaged record is not a finished run; `pack verify` names it
         if rec.get("scale") == scale and rec.get("status") == "complete":
-            return d, rec
+            return rd.path, rec
     return None, None
 
 
@@ -58,7 +62,8 @@ def _when(stamp: str | None) -> datetime | None:
         return None
 
 
-def staleness(rec: dict, env: dict, rrow, expected_path: Path) -> list[str]:
+def staleness(rec: dict, env: dict, rrow, expected_path: Path | None) -> list[str]:
+    """What changed since the run (empty: up to date); expected_path=None leaves the expectation out."""
     out = []
     if rec.get("params_hash") != rrow.params_hash():
         out.append(f"params changed (run {str(rec.get('params_hash'))[:8]}, manifest now {rrow.params_hash()[:8]})")
@@ -69,7 +74,7 @@ def staleness(rec: dict, env: dict, rrow, expected_path: Path) -> list[str]:
     if image_now and rec.get("image") and rec.get("image") != image_now:
         out.append(f"image changed ({rec.get('image')} -> {image_now})")
     recorded = rec.get("expected_sha256")
-    if expected_path.is_file():
+    if expected_path is not None and expected_path.is_file():
         if recorded:
             if recorded != fsio.sha256_file(expected_path):
                 out.append(f"expectation file changed since the run ({expected_path.name}, sha256 differs)")
@@ -79,6 +84,28 @@ def staleness(rec: dict, env: dict, rrow, expected_path: Path) -> list[str]:
             if finished and mtime > finished:
                 out.append(f"expectation file modified after the run ({expected_path.name}, by file time)")
     return out
+
+
+def up_to_date(row_dir: Path, rrow, seed: int) -> Path | None:
+    """For `pack run --resume`: the newest run with these params, if it is complete, intact, has the
+    repetitions and seed asked for, and ran with this pack and image; None when there is work to do.
+    (An expectation changed since does not call for a rerun: verify judges the run against today's.)"""
+    from .errors import IntegrityError
+    from .rundir import runs_of
+
+    for rd in runs_of(row_dir):
+        try:
+            rec = rd.record.as_dict()
+        except IntegrityError:
+            continue
+        if rec.get("params_hash") != rrow.params_hash():
+            continue
+        if rec.get("status") != "complete" or rec.get("reps_planned") != rrow.reps or rec.get("seed") != seed:
+            return None
+        if rd.integrity() or staleness(rec, _read(rd.env_json), rrow, None):
+            return None
+        return rd.path
+    return None
 
 
 def status(paper: str | None = None, runs_root: Path | None = None) -> list[RowStatus]:

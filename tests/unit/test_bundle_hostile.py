@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -254,11 +255,13 @@ def test_hash_consistent_hostile_run_files_are_row_verdicts_not_crashes(box):
 
     path, dest = box
     bad_json = {"runs/p/r/1/run.json": b"[1, 2]", "runs/p/r/1/SHA256SUMS": b""}
-    bad_sums = {"runs/p/s/2/run.json": b'{"paper": "p", "row": "s", "run_id": "2", "status": "complete"}',
-                "runs/p/s/2/SHA256SUMS": b"\xff\xfe not utf-8"}
+    from tests.unit.test_status import record
+
+    valid = json.dumps(record("2") | {"paper": "p", "row": "s"}).encode()
+    bad_sums = {"runs/p/s/2/run.json": valid, "runs/p/s/2/SHA256SUMS": b"\xff\xfe not utf-8"}
     build(path, good(bad_json | bad_sums))
     judged = reviewer.judge_bundle(path)
     rows = {r.row: r for r in judged.rows}
-    assert rows["r"].verdict == "ERROR" and "holds JSON list, not a run record" in rows["r"].why
+    assert rows["r"].verdict == "ERROR" and "not a run record" in rows["r"].why
     assert rows["r"].why.startswith(f"{path}:runs/p/r/1/run.json")
     assert rows["s"].verdict == "FAIL" and "SHA256SUMS: not UTF-8 text" in rows["s"].why

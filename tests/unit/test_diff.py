@@ -10,14 +10,13 @@ from click.testing import CliRunner
 from pack import fsio
 from pack.cli import cli
 from pack.errors import PackError
+from tests.unit.test_status import record
 
 
 def fake_run(root: Path, run_id: str, metrics: dict, gpu: str) -> Path:
     d = root / "local-ablation" / "int6-clip-search" / run_id
     d.mkdir(parents=True)
-    entries = {k: {"values": v, "n": len(v), "mean": sum(v) / len(v)} for k, v in metrics.items()}
-    fsio.write_json_atomic(d / "run.json", {"paper": "local-ablation", "row": "int6-clip-search", "run_id": run_id,
-                                            "scale": "smoke", "status": "complete", "metrics": entries})
+    fsio.write_json_atomic(d / "run.json", record(run_id, metrics=metrics))
     fsio.write_json_atomic(d / "env.json", {"gpu": {"models": [gpu]}, "collected_at": run_id})
     fsio.write_sums(d)
     return d
@@ -40,7 +39,7 @@ def test_diff_judges_each_metric_by_its_tolerance_and_shows_env(home, tmp_path):
 def test_diff_refuses_damaged_runs_and_missing_paths(home, tmp_path):
     a = fake_run(tmp_path / "a", "1", {"n_params": [1]}, "L40S")
     b = fake_run(tmp_path / "b", "2", {"n_params": [1]}, "L40S")
-    (b / "run.json").write_text((b / "run.json").read_text().replace('"smoke"', '"full"'))
+    (b / "run.json").write_text((b / "run.json").read_text().replace('"cpu"', '"gpu"'))
     res = CliRunner().invoke(cli, ["diff", str(a), str(b)])
     assert isinstance(res.exception, PackError) and res.exception.exit_code == 2
     assert "no intact row in common" in str(res.exception) and "B " in str(res.exception)

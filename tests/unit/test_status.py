@@ -11,15 +11,24 @@ from click.testing import CliRunner
 from pack import __version__, fsio
 from pack.cli import cli
 from pack.manifest import find_row
+from pack.rundir import RunRecord
+
+
+def record(run_id, params_hash="0" * 16, status="complete", metrics=None, **extra) -> dict:
+    """A valid run.json (rundir.RunRecord) for row local-ablation:int6-clip-search at smoke scale."""
+    metrics = metrics or {"n_params": [73984]}
+    return RunRecord(paper="local-ablation", row="int6-clip-search", run_id=run_id, cell="c", experiment="e",
+                     scale="smoke", params={}, params_hash=params_hash, target={}, hardware="cpu", gpu_models=[],
+                     seed=0, reps_planned=1, max_runtime_s=60, status=status, started_at="2026-01-01T00:00:00+00:00",
+                     resumed=False, finished_at="2999-01-01T00:00:00+00:00",
+                     metrics={k: {"values": v, "n": len(v), "mean": sum(v) / len(v)} for k, v in metrics.items()},
+                     **extra).as_dict()
 
 
 def finished_run(runs, run_id, params_hash, pack_version=__version__, status="complete"):
     d = runs / "local-ablation" / "int6-clip-search" / run_id
     d.mkdir(parents=True)
-    fsio.write_json_atomic(d / "run.json", {"paper": "local-ablation", "row": "int6-clip-search", "run_id": run_id,
-                                            "scale": "smoke", "status": status, "params_hash": params_hash,
-                                            "finished_at": "2999-01-01T00:00:00+00:00",
-                                            "metrics": {"n_params": {"values": [73984], "mean": 73984.0}}})
+    fsio.write_json_atomic(d / "run.json", record(run_id, params_hash, status))
     fsio.write_json_atomic(d / "env.json", {"pack": {"version": pack_version}})
     fsio.write_sums(d)
     return d
@@ -36,7 +45,7 @@ def test_status_up_to_date_stale_and_missing(home, tmp_path):
     res = CliRunner().invoke(cli, ["status", "local-ablation", "--json"])
     rows = rows_of(res.output)
     now = rows[("int6-clip-search", "smoke")]
-    assert now["run_id"] == "20260101T000000Z-smoke-aaaa" and now["stale"] == [] and now["verdict"] in ("PASS", "FAIL", "MISSING")
+    assert now["run_id"] == "20260101T000000Z-smoke-aaaa" and now["stale"] == [] and now["verdict"] in ("PASS", "FAIL", "MISSING") and now["basis"]
     assert rows[("int6-clip-search", "full")]["run_id"] is None and rows[("int6-clip-search", "full")]["verdict"] is None
     assert rows[("ablation-200step", "smoke")]["run_id"] is None
     # A newer unfinished run does not count; a newer finished one with other params / pack is stale.
