@@ -70,7 +70,7 @@ def plan_rows(refs, hw: str, scale: str = "full") -> dict:
         why = fits(need, have)
         item = {"paper": m.paper, "row": r.id, "target": rr.target.hardware, "image": rr.target.image,
                 "reps": rr.reps, "runtime_estimate_s": rr.runtime_estimate_s, "max_runtime_s": rr.max_runtime_s,
-                "named": named}
+                "named": named, "seed_cost": seed_cost(r.tags)}
         if why:
             refused.append(item | {"why": why})
             continue
@@ -82,11 +82,16 @@ def plan_rows(refs, hw: str, scale: str = "full") -> dict:
     return {
         "paper": ",".join(refs), "hardware": hw_name, "scale": scale,
         "price_usd_per_hour": have.price_usd_per_hour, "price_date": have.price_date,
-        "rows_ok": rows_ok, "refused": refused,
+        "price_source": have.price_source, "rows_ok": rows_ok, "refused": refused,
         "total_runtime_s": total_s,
         "total_cost_usd": round(sum(i["cost_usd"] for i in rows_ok), 4),
         "max_cost_usd": round(sum(i["max_cost_usd"] for i in rows_ok), 4),
     }
+
+
+def seed_cost(tags: list[str]) -> str | None:
+    """The cost the paper's own guide quotes for a row (tag `seed-cost: ...`), shown beside the pack's estimate."""
+    return next((t.split(":", 1)[1].strip() for t in tags if t.startswith("seed-cost:")), None)
 
 
 def plan(paper: str, hw: str, scale: str = "full") -> dict:
@@ -151,6 +156,11 @@ def check_budget(p: dict, budget: float | None) -> None:
             f"{budget:.2f} USD; raise BUDGET_USD/--budget or launch fewer rows")
 
 
+def _price_basis(p: dict) -> str:
+    """Where the hourly price comes from and when it was recorded (manifests/hardware.yaml)."""
+    return f"{p.get('price_source') or 'source not recorded'}, price of {p['price_date'] or 'unknown date'}"
+
+
 def _bound(p: dict) -> str:
     if p.get("launches", 1) > 1:
         return f"{p['launches']} launches, one per image, each to its deadline"
@@ -159,10 +169,13 @@ def _bound(p: dict) -> str:
 
 def render(p: dict) -> str:
     lines = [f"plan: {p['paper']} on {p['hardware']} at scale {p['scale']} "
-             f"({p['price_usd_per_hour']:g} USD/h, price of {p['price_date'] or 'unknown date'})", ""]
+             f"({p['price_usd_per_hour']:g} USD/h: {_price_basis(p)})", ""]
     lines.append(f"{'ROW':<32} {'TARGET':<22} {'EST':>8} {'COST USD':>9} {'WORST USD':>9}")
     for i in p["rows_ok"]:
-        lines.append(f"{i['row']:<32} {i['target']:<22} {_dur(i['runtime_estimate_s']):>8} {i['cost_usd']:>9.2f} {i['max_cost_usd']:>9.2f}")
+        seed = (f"  ({i['seed_cost']}; {i['cost_usd']:.2f} here at {p['price_usd_per_hour']:g} USD/h, {_price_basis(p)})"
+                if i.get("seed_cost") else "")
+        lines.append(f"{i['row']:<32} {i['target']:<22} {_dur(i['runtime_estimate_s']):>8} {i['cost_usd']:>9.2f} "
+                     f"{i['max_cost_usd']:>9.2f}{seed}")
     for i in p["refused"]:
         lines.append(f"{i['row']:<32} {i['target']:<22} {'refused':>8}  {i['why']}")
     lines.append("")

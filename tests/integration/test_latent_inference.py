@@ -23,6 +23,21 @@ def test_text_vs_soft_tokens_on_cpu(tmp_path):
     # tiny-llama: 4 layers x 2 KV heads x 32 dims x 2 (K and V) x 4 bytes = 2 KiB per token and sequence
     assert m["text.b4.kv_cache_mb"] == pytest.approx(4 * 153 * 2048 / 2**20)
     assert m["latent32.b4.kv_cache_mb"] < m["latent64.b4.kv_cache_mb"] < m["text.b4.kv_cache_mb"]
+    # Ablation 2's KV-cache savings, read from the cache a prefill returns (equal to the formula here)
+    assert m["kv_bytes_per_token"] == 2048
+    assert m["latent64.kv_tokens_saved"] == 150 - m["latent64.prompt_tokens"]
+    assert m["latent32.kv_saved_mb"] == pytest.approx((150 - 32 - anchor) * 2048 / 2**20)
     assert "latent64.b1.speedup" in m
     assert "no CUDA device" in res.not_applicable["text.b1.peak_mem_gb"]
     assert (tmp_path / "inference_table.json").is_file()
+
+
+def test_params_are_checked_before_the_model_loads(tmp_path):
+    from pack.errors import ManifestError
+
+    ctx = RunContext(run_dir=tmp_path, rep_dir=tmp_path, rep_index=0, reps=1, scale="smoke", seed=0, device="cpu",
+                     hardware="cpu", deadline=time.monotonic() + 600, cache=CACHE)
+    with pytest.raises(ManifestError, match=r"params.batch_sizes.0: Input should be greater than or equal to 1"):
+        latent_inference.run_rep({"model": "synthetic:tiny-llama", "batch_sizes": [0]}, ctx)
+    with pytest.raises(ManifestError, match=r"params.max_new_token: unknown key; did you mean 'max_new_tokens'"):
+        latent_inference.run_rep({"model": "synthetic:tiny-llama", "max_new_token": 3}, ctx)

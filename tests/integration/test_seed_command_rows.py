@@ -42,12 +42,17 @@ def test_latent_bridge_rows_pass_flags_and_parse_accuracy(tmp_path, monkeypatch,
     a1 = next(out.glob("latent-bridge/ablation1-stability/*"))
     no, fix = _config(a1, "no_fixes"), _config(a1, "with_fixes")
     assert (no["info_nce_weight"], no["early_stop_patience"]) == (0.0, 0)
+    # Seed 002: the baseline has NO repetition penalty; the fixes add 1.1 and no_repeat_ngram_size 3
+    assert (no["repetition_penalty"], no["no_repeat_ngram_size"]) == (1.0, 0)
+    assert (fix["repetition_penalty"], fix["no_repeat_ngram_size"]) == (1.1, 3)
+    assert no["eval_samples"] == fix["eval_samples"] == 1319  # all of GSM8K's test split
     assert (fix["info_nce_weight"], fix["early_stop_patience"], fix["soft_tokens"], fix["warmup_steps"]) == (0.05, 5, 64, 750)
     assert fix["target_model"] == "meta-llama/Meta-Llama-3.1-8B-Instruct" and fix["bf16"] and fix["PYTHONPATH"] == "."
     m = json.loads((a1 / "run.json").read_text())["metrics"]
     assert m["no_fixes.degradation"]["values"][0] > 0.3 > m["with_fixes.degradation"]["values"][0]
     a2 = next(out.glob("latent-bridge/ablation2-soft-tokens/*"))
     assert [_config(a2, a)["bottleneck_dim"] for a in ("tok32", "tok48", "tok64")] == [768, 1024, 1024]
+    assert {_config(a2, a)["repetition_penalty"] for a in ("tok32", "tok48", "tok64")} == {1.1}  # all with fixes
     a3 = json.loads((next(out.glob("latent-bridge/ablation3-hotpotqa/*")) / "run.json").read_text())
     assert a3["metrics"]["hotpotqa_64tok.peak_margin"]["values"][0] > 0
 

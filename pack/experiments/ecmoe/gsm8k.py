@@ -15,7 +15,8 @@ params:
     model, dtype, device_map, seed, experts_implementation     see model_io
     backend: hf (lm-eval's HFLM; the only one implemented)
     gsm8k_data: path to the JSONL, or "synthetic" (n_synthetic generated word problems)
-    limit: examples to evaluate (null = all 1319)   num_fewshot: 8   batch_size: 1
+    expect_records: the number of problems the file must hold (1319 at full scale: GSM8K's test split)
+    limit: examples to evaluate (null = all of them)   num_fewshot: 8   batch_size: 1
     max_gen_toks: cap on generated tokens (null = the task's default, 256)
     method / methods, bits, router_modes          as in task2; method "none" = uncompressed baseline
     results_file: JSON list upserted by tag (default runs/<paper>/downstream_results.json)
@@ -32,22 +33,62 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictInt, field_validator
 
 from ... import fsio
 from ...errors import ManifestError, require
 from ...results import RepResult, RunContext
+from ...strict import Strict
+from ..params import parse
 from . import model_io
 from .hooks import Hooks, attach_compression, find_moe_blocks
 from .task2 import parse_configs, tag
 
 TASK = "pack_gsm8k_cot_local"
 REQUIRED = ("question", "answer")
+GSM8K_TEST_SIZE = 1319
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+HOWTO = ("make it with `python -c \"from datasets import load_dataset; load_dataset('openai/gsm8k', 'main', "
+         "split='test').to_json('{path}')\"` (docs/ecmoe.md)")
+
+
+class Params(Strict):
+    """A GSM8K row's params (the one owner of them)."""
+
+    model: str
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device_map: str | None = None
+    seed: StrictInt = 0
+    experts_implementation: str | None = None
+    backend: str = "hf"
+    gsm8k_data: str = "synthetic"
+    n_synthetic: PositiveInt = 20
+    expect_records: PositiveInt | None = None
+    limit: PositiveInt | None = None
+    num_fewshot: Annotated[StrictInt, Field(ge=0)] = 8
+    max_gen_toks: PositiveInt | None = None
+    batch_size: PositiveInt = 1
+    method: str | None = None
+    methods: str | list[str] | None = None
+    bits: StrictInt | list[StrictInt] = [8, 4, 2]
+    router_modes: str | list[str] = ["compressed", "uncompressed"]
+    results_file: str | None = None
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, v):
+        if v != "hf":
+            raise ValueError(f"{v!r}: only lm-eval's HF wrapper ('hf') is implemented (the journal's vLLM path "
+                             "needs a patched vLLM; see docs/ecmoe.md)")
+        return v
 
 
 def check_file(path: Path) -> int:
     """Number of records; ManifestError naming the line and the missing field for a malformed one."""
     if not path.is_file():
-        raise ManifestError(f"GSM8K file {path} not found; set params.gsm8k_data to a JSONL in GSM8K's format or 'synthetic'")
+        raise ManifestError(f"GSM8K file {path} (params.gsm8k_data) not found; " + HOWTO.format(path=path))
     n = 0
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -157,22 +198,19 @@ def _lm(params: dict, ctx: RunContext, model, tok):
 
 
 def run_rep(params: dict, ctx: RunContext) -> RepResult:
+    p = parse(Params, params, "ecmoe_gsm8k")
     configs, modes = parse_configs(params)
-    if params.get("backend", "hf") != "hf":
-        raise ManifestError(f"params.backend = {params['backend']!r}: only lm-eval's HF wrapper ('hf') is implemented "
-                            "(the journal's vLLM path needs a patched vLLM; see docs/ecmoe.md)")
-    if "model" not in params:
-        raise ManifestError("an ECMoE row needs params.model (e.g. synthetic:tiny-qwen3-moe)")
-    spec = str(params.get("gsm8k_data", "synthetic"))
-    n_syn = int(params.get("n_synthetic", 20))
-    data = model_io.resolve_data(spec, ctx, "gsm8k", lambda p: p.write_text(
-        "".join(json.dumps(r) + "\n" for r in synthetic_records(n_syn)), encoding="utf-8"))
+    data = model_io.resolve_data(p.gsm8k_data, ctx, "gsm8k", lambda f: f.write_text(
+        "".join(json.dumps(r) + "\n" for r in synthetic_records(p.n_synthetic)), encoding="utf-8"))
     n_records = check_file(data)
-    limit = params.get("limit")
+    if p.expect_records is not None and n_records != p.expect_records:
+        raise ManifestError(f"GSM8K file {data} holds {n_records} problems but params.expect_records is "
+                            f"{p.expect_records} (GSM8K's test split has {GSM8K_TEST_SIZE}); " + HOWTO.format(path=data))
+    limit = p.limit
     model, tok, _ = model_io.load_model(params, ctx)
-    blocks = find_moe_blocks(model, str(params["model"]))
+    blocks = find_moe_blocks(model, p.model)
     lm = _lm(params, ctx, model, tok)
-    results_file = Path(os.path.expandvars(str(params["results_file"]))) if params.get("results_file") \
+    results_file = Path(os.path.expandvars(p.results_file)) if p.results_file \
         else ctx.run_dir.parent.parent / "downstream_results.json"
     runs = [("baseline", "baseline", None, None, None)]
     if configs:
@@ -183,16 +221,16 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
     for metric_tag, journal_tag, method, bits, mode in runs:
         hooks = attach_compression(blocks, method, bits, mode) if method else Hooks()
         with hooks:
-            ctx.log(f"GSM8K {journal_tag}: limit={limit} fewshot={params.get('num_fewshot', 8)}")
-            out = evaluate(lm, data, limit=limit, num_fewshot=int(params.get("num_fewshot", 8)),
-                           max_gen_toks=params.get("max_gen_toks"), samples_path=ctx.rep_dir / f"{journal_tag}.samples.jsonl")
+            ctx.log(f"GSM8K {journal_tag}: limit={limit} fewshot={p.num_fewshot}")
+            out = evaluate(lm, data, limit=limit, num_fewshot=p.num_fewshot,
+                           max_gen_toks=p.max_gen_toks, samples_path=ctx.rep_dir / f"{journal_tag}.samples.jsonl")
         res.metrics[f"{metric_tag}.strict_match"] = out["strict_match"]
         res.metrics[f"{metric_tag}.flexible_extract"] = out["flexible_extract"]
         res.metrics["n_examples"] = out["n_examples"]
         upsert(results_file, {"tag": journal_tag, "method": method or "none", "bits": bits, "router_mode": mode,
-                              "task": "gsm8k_cot", "num_fewshot": int(params.get("num_fewshot", 8)), "limit": limit,
+                              "task": "gsm8k_cot", "num_fewshot": p.num_fewshot, "limit": limit,
                               "n_examples": out["n_examples"], "strict_match": out["strict_match"],
-                              "flexible_extract": out["flexible_extract"], "model": str(params["model"]),
+                              "flexible_extract": out["flexible_extract"], "model": p.model,
                               "run_id": ctx.run_dir.name,
                               "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         ctx.log(f"GSM8K {journal_tag}: strict {out['strict_match']:.4f} flexible {out['flexible_extract']:.4f} "
