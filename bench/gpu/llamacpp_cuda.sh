@@ -55,14 +55,14 @@ export PYTHONPATH="$SITE:.${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import llama_cpp as l; l.llama_backend_init(); print('llama-cpp-python', l.__version__, 'gpu offload:', l.llama_supports_gpu_offload()); print(l.llama_print_system_info().decode())" 2>&1 | tee -a "$LOG"
 
 say "== probe: which configurations load and decode (each in its own process)"
-timeout 200 $PY bench/gpu/llamacpp_probe.py "$OUT/llamacpp_probe.json" 2>&1 | tail -3 | tee -a "$LOG"
+[ "${PROBE:-1}" = 1 ] && timeout 200 $PY bench/gpu/llamacpp_probe.py "$OUT/llamacpp_probe.json" 2>&1 | tail -3 | tee -a "$LOG"
 
 say "== null re-run on the GPU engine (clean, then loaded)"
 BUDGET=${BUDGET_S:-570}   # the whole script stays inside one 10-minute device call
 ROW=paperB:llamacpp-null-mid OUT="$OUT" PY="$PY" timeout $(( BUDGET - SECONDS - 70 )) bash bench/gpu/throughput.sh 2>&1 | tail -30 | tee -a "$LOG"
 
 say "== harness overhead on the GPU"
-[ $(( BUDGET - SECONDS )) -gt 40 ] && timeout $(( BUDGET - SECONDS - 10 )) $PY bench/throughput_overhead.py --layers 22 --runs 3 --n-decode 256 --n-gpu-layers -1 --qtype Q8_0 \
+[ "${OVERHEAD:-1}" = 1 ] && [ $(( BUDGET - SECONDS )) -gt 40 ] && timeout $(( BUDGET - SECONDS - 10 )) $PY bench/throughput_overhead.py --layers 22 --runs 3 --n-decode 256 --n-gpu-layers -1 --qtype Q8_0 \
   > "$OUT/llamacpp_overhead.json" 2>>"$LOG"
 cat "$OUT/llamacpp_overhead.json" | tee -a "$LOG"
 say "== done in ${SECONDS}s"

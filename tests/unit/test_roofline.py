@@ -50,3 +50,24 @@ def test_cpu_bandwidth_is_measured_and_given_values_are_used():
     cache = {}
     assert roofline.device_bandwidth("cuda", cache, given_gbs=272)["bytes_per_s"] == 272e9
     assert cache == {}
+
+
+def test_cuda_bandwidth_in_a_child_process_keeps_torch_out_of_this_one():
+    """A llama.cpp process must never load torch's CUDA stack (the two cuBLAS builds clash): the isolated
+    measurement runs in a child. Here (no GPU) the child fails, and its error comes back as the reason."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pack.experiments.throughput import roofline\n"
+            "try:\n    roofline.device_bandwidth('cuda', {}, None, isolate=True)\n"
+            "except RuntimeError as e:\n    print('child failed:', str(e)[:80])\n"
+            "else:\n    print('measured')\n"
+            "print('torch loaded here:', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout
+    assert "torch loaded here: False" in out
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        assert ("measured" in out) == torch.cuda.is_available()

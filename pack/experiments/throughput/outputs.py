@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 
 from ... import fsio
 from ...errors import PackError
@@ -69,7 +70,10 @@ def add_roofline(params: dict, ctx: RunContext, reps: list[RepResult], samples, 
         return
     device = spec.get("device") or ctx.device
     try:
-        bw = roofline.device_bandwidth(device, ctx.cache, spec.get("bandwidth_gbs"))
+        # A process that has not loaded torch (a llama.cpp row) must not load it now: its CUDA libraries
+        # clash with llama.cpp's in one process (roofline.measure_cuda_bandwidth_isolated).
+        bw = roofline.device_bandwidth(device, ctx.cache, spec.get("bandwidth_gbs"),
+                                       isolate="torch" not in sys.modules)
     except Exception as e:  # noqa: BLE001 - no torch/CUDA for the measurement: say so instead of guessing
         for a in per_arm:
             out.not_applicable[f"{a}.roofline_fraction"] = (f"device bandwidth could not be measured on "

@@ -97,13 +97,38 @@ def measure_cuda_bandwidth(mib: int = 1024, repeats: int = 20) -> dict:
     return {"bytes_per_s": 2 * n * 4 / seconds, "method": f"torch device copy of {mib} MiB, mean of {repeats}"}
 
 
-def device_bandwidth(device: str, cache: dict, given_gbs: float | None = None) -> dict:
-    """Measured once per process and device (or the value a row gives, in GB/s)."""
+def measure_cuda_bandwidth_isolated(timeout_s: float = 120) -> dict:
+    """measure_cuda_bandwidth in a child process, for processes that must not load torch's CUDA stack.
+
+    A llama.cpp CUDA build links the toolkit's cuBLAS; torch loads the cuBLAS of its own wheels. In one
+    process the second library resolves to the first one's soname and llama.cpp segfaults (seen on an
+    H200, 2026-12-02: decode ran alone and crashed once torch had touched CUDA first). A child process
+    keeps the two apart; its result is the same measurement.
+    """
+    import json
+    import subprocess
+    import sys
+
+    code = "import json; from pack.experiments.throughput.roofline import measure_cuda_bandwidth as m; print(json.dumps(m()))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s)
+    if p.returncode != 0 or not p.stdout.strip():
+        raise RuntimeError(f"the bandwidth probe exited {p.returncode}: {(p.stderr or '').strip()[-300:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1]) | {"process": "child (kept apart from llama.cpp)"}
+
+
+def device_bandwidth(device: str, cache: dict, given_gbs: float | None = None, isolate: bool = False) -> dict:
+    """Measured once per process and device (or the value a row gives, in GB/s).
+
+    isolate: measure a CUDA device in a child process (llama.cpp rows: see measure_cuda_bandwidth_isolated).
+    """
     if given_gbs:
         return {"bytes_per_s": float(given_gbs) * 1e9, "method": "given by the row (params.roofline.bandwidth_gbs)"}
     key = ("device_bandwidth", device)
     if key not in cache:
-        cache[key] = measure_cuda_bandwidth() if device.startswith("cuda") else measure_cpu_bandwidth()
+        if not device.startswith("cuda"):
+            cache[key] = measure_cpu_bandwidth()
+        else:
+            cache[key] = measure_cuda_bandwidth_isolated() if isolate else measure_cuda_bandwidth()
     return cache[key]
 
 
