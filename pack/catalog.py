@@ -10,16 +10,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, StrictInt, ValidationError
 
 from . import paths
 from .errors import ManifestError
-from .schema_errors import describe
+from .schema_errors import describe, fields_at
+from .strict import Number, Strict, did_you_mean
 from .yamlio import load_with_lines
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Hardware(Strict):
@@ -29,15 +26,16 @@ class Hardware(Strict):
     description: str = ""
     instance_type: str | None = None  # EC2 instance type, or RunPod GPU type id
     gpu: str | None = None  # model name as NVML reports it, e.g. "L40S", "H100 80GB HBM3"
-    gpu_count: int = Field(0, ge=0)
-    vram_gb: float = Field(0, ge=0)  # per GPU
-    vcpus: int | None = None
-    ram_gb: float | None = None
-    price_usd_per_hour: float = Field(0, ge=0)
+    gpu_count: StrictInt = Field(0, ge=0, le=1024)
+    vram_gb: Number = Field(0, ge=0, le=1e6)  # per GPU
+    vcpus: StrictInt | None = Field(None, ge=0)
+    ram_gb: Number | None = Field(None, ge=0)
+    # A price of NaN or inf would make every budget gate pass or fail; the bound catches a typo's zeros.
+    price_usd_per_hour: Number = Field(0, ge=0, le=10_000)
     price_date: str | None = None  # when the price was recorded (YYYY-MM-DD)
     price_source: str | None = None
     region: str | None = None
-    disk_gb: int | None = None
+    disk_gb: StrictInt | None = Field(None, ge=0)
 
 
 class LocalBuild(Strict):
@@ -85,11 +83,11 @@ def image_name(variant: str) -> str:
 
 
 def _load(path: Path, model):
-    data, lines = load_with_lines(path)
+    data, lines = load_with_lines(path, expect=dict)
     try:
-        return model.model_validate(data or {})
+        return model.model_validate(data)
     except ValidationError as e:
-        raise ManifestError(describe(e, path, lines)) from None
+        raise ManifestError(describe(e, path, lines, models_by_loc=lambda loc: fields_at(model, loc))) from None
 
 
 @lru_cache(maxsize=4)
@@ -118,8 +116,4 @@ def get_hardware(name: str) -> Hardware:
 
 
 def unknown(kind: str, name: str, known, where: Path) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(known), n=3)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(sorted(known))}"
-    return f"unknown {kind} '{name}' (see {where}); {hint}"
+    return f"unknown {kind} '{name}' (see {where}); {did_you_mean(name, known)}"

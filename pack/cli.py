@@ -45,22 +45,26 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def list_cmd(paper, as_json):
     """List rows (all papers, or one PAPER)."""
-    from .index import rows_index
+    from .errors import ManifestError
+    from .index import rows_index, skipping
+    from .strict import did_you_mean
 
-    rows = rows_index()
+    rows, broken = rows_index()
     if paper:
+        mine = [f for f in broken if Path(f).stem == paper]
+        if mine:  # the asked-for paper's own manifest is broken: that is the answer
+            raise ManifestError(broken[mine[0]])
         papers = sorted({r["paper"] for r in rows})
         if paper not in papers:
-            import difflib
-
-            close = difflib.get_close_matches(paper, papers, n=1)
-            raise PackError(f"unknown paper '{paper}'; " + (f"did you mean '{close[0]}'?" if close else f"papers: {', '.join(papers)}"))
+            raise PackError(f"unknown paper '{paper}'; " + did_you_mean(paper, papers, n=1))
         rows = [r for r in rows if r["paper"] == paper]
+    for f, problems in broken.items():  # other papers' broken manifests do not hide this listing
+        _err(f"pack: warning: {skipping(f, problems)}")
     if as_json:
         import json
 
         _out(json.dumps(rows, indent=2))
-        return
+        sys.exit(2 if broken and not paper else 0)
     w = max([len(r["row"]) for r in rows] + [4])
     pw = max([len(r["paper"]) for r in rows] + [5])
     _out(f"{'PAPER':<{pw}}  {'ROW':<{w}}  {'EXPERIMENT':<18} {'SMOKE ON':<10} {'FULL ON':<22} CELL")
@@ -69,6 +73,8 @@ def list_cmd(paper, as_json):
         full = r["scales"]["full"]
         full_on = full["hardware"] + (f" [{full['image']}]" if full.get("image") else "")
         _out(f"{r['paper']:<{pw}}  {r['row']:<{w}}  {r['experiment']:<18} {sm:<10} {full_on:<22} {r['cell']}")
+    if broken and not paper:
+        sys.exit(2)  # every row of the healthy manifests is listed; the broken ones are the user's to fix
 
 
 @cli.command()
@@ -97,10 +103,11 @@ def show(row):
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 def validate(files):
     """Check manifests, catalogues and expected/ files; report every problem at once."""
-    from . import catalog, expected, manifest
+    from . import catalog, expected, manifest, paths
     from .errors import ManifestError
 
     problems: list[str] = []
+    broken: set[str] = set()
     for loader in (catalog.hardware, catalog.images):
         try:
             loader()
@@ -118,6 +125,7 @@ def validate(files):
             loaded[m.paper] = m
         except ManifestError as e:
             problems += e.problems
+            broken.add(f.stem)
     exp_targets = [f for f in targets if f.parent.parent.name == "expected"]
     if exp_targets:
         for m in manifest.manifest_files():
@@ -125,11 +133,17 @@ def validate(files):
                 try:
                     loaded[m.stem] = manifest.load_manifest(m)
                 except ManifestError:
-                    pass
+                    broken.add(m.stem)
+        unchecked: dict[str, int] = {}
         for f in exp_targets:
+            if f.parent.name in broken:  # judged against a manifest that does not load: say it once
+                unchecked[f.parent.name] = unchecked.get(f.parent.name, 0) + 1
+                continue
             problems += expected.check_file(f, loaded)
+        problems += [f"{paths.expected_dir() / paper}: {n} expected file(s) not checked until "
+                     f"manifests/{paper}.yaml loads" for paper, n in unchecked.items()]
     if problems:
-        raise ManifestError(problems)
+        raise ManifestError(list(dict.fromkeys(problems)))
     n_rows = sum(len(m.rows) for m in loaded.values())
     _out(f"ok: {len(loaded)} manifest(s), {n_rows} row(s), {len(exp_targets)} expected file(s)")
 
@@ -169,12 +183,12 @@ def run(rows, scale, reps, resume, out, hw, seed):
 
     from . import paths
     from .errors import NotRunnableHere
-    from .manifest import all_manifests, find_row
+    from .manifest import find_row, usable_manifests
     from .run import check_runnable, execute, local_hardware_name
 
     runs_root = out.resolve() if out else paths.runs_dir()
     hw = hw or local_hardware_name()
-    papers = {m.paper: m for m in all_manifests()}
+    papers = {m.paper: m for m in usable_manifests()}
     todo, explicit = [], True
     for ref in rows:
         if ref in papers:
@@ -418,7 +432,7 @@ def env(diff, include_volatile, no_torch):
     from . import provenance
 
     if diff:
-        a, b = (json.loads((p / "env.json" if p.is_dir() else p).read_text()) for p in diff)
+        a, b = (provenance.load_fingerprint(p) for p in diff)
         rows = provenance.diff(a, b, include_volatile)
         if not rows:
             _out("identical")

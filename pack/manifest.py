@@ -9,29 +9,31 @@ is reported once, with three lines.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import itertools
 import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, StrictInt, ValidationError, field_validator
 
 from . import catalog, paths, registry
 from .errors import ManifestError
-from .schema_errors import describe
+from .schema_errors import describe, fields_at
+from .strict import Number, Strict, did_you_mean
 from .tolerance import Tolerance
 from .yamlio import line_for, load_with_lines
 
 SCALES = ("smoke", "full")
 NON_MANIFESTS = {"hardware.yaml", "images.yaml"}
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# Bounds that keep a typo from switching a limit off: a row runs at most a week, at most 10000 times.
+MAX_SECONDS = 7 * 24 * 3600
+MAX_REPS = 10_000
+Reps = Annotated[StrictInt, Field(ge=1, le=MAX_REPS)]
+Seconds = Annotated[Number, Field(gt=0, le=MAX_SECONDS)]
+Estimate = Annotated[Number, Field(ge=0, le=MAX_SECONDS)]
 
 
 class Target(Strict):
@@ -56,9 +58,9 @@ class ScaleProfile(Strict):
 
     params: dict[str, Any] = {}
     target: Target | None = None
-    reps: int | None = Field(None, ge=1)
-    max_runtime_s: float | None = Field(None, gt=0)
-    runtime_estimate_s: float | None = Field(None, ge=0)
+    reps: Reps | None = None
+    max_runtime_s: Seconds | None = None
+    runtime_estimate_s: Estimate | None = None
     description: str = ""
     # Set when this scale only exercises the pack's plumbing (e.g. "stand-in training script: no model
     # is trained"): its checks are then basis `harness`, never evidence about the paper.
@@ -73,10 +75,10 @@ class Row(Strict):
     params: dict[str, Any] = {}
     scales: dict[Literal["smoke", "full"], ScaleProfile] = {}
     target: Target
-    reps: int = Field(1, ge=1)
+    reps: Reps = 1
     metrics: dict[str, MetricSpec] = {}
-    max_runtime_s: float = Field(3600, gt=0)
-    runtime_estimate_s: float = Field(60, ge=0)
+    max_runtime_s: Seconds = 3600
+    runtime_estimate_s: Estimate = 60
     matrix: dict[str, list[Any]] | None = None
     tags: list[str] = []
 
@@ -131,7 +133,7 @@ class Manifest(Strict):
     paper: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
     title: str
     source: str  # which seed document / table this manifest transcribes
-    version: int = 1
+    version: StrictInt = 1
     description: str = ""
     defaults: dict[str, Any] = {}
     rows: list[Row]
@@ -173,34 +175,14 @@ def expand_matrix(raw: dict) -> list[dict]:
     return out
 
 
-_ROW_FIELDS = {
-    (): list(Manifest.model_fields),
-    ("rows",): list(Row.model_fields),
-}
-
-
 def _allowed(loc: tuple) -> list[str]:
-    names = [p for p in loc if isinstance(p, str)]
-    models = {"target": Target, "scales": ScaleProfile, "metrics": MetricSpec}
-    if not names:
-        return list(Manifest.model_fields)
-    if names == ["rows"]:
-        return list(Row.model_fields)
-    last = names[-1]
-    if last in models:
-        return list(models[last].model_fields)
-    if len(names) >= 2 and names[-2] in ("scales", "metrics"):
-        return list(models[names[-2]].model_fields)
-    if last == "tolerance" or (len(names) >= 2 and names[-2] == "tolerance"):
-        return ["kind", "value", "places", "min", "max", "exclusive", "test", "alpha", "expect", "against"]
-    return []
+    """The keys allowed where an unknown key `loc + (key,)` was found (for "did you mean")."""
+    return fields_at(Manifest, loc)
 
 
 def load_manifest(path: Path) -> Manifest:
-    data, lines = load_with_lines(path)
+    data, lines = load_with_lines(path, expect=dict)
     problems: list[str] = []
-    if not isinstance(data, dict):
-        raise ManifestError(f"{path}: expected a mapping with 'paper', 'title', 'source' and 'rows'")
     defaults = data.get("defaults") or {}
     raw_rows = data.get("rows")
     if not isinstance(raw_rows, list):
@@ -215,14 +197,18 @@ def load_manifest(path: Path) -> Manifest:
         for j, expanded in enumerate(expand_matrix(merged)):
             if j == 0:  # references are the same for every matrix cell: check them once
                 problems += _check_refs(expanded, path, lines, i)
+            rid = str(raw.get("id", f"#{i}"))
             try:
                 row = Row.model_validate(expanded)
             except ValidationError as e:
                 if j == 0:
-                    problems += describe(e, path, lines, base=("rows", i), models_by_loc=lambda loc: _allowed(("rows",) + loc))
+                    problems += describe(e, path, lines, base=("rows", i),
+                                         models_by_loc=lambda loc: _allowed(("rows", 0) + loc))
                 continue
+            problems += check_params(row, path, lines, i, rid)
             if row.id in seen:
-                problems.append(f"{path}:{line_for(lines, ('rows', i))}: row id '{row.id}' is used twice; give each row its own id")
+                problems.append(f"{path}:{line_for(lines, ('rows', i))}: row id '{row.id}' is used twice; "
+                                f"give each row its own id")
             seen[row.id] = i
             rows.append(row)
     header = {k: v for k, v in data.items() if k not in ("rows",)}
@@ -232,10 +218,52 @@ def load_manifest(path: Path) -> Manifest:
         problems += describe(e, path, lines, models_by_loc=_allowed)
         manifest = None
     if manifest is not None and manifest.paper != path.stem:
-        problems.append(f"{path}:{line_for(lines, ('paper',))}: paper '{manifest.paper}' must match the file name '{path.stem}'")
+        problems.append(f"{path}:{line_for(lines, ('paper',))}: paper '{manifest.paper}' must match the file "
+                        f"name '{path.stem}'")
     if problems:
-        raise ManifestError(problems)
+        raise ManifestError(list(dict.fromkeys(problems)))
     return manifest.model_copy(update={"rows": rows, "path": path})
+
+
+def check_params(row: Row, path: Path, lines: dict, i: int, rid: str) -> list[str]:
+    """Every problem with a row's params at both scales, as its experiment's `Params` model sees them.
+
+    Each error names the line of the param key (the scale's override, else the row's, the matrix
+    axis or the manifest's defaults), so a typo is found by `pack validate`, not by a paid run.
+    """
+    model = registry.params_model(row.experiment) if registry.known(row.experiment) else None
+    if model is None:
+        return []
+    by_scale: dict[str, list[str]] = {}
+    for scale in SCALES:
+        try:
+            model.model_validate(row.at(scale).params)
+            by_scale[scale] = []
+        except ValidationError as e:
+            by_scale[scale] = describe(e, path, lines, base=("params",),
+                                       models_by_loc=lambda loc: fields_at(model, loc),
+                                       line_of=lambda loc, s=scale: _param_line(lines, i, s, loc))
+    # A mistake seen at both scales is said once; one seen at one scale names it.
+    problems = []
+    for scale in SCALES:
+        for p in by_scale[scale]:
+            file_line, _, msg = p.partition(": ")
+            both = all(p in by_scale[s] for s in SCALES)
+            label = f"row '{rid}'" if both else f"row '{rid}' at scale {scale}"
+            problems.append(f"{file_line}: {label}: {msg}")
+    return list(dict.fromkeys(problems))
+
+
+def _param_line(lines: dict, i: int, scale: str, loc: tuple) -> int | None:
+    """The line where param `loc` is set: the deepest key found in the sources a row's params merge."""
+    loc = tuple(p for p in loc if p != "params")
+    bases = [("rows", i, "scales", scale, "params"), ("rows", i, "params"), ("rows", i, "matrix"),
+             ("defaults", "params")]
+    for n in range(len(loc), -1, -1):
+        for b in bases:
+            if b + loc[:n] in lines:
+                return lines[b + loc[:n]]
+    return line_for(lines, ("rows", i))
 
 
 def _check_refs(raw: dict, path: Path, lines: dict, i: int) -> list[str]:
@@ -257,51 +285,77 @@ def _check_refs(raw: dict, path: Path, lines: dict, i: int) -> list[str]:
         hw, img = t.get("hardware"), t.get("image")
         if isinstance(hw, str) and hw not in catalog.hardware():
             where = f"{path}:{line_for(lines, ('rows', i) + loc + ('hardware',))}"
-            problems.append(f"{where}: row '{rid}' {field}.hardware: " +
-                            catalog.unknown("hardware", hw, catalog.hardware(), paths.manifests_dir() / "hardware.yaml"))
+            problems.append(f"{where}: row '{rid}' {field}.hardware: "
+                            + catalog.unknown("hardware", hw, catalog.hardware(),
+                                              paths.manifests_dir() / "hardware.yaml"))
         if isinstance(img, str) and img not in catalog.images().variants:
             where = f"{path}:{line_for(lines, ('rows', i) + loc + ('image',))}"
-            problems.append(f"{where}: row '{rid}' {field}.image: " +
-                            catalog.unknown("image", img, catalog.images().variants, paths.manifests_dir() / "images.yaml"))
+            problems.append(f"{where}: row '{rid}' {field}.image: "
+                            + catalog.unknown("image", img, catalog.images().variants,
+                                              paths.manifests_dir() / "images.yaml"))
     return problems
 
 
 def manifest_files() -> list[Path]:
+    """The paper manifests; a manifests folder that is missing or holds none is an error naming it."""
     d = paths.manifests_dir()
-    return sorted(p for p in d.glob("*.yaml") if p.name not in NON_MANIFESTS)
+    if not d.is_dir():
+        raise ManifestError(f"{d}: no manifests folder here ({paths.where_from()}); point PACK_HOME at a checkout "
+                            f"of the pack or run from inside one")
+    files = sorted(p for p in d.glob("*.yaml") if p.name not in NON_MANIFESTS)
+    if not files:
+        raise ManifestError(f"{d}: holds no paper manifests (*.yaml) ({paths.where_from()}); point PACK_HOME at "
+                            f"a checkout of the pack")
+    return files
 
 
 @lru_cache(maxsize=1)
-def _all(root: Path) -> tuple[Manifest, ...]:
-    problems, out = [], []
+def _all(root: Path) -> tuple[tuple[Manifest, ...], dict[Path, list[str]]]:
+    out, broken = [], {}
     for f in manifest_files():
         try:
             out.append(load_manifest(f))
         except ManifestError as e:
-            problems += e.problems
-    if problems:
-        raise ManifestError(problems)
-    return tuple(out)
+            broken[f] = e.problems
+    return tuple(out), broken
+
+
+def load_all() -> tuple[tuple[Manifest, ...], dict[Path, list[str]]]:
+    """(the manifests that load, {broken file: its problems}): one bad file does not hide the others."""
+    return _all(paths.manifests_dir())
 
 
 def all_manifests() -> tuple[Manifest, ...]:
-    return _all(paths.manifests_dir())
+    """Every manifest; any broken one is an error listing all problems of all files."""
+    out, broken = load_all()
+    if broken:
+        raise ManifestError([p for problems in broken.values() for p in problems])
+    return out
+
+
+def usable_manifests() -> tuple[Manifest, ...]:
+    """The manifests that load; each broken file is named on stderr and skipped."""
+    out, broken = load_all()
+    for f, problems in broken.items():
+        from .index import skipping
+
+        _warn(skipping(f, problems))
+    return out
 
 
 def get_manifest(paper: str) -> Manifest:
     path = paths.manifests_dir() / f"{paper}.yaml"
     if not path.is_file():
         known = [p.stem for p in manifest_files()]
-        close = difflib.get_close_matches(paper, known, n=2)
-        hint = f"did you mean {' or '.join(close)}?" if close else f"known papers: {', '.join(known)}"
-        raise ManifestError(f"no manifest for paper '{paper}' ({path} does not exist); {hint}")
+        raise ManifestError(f"no manifest for paper '{paper}' ({path} does not exist); "
+                            + did_you_mean(paper, known, n=2))
     return load_manifest(path)
 
 
 def find_row(ref: str) -> tuple[Manifest, Row]:
     """A row by id (`exp6a`) or paper-qualified id (`paperB:mcr-null`)."""
     paper, _, rid = ref.rpartition(":")
-    manifests = [get_manifest(paper)] if paper else all_manifests()
+    manifests = [get_manifest(paper)] if paper else usable_manifests()
     ids = []
     for m in manifests:
         for r in m.rows:
@@ -312,6 +366,11 @@ def find_row(ref: str) -> tuple[Manifest, Row]:
 
 
 def unknown_row(ref: str, ids: list[str]) -> str:
-    close = difflib.get_close_matches(ref.rpartition(":")[2], ids, n=3)
-    hint = f"did you mean {' or '.join(close)}?" if close else "run 'pack list' to see the rows"
+    hint = did_you_mean(ref.rpartition(":")[2], ids, listing=False) or "run 'pack list' to see the rows"
     return f"unknown row '{ref}'; {hint}"
+
+
+def _warn(text: str) -> None:
+    import sys
+
+    print(f"pack: warning: {text}", file=sys.stderr)

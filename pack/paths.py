@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+from .errors import UsageError
+
 _ROOT: ContextVar[Path | None] = ContextVar("pack_root", default=None)
 
 
@@ -29,13 +31,24 @@ def project_root() -> Path:
         return override
     env = os.environ.get("PACK_HOME")
     if env:
-        return Path(env).resolve()
+        root = Path(env).expanduser()
+        if not root.is_dir():
+            what = "is not a folder" if root.exists() else "does not exist"
+            raise UsageError(f"PACK_HOME={env} {what}; point it at a checkout of the pack (a folder with "
+                             f"manifests/ and expected/) or unset it")
+        return root.resolve()
     here = Path.cwd().resolve()
     for p in (here, *here.parents):
         if (p / "manifests" / "hardware.yaml").is_file():
             return p
     # Installed from a checkout: the package sits next to manifests/.
     return Path(__file__).resolve().parent.parent
+
+
+def where_from() -> str:
+    """How the project root was found, for error messages."""
+    env = os.environ.get("PACK_HOME")
+    return f"PACK_HOME={env}" if env else f"found from {Path.cwd()}"
 
 
 def manifests_dir() -> Path:

@@ -16,7 +16,7 @@ import os
 
 from . import catalog
 from .errors import PackError
-from .manifest import all_manifests, find_row, get_manifest
+from .manifest import find_row, get_manifest, usable_manifests
 
 
 class BudgetExceeded(PackError):
@@ -49,7 +49,7 @@ def resolve_hardware(hw: str) -> tuple[str, catalog.Hardware]:
 
 def expand_refs(refs: list[str] | tuple[str, ...]) -> list[tuple]:
     """(manifest, row, asked_by_name) for paper names and row ids, in the order given, no duplicates."""
-    papers = {m.paper: m for m in all_manifests()}
+    papers = {m.paper: m for m in usable_manifests()}
     out, seen = [], set()
     for ref in refs:
         pairs = [(papers[ref], r, False) for r in papers[ref].rows] if ref in papers else [(*find_row(ref), True)]

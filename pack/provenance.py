@@ -152,6 +152,41 @@ def fingerprint(with_torch: bool = True) -> dict:
 VOLATILE = {"collected_at", "gpu_processes"}
 
 
+def load_fingerprint(path) -> dict:
+    """A fingerprint from an env.json or a run folder holding one; anything else is one sentence naming it."""
+    import json
+    from pathlib import Path
+
+    from .errors import UsageError
+
+    path = Path(path)
+    file = path / "env.json" if path.is_dir() else path
+    if path.is_dir() and not file.is_file():
+        raise UsageError(f"{path}: is a folder without an env.json; pass a run folder or an env.json file")
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{file}: file not found; pass a run folder or an env.json file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{file}: is a folder, not an env.json file") from None
+    except OSError as e:
+        raise UsageError(f"{file}: cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{file}: is not UTF-8 text (byte at offset {e.start}); is it an env.json?") from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        where = f"line {e.lineno}, column {e.colno}: {e.msg}" if hasattr(e, "lineno") else str(e)
+        raise UsageError(f"{file}: is not valid JSON ({where}); pass an env.json that 'pack env' wrote") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{file}: holds a JSON {type(data).__name__}, not an environment fingerprint "
+                         f"(a JSON object); pass an env.json that 'pack env' wrote")
+    if not str(data.get("schema", "")).startswith("pack.env/"):
+        raise UsageError(f"{file}: is JSON but not an environment fingerprint (no \"schema\": \"pack.env/1\"); "
+                         f"pass an env.json that 'pack env' wrote")
+    return data
+
+
 def flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():

@@ -1,17 +1,22 @@
-"""Experiment registry: names -> "module:attr" strings, so listing and validating rows never
+"""Experiment registry: names -> module paths, so listing and validating rows never
 imports a backend. Each experiment module exposes:
 
+    Params                                                       (a pack.strict.Strict model of its params)
     run_rep(params: dict, ctx: RunContext) -> RepResult          (required; one repetition)
     summarize(params, ctx, reps: list[RepResult]) -> RepResult   (optional; metrics over all reps)
     requirements(params) -> list[str]                            (optional; reasons it cannot run here)
 
-Heavy imports (torch, transformers, llama_cpp) stay inside functions.
+`Params` is the one owner of an experiment's params: `pack validate`, `plan`, `launch` and `run`
+check every row's params at both scales against it (manifest.check_params) before anything runs.
+So the module must import without torch or a backend: heavy imports (torch, transformers,
+llama_cpp) stay inside functions.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
+
+from .strict import did_you_mean
 
 EXPERIMENTS: dict[str, str] = {
     "command": "pack.experiments.command",
@@ -25,15 +30,12 @@ EXPERIMENTS: dict[str, str] = {
     "forensics": "pack.experiments.forensics.experiment",
 }
 
-
 def known(name: str) -> bool:
     return name in EXPERIMENTS
 
 
 def unknown_message(name: str) -> str:
-    close = difflib.get_close_matches(name, list(EXPERIMENTS), n=3)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(sorted(EXPERIMENTS))}"
-    return f"unknown experiment '{name}'; {hint}"
+    return f"unknown experiment '{name}'; " + did_you_mean(name, EXPERIMENTS)
 
 
 def load(name: str):
@@ -42,3 +44,12 @@ def load(name: str):
     if name not in EXPERIMENTS:
         raise ManifestError(unknown_message(name))
     return importlib.import_module(EXPERIMENTS[name])
+
+
+def params_model(name: str):
+    """The experiment's `Params` model (a pydantic class), or None while it has none."""
+    from .errors import ManifestError
+
+    if name not in EXPERIMENTS:
+        raise ManifestError(unknown_message(name))
+    return getattr(importlib.import_module(EXPERIMENTS[name]), "Params", None)

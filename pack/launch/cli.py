@@ -46,10 +46,10 @@ def _hardware(hw: str):
         return resolve_hardware(hw)
     except ManifestError:
         table = catalog.hardware()
-        import difflib
+        from ..strict import did_you_mean
 
-        close = difflib.get_close_matches(hw, list(table), n=2)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        close = did_you_mean(hw, table, n=2, listing=False)
+        hint = f" ({close})" if close else ""
         lines = "\n".join(f"  {n:<26} {h.provider:<7} {h.description}" for n, h in table.items())
         raise ManifestError(f"unknown hardware '{hw}'{hint}; --hw takes 'local' or a name from "
                             f"{paths.manifests_dir() / 'hardware.yaml'}:\n{lines}") from None

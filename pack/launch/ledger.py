@@ -92,10 +92,9 @@ def get(launch_id: str, runs_root: Path | None = None) -> dict:
     if launch_id == "last" and recs:
         return list(recs.values())[-1]
     if launch_id not in recs:
-        import difflib
+        from ..strict import did_you_mean
 
-        close = difflib.get_close_matches(launch_id, list(recs), n=3)
-        hint = f"did you mean {' or '.join(close)}?" if close else "run 'pack launch ledger' to list launches"
+        hint = did_you_mean(launch_id, recs, listing=False) or "run 'pack launch ledger' to list launches"
         raise PackError(f"no launch '{launch_id}' in {ledger_path(runs_root)}; {hint}")
     return recs[launch_id]
 

@@ -21,8 +21,8 @@ PROVIDERS_FILE = Path(__file__).with_name("providers.yaml")
 
 @lru_cache(maxsize=1)
 def providers() -> dict:
-    data, _ = load_with_lines(PROVIDERS_FILE)
-    return data or {}
+    data, _ = load_with_lines(PROVIDERS_FILE, expect=dict)
+    return data
 
 
 def provider(name: str) -> dict:

@@ -70,10 +70,9 @@ def names() -> list[str]:
 
 def arch(name: str) -> dict:
     if name not in ARCHS:
-        import difflib
+        from ..strict import did_you_mean
 
-        close = difflib.get_close_matches(name, ARCHS, n=2)
-        raise ManifestError(f"unknown synthetic model '{name}'; " + (f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(names())}"))
+        raise ManifestError(f"unknown synthetic model '{name}'; " + did_you_mean(name, names(), n=2))
     return dict(ARCHS[name])
 
 

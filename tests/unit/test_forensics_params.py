@@ -12,18 +12,18 @@ from pack.experiments.forensics.streams import overlap_from_trace
 
 
 def test_parse_rejects_unknown_params_with_a_hint():
-    with pytest.raises(PackError, match=r"'layer' \(did you mean 'layers'\?\)"):
+    with pytest.raises(PackError, match=r"unknown key 'params.layer'; did you mean 'layers'\?"):
         configs.parse({"experiment_type": "reference", "layer": [1]})
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"experiment_type": "batchsize"}, "is not one of"),
+    ({"experiment_type": "batchsize"}, "Input should be 'reference', 'batch_size'"),
     ({"experiment_type": "batch_size"}, "must list the values"),
     ({"experiment_type": "batch_size", "values": [1, 2]}, "integers >= 2"),
     ({"experiment_type": "quantization", "values": ["int3"]}, "among gptq, bnb, awq"),
     ({"experiment_type": "cuda_version", "values": ["11.8", "12.1"]}, "one version string"),
     ({"experiment_type": "reference", "values": [2]}, "must be empty"),
-    ({"experiment_type": "reference", "decode_steps": 0}, "positive integer"),
+    ({"experiment_type": "reference", "decode_steps": 0}, "greater than or equal to 1"),
 ])
 def test_parse_rejects_bad_values(params, match):
     with pytest.raises(PackError, match=match):

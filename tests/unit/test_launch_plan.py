@@ -47,7 +47,7 @@ def test_no_row_fits(capsys):
 
 def test_unknown_hardware_lists_the_catalogue(capsys):
     code, _, err = pack(["launch", "gpu-demo:four-gpu", "--hw", "g6e.xlarg"], capsys)
-    assert code == 2 and "unknown hardware 'g6e.xlarg' (did you mean g6e.xlarge" in err
+    assert code == 2 and "unknown hardware 'g6e.xlarg' (did you mean 'g6e.xlarge'" in err
     for name in ("cpu", "p5.48xlarge", "runpod-h100-sxm-x4", "local-gtx1650"):
         assert f"  {name}" in err
 

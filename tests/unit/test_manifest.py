@@ -113,7 +113,7 @@ def test_unknown_key_in_expected_suggests(pack, home):
 
 def test_unknown_row_suggests(pack):
     res = pack("show", "wire-compresion")
-    assert res.returncode == 2 and "did you mean wire-compression" in res.stderr
+    assert res.returncode == 2 and "did you mean 'wire-compression'" in res.stderr
 
 
 def test_manifest_paper_must_match_file(home):

@@ -11,9 +11,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
+
+from pydantic import StrictInt
 
 from ...errors import ManifestError, require
 from ...results import RunContext
+from ...strict import Strict
+
+
+class ModelParams(Strict):
+    """The params every ECMoE row shares: which model, how it is loaded (see the module docstring)."""
+
+    model: str
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device_map: str | None = None
+    seed: StrictInt = 0
+    experts_implementation: str | None = None
 
 
 def model_key(params: dict, ctx: RunContext) -> tuple:

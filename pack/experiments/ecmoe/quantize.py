@@ -38,10 +38,9 @@ def check_bits(bits) -> int:
 
 def check_method(method: str) -> str:
     if method not in METHODS:
-        import difflib
+        from ...strict import did_you_mean
 
-        close = difflib.get_close_matches(str(method), METHODS, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(METHODS)}"
+        hint = did_you_mean(str(method), METHODS, n=1)
         raise ManifestError(f"params.method = {method!r} is not a quantization method; {hint}")
     return method
 

@@ -24,6 +24,9 @@ deterministic); `info.baseline_pass` says whether this row computed it or reused
 from __future__ import annotations
 
 import json
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictInt, field_validator
 
 from ...errors import ManifestError
 from ...results import RepResult, RunContext
@@ -33,6 +36,45 @@ from .perplexity import evaluate
 from .quantize import BITS, METHODS, check_bits, check_method
 
 ALL_CONFIGS = [(m, b) for m in METHODS for b in BITS]
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+
+
+class Params(model_io.ModelParams):
+    """A Task 2 row's params (the one owner of them; `pack validate` checks every row with it)."""
+
+    sft_data: str = "synthetic"
+    n_synthetic: PositiveInt = 200
+    split: Literal["train", "val", "test"] = "test"
+    split_seed: StrictInt = 42
+    max_samples: PositiveInt = 50000
+    max_length: PositiveInt = 2048
+    batch_size: PositiveInt = 1
+    method: str | None = None
+    methods: str | list[str] | None = None
+    bits: StrictInt | list[StrictInt] = [8, 4, 2]
+    router_modes: Literal[ROUTER_MODES] | list[Literal[ROUTER_MODES]] = list(ROUTER_MODES)  # type: ignore[valid-type]
+    metric_tokens: PositiveInt = 100000
+
+    @field_validator("method", "methods")
+    @classmethod
+    def _method(cls, v):
+        try:
+            for m in _as_list(v) if v is not None else []:
+                if m != "none":
+                    check_method(m)
+        except ManifestError as e:  # pydantic turns ValueErrors into located errors
+            raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("bits")
+    @classmethod
+    def _bits(cls, v):
+        try:
+            for b in _as_list(v):
+                check_bits(b)
+        except ManifestError as e:
+            raise ValueError(str(e)) from None
+        return v
 
 
 def tag(method: str, bits: int) -> str:

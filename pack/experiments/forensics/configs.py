@@ -34,8 +34,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator
 
 from ...errors import PackError
+from ...schema_errors import sentences
+from ...strict import Number, Strict
 
 EXPERIMENTS: dict[str, str | None] = {  # experiment_type -> the variable it tests
     "reference": None,
@@ -48,32 +53,73 @@ EXPERIMENTS: dict[str, str | None] = {  # experiment_type -> the variable it tes
     "tensor_parallel": "tp_size",
     "expert_parallel": "ep_size",
 }
-DEFAULTS = {
-    "model": "synthetic:tiny-qwen3-moe", "model_seed": 0, "dtype": "bfloat16", "attention": "auto",
-    "prompt_tokens": 6000, "decode_steps": 30, "layers": [1, 2, 4, 12, "last"], "positions": [-3, -2, -1],
-    "top_k": 10, "documents": "builtin", "request": "Provide a summary of the document above.",
-    "values": [], "baseline_row": None, "cpu_threads": None, "quantization_checkpoints": {},
-    "streams": {"matmul_size": 8192, "duty_cycle": 0.5}, "provider": None, "compile_backend": "inductor",
-    "deterministic": True,
-}
-KNOWN = set(DEFAULTS) | {"experiment_type"}
 # gptq/awq/bnb: a pre-quantized checkpoint (params.quantization_checkpoints); bnb-int8 (LLM.int8) and
 # bnb-nf4 (4-bit NormalFloat) quantize the loaded model on the fly with bitsandbytes, which is how a
 # synthetic model gets a quantized arm at all (no calibration data or pre-quantized weights needed).
 QUANT_METHODS = ("gptq", "bnb", "awq", "bnb-int8", "bnb-nf4")
 ON_THE_FLY = ("bnb-int8", "bnb-nf4")
+ATTENTION_VALUES = ("eager", "sdpa", "flash_attention_2")
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
-@dataclass(frozen=True)
-class Params:
-    experiment_type: str
-    raw: dict
+class Streams(Strict):
+    """The concurrent workload of exp5: square matmuls of this size, busy this fraction of the time."""
 
-    def __getattr__(self, name):
-        try:
-            return self.raw[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    matmul_size: PositiveInt = 8192
+    duty_cycle: Number = Field(0.5, ge=0, le=1)
+
+
+class Params(Strict):
+    """A forensics row's params (the one owner of them: `pack validate` checks every row with it)."""
+
+    experiment_type: Literal[tuple(EXPERIMENTS)]  # type: ignore[valid-type]
+    values: list[Any] = Field([], validate_default=True)
+    model: str = "synthetic:tiny-qwen3-moe"
+    model_seed: StrictInt = 0
+    dtype: str = "bfloat16"
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    prompt_tokens: PositiveInt = 6000
+    decode_steps: PositiveInt = 30
+    layers: list[StrictInt | Literal["last"]] = Field([1, 2, 4, 12, "last"], min_length=1)
+    positions: list[Annotated[StrictInt, Field(ge=-16, le=-1)]] = Field([-3, -2, -1], min_length=1)
+    top_k: PositiveInt = 10
+    documents: str | list[str] = "builtin"  # builtin, a .pdf / text file, or one file per batch row
+    request: str = "Provide a summary of the document above."
+    baseline_row: str | None = None
+    cpu_threads: PositiveInt | None = None
+    quantization_checkpoints: dict[Literal[QUANT_METHODS], str | None] = {}  # type: ignore[valid-type]
+    streams: Streams = Streams()
+    provider: str | None = None
+    compile_backend: str = "inductor"
+    deterministic: StrictBool = True
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, values, info):
+        et = info.data.get("experiment_type")
+        if et is None:
+            return values  # experiment_type itself is wrong; that error is enough
+        if et == "reference":
+            if values:
+                raise ValueError("must be empty for the reference experiment (it has no variable)")
+            return values
+        if not values:
+            raise ValueError(f"must list the values of {EXPERIMENTS[et]} to test")
+        if et in ("batch_size", "tensor_parallel", "expert_parallel"):
+            bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or v < 2]
+            if bad:
+                raise ValueError(f"for {et} must be integers >= 2 (got {bad})")
+        if et == "quantization" and (bad := [v for v in values if v not in QUANT_METHODS]):
+            raise ValueError(f"for quantization must be among {', '.join(QUANT_METHODS)} (got {bad})")
+        if et == "attention" and (bad := [v for v in values if v not in ATTENTION_VALUES]):
+            raise ValueError(f"for attention must be among {', '.join(ATTENTION_VALUES)} (got {bad})")
+        if et == "cuda_version" and (len(values) != 1 or not isinstance(values[0], str)):
+            raise ValueError("for cuda_version must be one version string such as ['11.8'] (one image per row)")
+        return values
+
+    @property
+    def raw(self) -> dict:
+        return self.model_dump()
 
     @property
     def variable(self) -> str | None:
@@ -83,46 +129,16 @@ class Params:
         """What must match for another run's baseline to stand in for this one's."""
         keys = ("model", "model_seed", "dtype", "attention", "prompt_tokens", "decode_steps", "layers",
                 "positions", "top_k", "documents", "request", "cpu_threads", "deterministic")
-        return {k: self.raw[k] for k in keys}
+        raw = self.raw
+        return {k: raw[k] for k in keys}
 
 
 def parse(params: dict) -> Params:
-    """Validate a row's params (one sentence per problem, raised as PackError)."""
-    unknown = sorted(set(params) - KNOWN)
-    if unknown:
-        import difflib
-
-        hints = [f"'{u}'" + (f" (did you mean '{c[0]}'?)" if (c := difflib.get_close_matches(u, KNOWN, n=1)) else "")
-                 for u in unknown]
-        raise PackError(f"unknown forensics param(s) {', '.join(hints)}; known: {', '.join(sorted(KNOWN))}")
-    et = params.get("experiment_type")
-    if et not in EXPERIMENTS:
-        raise PackError(f"params.experiment_type '{et}' is not one of {', '.join(EXPERIMENTS)}")
-    raw = {**DEFAULTS, **params}
-    for k in ("prompt_tokens", "decode_steps", "top_k"):
-        if isinstance(raw[k], bool) or not isinstance(raw[k], int) or raw[k] < 1:
-            raise PackError(f"params.{k} must be a positive integer (got {raw[k]!r})")
-    if not isinstance(raw["layers"], list) or not raw["layers"]:
-        raise PackError("params.layers must be a non-empty list such as [1, 2, 4, 12, last]")
-    values = raw["values"]
-    if et == "reference":
-        if values:
-            raise PackError("params.values must be empty for the reference experiment (it has no variable)")
-    elif not isinstance(values, list) or not values:
-        raise PackError(f"params.values must list the values of {EXPERIMENTS[et]} to test")
-    if et in ("batch_size", "tensor_parallel", "expert_parallel"):
-        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or v < 2]
-        if bad:
-            raise PackError(f"params.values for {et} must be integers >= 2 (got {bad})")
-    if et == "quantization":
-        bad = [v for v in values if v not in QUANT_METHODS]
-        if bad:
-            raise PackError(f"params.values for quantization must be among {', '.join(QUANT_METHODS)} (got {bad})")
-    if et == "attention" and any(v not in ("eager", "sdpa", "flash_attention_2") for v in values):
-        raise PackError("params.values for attention must be among eager, sdpa, flash_attention_2")
-    if et == "cuda_version" and (len(values) != 1 or not isinstance(values[0], str)):
-        raise PackError("params.values for cuda_version must be one version string such as ['11.8'] (one image per row)")
-    return Params(experiment_type=et, raw=raw)
+    """The row's params as a Params (pack validate has checked them; a direct caller gets a PackError)."""
+    try:
+        return Params.model_validate(params)
+    except ValidationError as e:
+        raise PackError("forensics params: " + "; ".join(sentences(e, Params, "params"))) from None
 
 
 def label_for(experiment_type: str, value) -> str:

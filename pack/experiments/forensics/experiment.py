@@ -26,6 +26,7 @@ from .configs import Config
 from .extraction import ExtractionSpec, check_positions, resolve_layers
 
 STATE = "forensics_state.json"
+Params = configs.Params  # the row's params model (registry.params_model), owned by configs
 
 
 def _now() -> str:

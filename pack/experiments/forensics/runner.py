@@ -157,8 +157,8 @@ def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: 
             from .streams import run_concurrent
 
             trace = artifacts / f"{cfg.label}.trace.json.gz" if ctx.rep_index == 0 else None
-            sig, extra = run_concurrent(decode, size=int(p.streams.get("matmul_size", 8192)),
-                                        duty_cycle=float(p.streams.get("duty_cycle", 0.5)), trace_path=trace)
+            sig, extra = run_concurrent(decode, size=p.streams.matmul_size,
+                                        duty_cycle=float(p.streams.duty_cycle), trace_path=trace)
             facts.update(extra)
         else:
             sig = decode()
