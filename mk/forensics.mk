@@ -7,9 +7,7 @@ forensics-smoke: setup
 	$(BIN)/pack analyze forensics runs/forensics --out reports/forensics
 
 forensics-test: setup
-	$(BIN)/python -m pytest -q tests/unit/test_forensics_params.py tests/unit/test_forensics_signals.py \
-		tests/integration/test_forensics_extraction.py tests/integration/test_forensics_run.py \
-		tests/integration/test_forensics_distributed.py tests/gpu/test_forensics_gpu.py
+	$(BIN)/python -m pytest -q -m forensics
 
 forensics-bench: setup
 	PYTHONPATH=. $(BIN)/python bench/forensics_overhead.py

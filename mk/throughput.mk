@@ -20,11 +20,6 @@ LLAMACPP_CMAKE_CUDA := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA
 LLAMACPP_CMAKE_ARGS ?= $(if $(filter 1,$(LLAMACPP_CUDA)),$(LLAMACPP_CMAKE_CUDA),$(LLAMACPP_CMAKE_CPU))
 LLAMACPP_STAMP := $(VENV)/.llamacpp-$(LLAMACPP_VERSION)-cuda$(LLAMACPP_CUDA)
 
-THROUGHPUT_TESTS := tests/unit/test_throughput_ab.py tests/unit/test_throughput_contamination.py \
-	tests/unit/test_paperb_parsers.py tests/unit/test_roofline.py tests/unit/test_gguf_check.py \
-	tests/integration/test_paperb_engine.py tests/integration/test_llamacpp_tiny.py \
-	tests/integration/test_throughput_hf_cpu.py
-
 .PHONY: llamacpp test-throughput bench-throughput
 
 llamacpp: $(LLAMACPP_STAMP)
@@ -48,7 +43,7 @@ $(LLAMACPP_STAMP): | $(VENV)/.installed
 	@touch $@
 
 test-throughput: $(LLAMACPP_STAMP)
-	$(BIN)/python -m pytest -q $(THROUGHPUT_TESTS)
+	$(BIN)/python -m pytest -q -m throughput
 
 bench-throughput: $(LLAMACPP_STAMP)
 	$(BIN)/python bench/throughput_overhead.py

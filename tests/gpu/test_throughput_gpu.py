@@ -13,7 +13,8 @@ import pytest
 
 from pack import gpuinfo
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpuinfo.has_cuda(), reason="needs a CUDA GPU")]
+pytestmark = [pytest.mark.throughput, pytest.mark.gpu,
+              pytest.mark.skipif(not gpuinfo.has_cuda(), reason="needs a CUDA GPU")]
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,6 +8,8 @@ from pack.errors import ManifestError
 from pack.experiments.ecmoe.hooks import StateWatcher, attach_compression, find_moe_blocks
 from pack.experiments.ecmoe.quantize import ReconStats, quant_dequant
 
+pytestmark = pytest.mark.ecmoe
+
 
 def _block(dtype=torch.float32):
     from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeSparseMoeBlock

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.ecmoe
+
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = ["ecmoe:task2-baseline", "ecmoe:task2-absmax.bits-8", "ecmoe:task2-absmax.bits-4",
         "ecmoe:task2-absmax.bits-2", "ecmoe:gsm8k-baseline"]

@@ -11,6 +11,8 @@ from pack.errors import ManifestError
 from pack.experiments.ecmoe import sft
 from pack.experiments.ecmoe.perplexity import evaluate
 
+pytestmark = pytest.mark.ecmoe
+
 
 @pytest.fixture(scope="module")
 def tok():

@@ -13,6 +13,8 @@ pytest.importorskip("transformers")
 from pack.cli import main  # noqa: E402
 from pack.experiments.forensics import uniform  # noqa: E402
 
+pytestmark = pytest.mark.forensics
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("row, label, name", [("exp7", "tp2", "tensor_parallel_experiment"),

@@ -13,6 +13,8 @@ from pack.experiments.forensics.extraction import ExtractionSpec, greedy_decode 
 from pack.experiments.forensics.prompts import build_batch, build_prompt  # noqa: E402
 from pack.models import sources, synthetic  # noqa: E402
 
+pytestmark = pytest.mark.forensics
+
 
 @pytest.fixture(scope="module")
 def tiny():

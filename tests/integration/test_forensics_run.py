@@ -17,6 +17,8 @@ from pack import results  # noqa: E402
 from pack.cli import main  # noqa: E402
 from pack.experiments.forensics import uniform  # noqa: E402
 
+pytestmark = pytest.mark.forensics
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

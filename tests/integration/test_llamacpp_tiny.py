@@ -14,6 +14,8 @@ from pack.models.gguf import check_gguf, synthetic_gguf  # noqa: E402
 from pack.run import execute  # noqa: E402
 from pack.verify import verify_run  # noqa: E402
 
+pytestmark = pytest.mark.throughput
+
 
 @pytest.fixture(scope="module")
 def tiny_gguf():

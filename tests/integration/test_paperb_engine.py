@@ -17,6 +17,8 @@ from pack.verify import verify_run
 ENGINE = r'''#!{python}
 """A stand-in for Paper B's engine: same flags, same output lines (written by the pack's tests)."""
 import json, math, os, sys
+
+pytestmark = pytest.mark.throughput
 args = sys.argv[1:]
 if "--version" in args:
     print("fake-axex-engine 0.1 (pack test)")

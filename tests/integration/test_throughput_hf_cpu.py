@@ -14,6 +14,8 @@ from pack.manifest import deep_merge, get_manifest  # noqa: E402
 from pack.run import execute  # noqa: E402
 from pack.verify import verify_run  # noqa: E402
 
+pytestmark = pytest.mark.throughput
+
 
 def run_smoke(tmp_path, reps=3, **params):
     m = get_manifest("paperB")

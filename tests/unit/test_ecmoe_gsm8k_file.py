@@ -7,6 +7,8 @@ import pytest
 from pack.errors import ManifestError
 from pack.experiments.ecmoe import gsm8k
 
+pytestmark = pytest.mark.ecmoe
+
 
 def _write(tmp_path, lines):
     p = tmp_path / "gsm8k.jsonl"

@@ -8,6 +8,8 @@ import torch
 from pack.errors import ManifestError
 from pack.experiments.ecmoe.quantize import ReconStats, check_bits, check_method, quant_dequant
 
+pytestmark = pytest.mark.ecmoe
+
 
 @pytest.mark.parametrize("bad", [3, 16, 0, True, "8", 8.0, None])
 def test_bits_outside_2_4_8_is_one_sentence(bad):

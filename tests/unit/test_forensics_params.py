@@ -10,6 +10,8 @@ from pack.experiments.forensics.analysis import classify, timepoints
 from pack.experiments.forensics.extraction import ExtractionSpec, check_positions, resolve_layers
 from pack.experiments.forensics.streams import overlap_from_trace
 
+pytestmark = pytest.mark.forensics
+
 
 def test_parse_rejects_unknown_params_with_a_hint():
     with pytest.raises(PackError, match=r"unknown key 'params.layer'; did you mean 'layers'\?"):

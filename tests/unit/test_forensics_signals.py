@@ -16,6 +16,8 @@ from pack.experiments.forensics import analysis, uniform  # noqa: E402
 from pack.experiments.forensics import signals as sigmod  # noqa: E402
 from pack.experiments.forensics.extraction import ExtractionSpec, Signals  # noqa: E402
 
+pytestmark = pytest.mark.forensics
+
 SPEC = ExtractionSpec(layers=(1, 2), positions=(-3, -2, -1), top_k=4, steps=5)  # P = 7
 H, KD = 8, 4
 

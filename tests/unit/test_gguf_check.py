@@ -6,6 +6,8 @@ import pytest
 from pack.fsio import sha256_file
 from pack.models.gguf import GGUFError, check_gguf
 
+pytestmark = pytest.mark.throughput
+
 
 def _write(path, n_vocab=64, d=32, layers=2):
     # Writing a GGUF needs the `gguf` package (pure Python: in the dev extra, and in pack[llamacpp]).

@@ -8,6 +8,8 @@ from pack.experiments import command
 from pack.experiments.throughput import paperb
 from pack.manifest import get_manifest
 
+pytestmark = pytest.mark.throughput
+
 LINES = "\n".join([
     "llama_model_loader: loaded meta data with 29 key-value pairs",
     "Decode-only: prefill 12.3 ms, 39.28 tok/s",

@@ -5,6 +5,8 @@ import pytest
 from pack.experiments.throughput import roofline
 from pack.models.gguf import GGUFInfo
 
+pytestmark = pytest.mark.throughput
+
 
 def _info(tied=False):
     tb = {"token_embd.weight": 32000 * 4096 * 2, "blk.0.attn_q.weight": 1000, "output_norm.weight": 100}

@@ -13,6 +13,8 @@ from pack.experiments.throughput.params import ab_config
 BASE = [39.234, 39.280, 39.326]  # std 0.046
 NOISY_21X = [39.070, 39.280, 39.490]  # std 0.210: (0.210 / 0.046)^2 = 20.8x
 
+pytestmark = pytest.mark.throughput
+
 
 def spread(std, mean=39.28, decimals=4):
     return [round(mean - std, decimals), mean, round(mean + std, decimals)]

@@ -5,7 +5,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from pack.experiments.throughput import contamination as c
+
+pytestmark = pytest.mark.throughput
 
 
 def test_foreign_by_pid_when_pids_are_visible():

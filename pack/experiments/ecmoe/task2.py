@@ -52,7 +52,7 @@ class Params(model_io.ModelParams):
     method: str | None = None
     methods: str | list[str] | None = None
     bits: StrictInt | list[StrictInt] = [8, 4, 2]
-    router_modes: Literal[ROUTER_MODES] | list[Literal[ROUTER_MODES]] = list(ROUTER_MODES)  # type: ignore[valid-type]
+    router_modes: str | list[str] = list(ROUTER_MODES)
     metric_tokens: PositiveInt = 100000
 
     @field_validator("method", "methods")
@@ -64,6 +64,14 @@ class Params(model_io.ModelParams):
                     check_method(m)
         except ManifestError as e:  # pydantic turns ValueErrors into located errors
             raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("router_modes")
+    @classmethod
+    def _modes(cls, v):
+        for mode in _as_list(v):
+            if mode not in ROUTER_MODES:
+                raise ValueError(f"{mode!r} is not a router mode; use compressed or uncompressed")
         return v
 
     @field_validator("bits")
