@@ -231,9 +231,9 @@ def check_params(row: Row, path: Path, lines: dict, i: int, rid: str) -> list[st
     Each error names the line of the param key (the scale's override, else the row's, the matrix
     axis or the manifest's defaults), so a typo is found by `pack validate`, not by a paid run.
     """
-    model = registry.params_model(row.experiment) if registry.known(row.experiment) else None
-    if model is None:
-        return []
+    if not registry.known(row.experiment):
+        return []  # _check_refs names the unknown experiment
+    model = registry.params_model(row.experiment)
     by_scale: dict[str, list[str]] = {}
     for scale in SCALES:
         try:

@@ -47,9 +47,12 @@ def load(name: str):
 
 
 def params_model(name: str):
-    """The experiment's `Params` model (a pydantic class), or None while it has none."""
+    """The experiment's `Params` model (a pack.strict.Strict class); every experiment has one."""
     from .errors import ManifestError
 
     if name not in EXPERIMENTS:
         raise ManifestError(unknown_message(name))
-    return getattr(importlib.import_module(EXPERIMENTS[name]), "Params", None)
+    module = importlib.import_module(EXPERIMENTS[name])
+    if not hasattr(module, "Params"):
+        raise TypeError(f"{module.__name__} exports no Params model; every experiment needs one (see pack/registry.py)")
+    return module.Params

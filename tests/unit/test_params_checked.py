@@ -39,15 +39,7 @@ def _problems(f: Path) -> str:
     return str(e.value)
 
 
-# Transition (issue 11 item 3): other helpers are writing the remaining Params models; these skips go
-# once they have landed.
-MISSING = [n for n in registry.EXPERIMENTS if registry.params_model(n) is None]
-
-
-@pytest.mark.skipif(bool(MISSING), reason=f"transition: no Params model yet for {MISSING}")
 def test_every_registered_experiment_has_a_light_params_model():
-    missing = [n for n in registry.EXPERIMENTS if registry.params_model(n) is None]
-    assert missing == [], f"experiments without a Params model: {missing}"
     for name in registry.EXPERIMENTS:
         model = registry.params_model(name)
         assert issubclass(model, Strict) and issubclass(model, BaseModel), name
@@ -63,9 +55,8 @@ def test_the_repository_rows_pass_their_params_models():
     for m in manifest.all_manifests():
         for r in m.rows:
             model = registry.params_model(r.experiment)
-            if model is not None:
-                for scale in manifest.SCALES:
-                    model.model_validate(r.at(scale).params)
+            for scale in manifest.SCALES:
+                model.model_validate(r.at(scale).params)
 
 
 def test_a_typo_in_a_forensics_param_is_found_with_its_line_and_a_hint(tmp_path, monkeypatch):
@@ -102,7 +93,6 @@ def _command_row_with_ab(m) -> tuple[int, object] | None:
     return None
 
 
-@pytest.mark.skipif(registry.params_model("command") is None, reason="transition: no command Params yet")
 def test_a_typo_in_a_command_rows_ab_block_is_found_by_validate(tmp_path, monkeypatch):
     """Whatever `Params` the registry returns for `command` must refuse an unknown key inside params.ab."""
     home = _home(tmp_path, monkeypatch)
