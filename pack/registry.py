@@ -28,6 +28,7 @@ EXPERIMENTS: dict[str, str] = {
     "ecmoe_gsm8k": "pack.experiments.ecmoe.gsm8k",
     "latent_inference": "pack.experiments.latent_inference",
     "forensics": "pack.experiments.forensics.experiment",
+    "dense_quant": "pack.experiments.dense_quant",
 }
 
 def known(name: str) -> bool:
