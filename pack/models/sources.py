@@ -82,7 +82,7 @@ def dequantized_checkpoint(spec: str) -> Path:
     import os
 
     transformers = require("transformers", "hf", "loading a GGUF file in transformers")
-    require("gguf", "hf", "loading a GGUF file in transformers")
+    require("gguf", "gguf", "loading a GGUF file in transformers")
     gguf_path = packaged.resolve(spec)
     pf = packaged.parse(spec)
     out = gguf_path.parent / f"{gguf_path.stem}.hf-float32-tf{transformers.__version__}"

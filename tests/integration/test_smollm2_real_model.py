@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("transformers")
-pytest.importorskip("gguf", reason="loading a GGUF in transformers needs the gguf package (pack[hf])")
+pytest.importorskip("gguf", reason="loading a GGUF in transformers needs the gguf package (pack[gguf])")
 
 from pack.models import packaged  # noqa: E402
 
