@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,8 +242,31 @@ def synthetic_gguf(name: str = "tiny-llama", *, seed: int = 0, qtype: str = "F32
     key = hashlib.sha256(json.dumps([name, seed, qtype, overrides, 2], sort_keys=True).encode()).hexdigest()[:12]
     path = cache / f"{name}-s{seed}-{qtype}-{key}.gguf"
     if not path.is_file():
-        write_synthetic_gguf(path, name, seed=seed, qtype=qtype, **overrides)
+        if "torch" in sys.modules:
+            write_synthetic_gguf(path, name, seed=seed, qtype=qtype, **overrides)
+        else:
+            _write_in_child(path, name, seed, qtype, overrides)
     return path
+
+
+def _write_in_child(path: Path, name: str, seed: int, qtype: str, overrides: dict) -> None:
+    """Write the GGUF in a child process, so a process that has not loaded torch never does.
+
+    Building the random model needs torch; a process that then loads a CUDA build of llama.cpp
+    segfaults at model load when torch's CUDA libraries are already in it (its cuBLAS and the
+    toolkit's share a soname; seen on an H200, 2026-12-02). The child's result is the same file.
+    """
+    import json
+    import subprocess
+
+    code = ("import json, sys; from pathlib import Path; from pack.models.gguf import write_synthetic_gguf as w; "
+            "a = json.loads(sys.argv[1]); w(Path(a['path']), a['name'], seed=a['seed'], qtype=a['qtype'], "
+            "**a['overrides'])")
+    args = json.dumps({"path": str(path), "name": name, "seed": seed, "qtype": qtype, "overrides": overrides})
+    p = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True)
+    if p.returncode != 0:
+        last = (p.stderr or "").strip().splitlines()[-1:] or [f"exit {p.returncode}"]
+        raise GGUFError(f"writing the synthetic GGUF {path} failed: {last[0]}")
 
 
 def resolve_model(spec: str, *, seed: int = 0, qtype: str = "F32") -> Path:
