@@ -57,6 +57,7 @@ def test_throughput_params_errors():
     row = get_manifest("paperB").row("llamacpp-null").at("smoke").params
     with pytest.raises(ManifestError, match=r"params.type_k: Input should be 'f32', 'f16' or 'q8_0'"):
         validated(llamacpp.Params, row | {"type_k": "q4"}, "throughput_llamacpp")
+    assert validated(llamacpp.Params, row | {"type_k": "F16"}, "throughput_llamacpp").type_k == "f16"
     with pytest.raises(ManifestError, match=r"params.arms.mcr.n_thread .*did you mean 'n_threads'"):
         validated(llamacpp.Params, row | {"arms": {"mcr": {"n_thread": 2}}}, "throughput_llamacpp")
     hrow = get_manifest("paperB").row("harness-null").at("smoke").params

@@ -32,6 +32,8 @@ import os
 import time
 from typing import Literal
 
+from pydantic import field_validator
+
 from ...errors import PackError, require
 from ...fsio import sha256_file
 from ...results import RepResult, RunContext
@@ -58,8 +60,13 @@ class ArmSettings(Strict):
     seed: int | None = None
     model_sha256: str | None = None
     qtype: str | None = None
-    type_k: Literal["f32", "f16", "q8_0"] | None = None
+    type_k: Literal["f32", "f16", "q8_0"] | None = None  # KV_TYPES; "F16" is read as f16, as llama.cpp does
     type_v: Literal["f32", "f16", "q8_0"] | None = None
+
+    @field_validator("type_k", "type_v", mode="before")
+    @classmethod
+    def _lower(cls, v):
+        return v.lower() if isinstance(v, str) else v
 
 
 class Params(ThroughputParams, ArmSettings):
