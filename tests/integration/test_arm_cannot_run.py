@@ -11,6 +11,8 @@ from pack.manifest import Target, get_manifest
 from pack.run import execute
 from pack.verify import verify_run
 
+pytestmark = pytest.mark.throughput
+
 
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is not None,
                     reason="llama-cpp-python is installed here: this test needs it absent")

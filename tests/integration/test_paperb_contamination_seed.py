@@ -17,6 +17,8 @@ from pack.manifest import Target, deep_merge, get_manifest
 from pack.run import execute
 from pack.verify import verify_run
 
+pytestmark = pytest.mark.throughput
+
 ENGINE = r'''#!{python}
 """Stand-in for Paper B's engine: prints its timing lines; the rate per call comes from FAKE_SERIES_<ARM>."""
 import json, os, sys

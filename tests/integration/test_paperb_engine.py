@@ -14,11 +14,11 @@ from pack.manifest import Target, deep_merge, get_manifest
 from pack.run import execute
 from pack.verify import verify_run
 
+pytestmark = pytest.mark.throughput
+
 ENGINE = r'''#!{python}
 """A stand-in for Paper B's engine: same flags, same output lines (written by the pack's tests)."""
 import json, math, os, sys
-
-pytestmark = pytest.mark.throughput
 args = sys.argv[1:]
 if "--version" in args:
     print("fake-axex-engine 0.1 (pack test)")

@@ -9,6 +9,8 @@ from pack.experiments.throughput import hf, llamacpp
 from pack.experiments.throughput.params import validated
 from pack.manifest import get_manifest
 
+pytestmark = pytest.mark.throughput
+
 MODELS = {"command": command.Params, "throughput_llamacpp": llamacpp.Params, "throughput_hf": hf.Params}
 PAPERS = ["paperB", "latent-bridge", "local-ablation"]
 

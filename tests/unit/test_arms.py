@@ -6,6 +6,8 @@ from pack.errors import PackError
 from pack.experiments import arms
 from pack.results import RunContext
 
+pytestmark = pytest.mark.throughput
+
 
 class RecordingWatch:
     """A watch that records what it saw; its reasons and record go into the repetition."""
