@@ -15,8 +15,9 @@ metrics, per configuration c and batch size b:
     c.prompt_tokens                 tokens the receiver reads before generating
     c.b<b>.ms_per_sample            wall time of all batches / samples (after one warm-up batch)
     c.b<b>.samples_per_s            throughput
-    c.b<b>.kv_cache_mb              KV-cache size at the end of generation (analytic: 2 x layers x
-                                    kv heads x head dim x tokens x batch x bytes per value)
+    c.b<b>.kv_cache_mb              KV-cache bytes of the first batch at the end of generation, read
+                                    from the cache generate returns (prompt + new tokens - 1: the last
+                                    token's keys and values are never computed)
     c.b<b>.peak_mem_gb              torch.cuda.max_memory_allocated during generation (CUDA only)
     c.b<b>.extra_mem_gb             that peak minus the memory held before generation (activations + KV)
     latent<k>.b<b>.speedup          text ms_per_sample / latent ms_per_sample
@@ -161,7 +162,7 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
                 mask = torch.ones(first.shape[:2], dtype=torch.long, device=dev)
                 with torch.inference_mode():
                     return model.generate(**inputs, attention_mask=mask, max_new_tokens=new, min_new_tokens=new,
-                                          do_sample=False, pad_token_id=pad)
+                                          do_sample=False, pad_token_id=pad, return_dict_in_generate=True)
 
             for _ in range(p.warmup):
                 run(chunks[0])
@@ -170,19 +171,22 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
                 torch.cuda.reset_peak_memory_stats(dev)
                 before = torch.cuda.memory_allocated(dev)
             t0 = time.perf_counter()
+            first_cache = None
             for rows in chunks:
                 out = run(rows)
+                if first_cache is None:  # the first batch is a full one (b sequences, or all n if fewer)
+                    first_cache = cache_nbytes(out.past_key_values)
             if cuda:
                 torch.cuda.synchronize(dev)
             wall = time.perf_counter() - t0
-            produced = out.shape[1] - (length if k is None else 0)
+            produced = out.sequences.shape[1] - (length if k is None else 0)
             if produced != new:
                 res.errors[f"{name}.b{b}"] = f"generated {produced} tokens instead of the pinned {new}"
                 continue
             pre = f"{name}.b{b}"
             res.metrics[f"{pre}.ms_per_sample"] = 1000.0 * wall / n
             res.metrics[f"{pre}.samples_per_s"] = n / wall
-            res.metrics[f"{pre}.kv_cache_mb"] = kv_cache_bytes(model.config, length + new, b, dtype.itemsize) / 2**20
+            res.metrics[f"{pre}.kv_cache_mb"] = first_cache / 2**20
             row = {"config": name, "batch": b, "prompt_tokens": length, "ms_per_sample": res.metrics[f"{pre}.ms_per_sample"],
                    "samples_per_s": res.metrics[f"{pre}.samples_per_s"], "kv_cache_mb": res.metrics[f"{pre}.kv_cache_mb"]}
             if cuda:
