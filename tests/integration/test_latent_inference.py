@@ -38,7 +38,7 @@ def test_params_are_checked_before_the_model_loads(tmp_path):
 
     ctx = RunContext(run_dir=tmp_path, rep_dir=tmp_path, rep_index=0, reps=1, scale="smoke", seed=0, device="cpu",
                      hardware="cpu", deadline=time.monotonic() + 600, cache=CACHE)
-    with pytest.raises(ManifestError, match=r"params.batch_sizes.0: Input should be greater than or equal to 1"):
+    with pytest.raises(ManifestError, match=r"'params.batch_sizes\[0\]': Input should be greater than or equal to 1"):
         latent_inference.run_rep({"model": "synthetic:tiny-llama", "batch_sizes": [0]}, ctx)
-    with pytest.raises(ManifestError, match=r"params.max_new_token: unknown key; did you mean 'max_new_tokens'"):
+    with pytest.raises(ManifestError, match=r"unknown key 'params.max_new_token'; did you mean 'max_new_tokens'"):
         latent_inference.run_rep({"model": "synthetic:tiny-llama", "max_new_token": 3}, ctx)

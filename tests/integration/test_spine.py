@@ -266,11 +266,13 @@ def test_cpu_row_reference_holds_on_any_host(pack):
 
 def test_bad_input_inside_a_rep_is_recorded_not_left_running(pack, home, tmp_path):
     text = (home / "manifests" / "latent-bridge.yaml").read_text()
-    text = text.replace("formats: [fp16, int8, int6, int4]", "formats: [fp16, int3]", 1)
+    # Params are checked when the manifest loads; a missing input file is only found inside the rep.
+    text = text.replace("      prompts: synthetic\n", "      prompts: data/absent_gsm8k.jsonl\n", 1)
     (home / "manifests" / "latent-bridge.yaml").write_text(text)
     res = pack("run", "wire-compression")
-    assert res.returncode == 2 and "unknown format 'int3'" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "absent_gsm8k.jsonl (params.prompts) not found" in res.stderr
+    assert "Traceback" not in res.stderr
     run = latest(tmp_path / "runs", "latent-bridge", "wire-compression")
     rec = json.loads((run / "run.json").read_text())
-    assert rec["status"] == "error" and "int3" in rec["errors"]["__run__"]
+    assert rec["status"] == "error" and "absent_gsm8k.jsonl" in rec["errors"]["__run__"]
     assert "ERROR" in pack("verify", run).stdout

@@ -33,14 +33,13 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StrictInt, field_validator
 
 from ... import fsio
 from ...errors import ManifestError, require
 from ...results import RepResult, RunContext
-from ...strict import Strict
 from ..params import parse
 from . import model_io
 from .hooks import Hooks, attach_compression, find_moe_blocks
@@ -54,14 +53,9 @@ HOWTO = ("make it with `python -c \"from datasets import load_dataset; load_data
          "split='test').to_json('{path}')\"` (docs/ecmoe.md)")
 
 
-class Params(Strict):
+class Params(model_io.ModelParams):
     """A GSM8K row's params (the one owner of them)."""
 
-    model: str
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    device_map: str | None = None
-    seed: StrictInt = 0
-    experts_implementation: str | None = None
     backend: str = "hf"
     gsm8k_data: str = "synthetic"
     n_synthetic: PositiveInt = 20
