@@ -56,7 +56,8 @@ from ..results import RepResult, RunContext
 from ..strict import Number, Strict, close_matches
 from . import arms as arm_loop
 from .argv import TEMPLATE, render_args
-from .throughput.params import ArmParams, validated
+from .params import parse as parse_params
+from .throughput.params import ArmParams
 
 TAIL_LINES = 12
 TAKES = ("last", "first", "mean", "sum", "count", "max", "min")
@@ -251,7 +252,7 @@ def parse(text: str, parsers: list[Parser | dict], arm: str) -> Parsed:
     unmatched = []
     lines = text.splitlines()
     for p in parsers:
-        p = p if isinstance(p, Parser) else validated(Parser, p, "command")
+        p = p if isinstance(p, Parser) else parse_params(Parser, p, "command parser")
         if p.arms and arm not in p.arms:
             continue
         found: dict[str, list] = {}
@@ -295,7 +296,7 @@ def tail(path: Path, n: int = TAIL_LINES) -> str:
 
 
 def run_rep(params: dict, ctx: RunContext) -> RepResult:
-    p = validated(Params, params, "command")
+    p = parse_params(Params, params, "command")
     arms = p.arm_specs()
     prog = resolve_program(p)
     if prog.problem:  # nothing can run: every arm is an error (the runner exits non-zero)
@@ -314,7 +315,7 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
 
 def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult:
     """A/B statistics over the arms when the row declares params.ab; nothing otherwise."""
-    p = validated(Params, params, "command")
+    p = parse_params(Params, params, "command")
     if p.ab is None:
         return RepResult()
     return arm_loop.summarize(params, ctx, reps, arms=list(p.arm_specs()),

@@ -19,7 +19,7 @@ def test_take_max_min_and_unknown_take():
     for take, want in [("max", 0.815), ("min", 0.29), ("last", 0.36)]:
         metrics, _ = command.parse(LOG, [{"regex": PEAK, "take": take}], "a")
         assert metrics == {"acc": want}
-    with pytest.raises(ManifestError, match="params.take: Input should be 'last', 'first'"):
+    with pytest.raises(ManifestError, match="'params.take': Input should be 'last', 'first'"):
         command.parse(LOG, [{"name": "p", "regex": PEAK, "take": "biggest"}], "a")
 
 

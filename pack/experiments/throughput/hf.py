@@ -23,8 +23,9 @@ import time
 from ...errors import PackError, require
 from ...results import RepResult, RunContext
 from ...strict import Strict
+from ..params import parse
 from . import harness, roofline
-from .params import ThroughputParams, validated
+from .params import ThroughputParams
 
 
 class ArmSettings(Strict):
@@ -181,7 +182,7 @@ class Backend:
 
 
 def run_rep(params: dict, ctx: RunContext) -> RepResult:
-    validated(Params, params, "throughput_hf")
+    parse(Params, params, "throughput_hf")
     return harness.run_rep(Backend, params, ctx)
 
 

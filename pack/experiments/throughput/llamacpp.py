@@ -38,8 +38,9 @@ from ...errors import PackError, require
 from ...fsio import sha256_file
 from ...results import RepResult, RunContext
 from ...strict import Strict
+from ..params import parse
 from . import harness, roofline
-from .params import ThroughputParams, validated
+from .params import ThroughputParams
 
 LOAD_KEYS = ("model", "n_gpu_layers", "n_threads", "n_threads_batch", "n_batch", "n_ctx", "flash_attn",
              "use_mmap", "seed", "model_sha256", "qtype", "type_k", "type_v")
@@ -245,7 +246,7 @@ class Backend:
 
 
 def run_rep(params: dict, ctx: RunContext) -> RepResult:
-    validated(Params, params, "throughput_llamacpp")
+    parse(Params, params, "throughput_llamacpp")
     return harness.run_rep(Backend, params, ctx)
 
 

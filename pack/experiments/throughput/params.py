@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ValidationError
-
-from ...strict import Number, Strict, did_you_mean
+from ...strict import Number, Strict
 from .ab import ABConfig
 
 
@@ -69,46 +67,6 @@ class _ABOnly(Strict):
 
 def ab_config(params: dict) -> ABConfig:
     """params.ab of any arm row (defaults when absent), checked like the rest of the row's params."""
-    return validated(_ABOnly, {"ab": params.get("ab")}, "").ab or ABConfig()
+    from ..params import parse
 
-
-def validated(model: type[Strict], params: dict, experiment: str):
-    """params as `model`; a bad key or value is one ManifestError sentence (did-you-mean for typos).
-    `pack validate` reports the same problems with file:line before a run."""
-    try:
-        return model.model_validate(params)
-    except ValidationError as e:
-        from ...errors import ManifestError
-
-        problems = []
-        for err in e.errors(include_url=False):
-            loc = [str(p) for p in err["loc"] if isinstance(p, int) or "[" not in str(p)]
-            where = "params." + ".".join(loc) if loc else "params"
-            if err["type"] == "extra_forbidden":
-                owner = _model_at(model, loc[:-1])
-                hint = did_you_mean(loc[-1], owner.model_fields) if owner else ""
-                hint = f"; {hint}" if hint else ""
-                of_row = f" of a {experiment} row" if experiment else ""
-                problems.append(f"{where} is not a known key{of_row}{hint}")
-            else:
-                problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-        raise ManifestError("; ".join(problems)) from None
-
-
-def _model_at(model, loc: list[str]):
-    """The model owning the last key of a field path (dict keys and list indexes are stepped over)."""
-    for part in loc:
-        fields = getattr(model, "model_fields", None)
-        if fields is not None and part in fields:
-            model = _inner_model(fields[part].annotation)
-    return model if hasattr(model, "model_fields") else None
-
-
-def _inner_model(ann):
-    if isinstance(ann, type) and hasattr(ann, "model_fields"):
-        return ann
-    for a in getattr(ann, "__args__", ()):
-        m = _inner_model(a)
-        if m is not None:
-            return m
-    return None
+    return parse(_ABOnly, {"ab": params.get("ab")}, "A/B statistics").ab or ABConfig()
