@@ -6,6 +6,7 @@ A Target (hardware class + image variant) is what a row needs; the catalogue say
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -113,6 +114,44 @@ def get_hardware(name: str) -> Hardware:
     if name not in table:
         raise ManifestError(unknown("hardware", name, table, paths.manifests_dir() / "hardware.yaml"))
     return table[name]
+
+
+@dataclass(frozen=True)
+class HardwareMatch:
+    """A --hw / PACK_HW name resolved against the catalogue and the GPUs this machine reports."""
+
+    name: str
+    hardware: Hardware
+    mismatch: str | None  # why the detected GPUs are not what the catalogue entry says; None when they are
+
+
+def resolve_hardware(name: str, detected_gpu_models: list[str]) -> HardwareMatch:
+    """The catalogue entry for `name` (unknown: refused, with every catalogue name listed) and whether
+    the GPUs detected here (NVML names) agree with it: model by `tolerance.gpu_matches` (exact, never
+    a substring), and at least its GPU count. A class without a GPU disagrees with any GPU present.
+    """
+    table = hardware()
+    if name not in table:
+        close = did_you_mean(name, table, listing=False)
+        raise ManifestError(f"unknown hardware '{name}' (from --hw or PACK_HW; see "
+                            f"{paths.manifests_dir() / 'hardware.yaml'}); {close + ' ' if close else ''}"
+                            f"the catalogue has: {', '.join(sorted(table))}")
+    hw = table[name]
+    return HardwareMatch(name, hw, _mismatch(name, hw, list(detected_gpu_models)))
+
+
+def _mismatch(name: str, hw: Hardware, detected: list[str]) -> str | None:
+    from .tolerance import gpu_matches
+
+    have = f"{len(detected)} GPU(s): {', '.join(detected)}" if detected else "no GPU"
+    if hw.gpu_count == 0:
+        return f"hardware '{name}' has no GPU but this machine has {have}" if detected else None
+    want = f"{hw.gpu_count}× {hw.gpu if hw.gpu and hw.gpu != 'any' else 'GPU'}"
+    if len(detected) < hw.gpu_count:
+        return f"hardware '{name}' is {want} but this machine has {have}"
+    if hw.gpu and hw.gpu != "any" and not all(gpu_matches(hw.gpu, [m]) for m in detected[: hw.gpu_count]):
+        return f"hardware '{name}' is {want} but this machine has {have}"
+    return None
 
 
 def unknown(kind: str, name: str, known, where: Path) -> str:

@@ -188,6 +188,9 @@ def run(rows, scale, reps, resume, out, hw, seed):
 
     runs_root = out.resolve() if out else paths.runs_dir()
     hw = hw or local_hardware_name()
+    from .catalog import resolve_hardware
+
+    resolve_hardware(hw, [])  # an unknown --hw / PACK_HW is refused before any row starts
     papers = {m.paper: m for m in usable_manifests()}
     todo, explicit = [], True
     for ref in rows:

@@ -133,6 +133,7 @@ def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: b
             hw_name: str | None = None, seed: int = 0) -> Path:
     """Run (or resume) one row at one scale; return the run directory. Raises NotRunnableHere early."""
     hw_name = hw_name or local_hardware_name()
+    catalog.resolve_hardware(hw_name, [])  # an unknown --hw / PACK_HW is refused before anything is written
     check_runnable(rrow, hw_name)
     module = registry.load(rrow.row.experiment)
     row_dir = runs_root / manifest.paper / rrow.id
@@ -169,6 +170,7 @@ class _Runner:
             experiment=rrow.row.experiment, scale=rrow.scale, params=rrow.params,
             params_hash=rrow.params_hash(), target=rrow.target.model_dump(),
             hardware=hw_name, gpu_models=self.gpu_models,
+            hardware_mismatch=catalog.resolve_hardware(hw_name, self.gpu_models).mismatch,
             image=os.environ.get("PACK_IMAGE_VARIANT") or None,
             seed=seed, reps_planned=rrow.reps, max_runtime_s=rrow.max_runtime_s,
             status=RunStatus.running, started_at=(previous.started_at if previous else None) or _now(),

@@ -96,6 +96,7 @@ class RunRecord(Record):
     target: dict[str, Any]
     hardware: str
     gpu_models: list[str]
+    hardware_mismatch: str | None = None  # detected GPUs differ from `hardware` (catalog.resolve_hardware)
     image: str | None = None
     seed: int
     reps_planned: int

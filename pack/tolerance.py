@@ -406,6 +406,8 @@ class Scope(Strict):
             return f"expectation holds at scale {'/'.join(self.scale)}; this run was scale {run.get('scale')}"
         if self.hardware and run.get("hardware") not in self.hardware:
             return f"expectation holds on {', '.join(self.hardware)}; this run was on {run.get('hardware')}"
+        if self.hardware and run.get("hardware_mismatch"):  # the run's --hw is not what it ran on
+            return f"expectation holds on {', '.join(self.hardware)}; {run['hardware_mismatch']}"
         if not self.gpu_matches(run.get("gpu_models") or []):
             had = ", ".join(run.get("gpu_models") or ["no GPU"])
             return f"expectation holds on GPU {', '.join(self.gpu)}; this run had {had}"

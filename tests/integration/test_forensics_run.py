@@ -214,10 +214,16 @@ def test_non_determinism_is_reported_with_the_first_divergence_and_stops(tmp_pat
     assert (d / "reps" / "rep-001" / "signals.safetensors").is_file()  # both versions are kept
 
 
-def test_files_from_two_machines_merge_into_a_cross_hardware_analysis(ci_runs, tmp_path, capsys):
+def test_files_from_two_machines_merge_into_a_cross_hardware_analysis(ci_runs, tmp_path, capsys, monkeypatch):
     """A second 'machine' (the same CPU under another hardware label) gives the cross-hardware path:
     identical numerics there, so the noise is 0 and eager attention is Strong (SNR infinite)."""
     out_dir, _, _ = ci_runs
+    home = tmp_path / "home"  # --hw must be a catalogue name: this catalogue knows a second CPU machine
+    shutil.copytree(ROOT / "manifests", home / "manifests")
+    shutil.copytree(ROOT / "expected", home / "expected")
+    with open(home / "manifests" / "hardware.yaml", "a") as f:
+        f.write("  cpu-b: {provider: local, description: a second CPU machine (test)}\n")
+    monkeypatch.setenv("PACK_HOME", str(home))
     code, _, err = pack(capsys, "run", "exp0", "exp4", "--hw", "cpu-b", "--out", str(tmp_path / "b"))
     assert code == 0, err[-2000:]
     code, out, _ = pack(capsys, "analyze", "forensics", str(out_dir / "forensics" / "exp0"), str(out_dir / "forensics" / "exp4"),
