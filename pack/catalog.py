@@ -58,10 +58,12 @@ class ImageVariant(Strict):
     base: str  # pinned base image
     cuda_arch: str | None = None  # TORCH_CUDA_ARCH_LIST / CMAKE_CUDA_ARCHITECTURES
     description: str = ""
-    torch_on_pypi: bool = False  # PyPI's torch==<torch> wheel is this CUDA build (the lock takes it from PyPI)
+    # PyPI's torch==<torch> wheel is this CUDA build (the lock takes it from PyPI)
+    torch_on_pypi: bool = False
     packages: dict[str, str] = {}  # pip name -> exact version (top-level pins; the lock adds the rest)
     compile_from_source: list[str] = []  # packages built against torch/CUDA after the lock is installed
-    pack_extras: list[str] = []  # the pack's extras installed in the image (their requirements come from the lock)
+    # the pack's extras installed in the image (their requirements come from the lock)
+    pack_extras: list[str] = []
     backends: list[str] = []  # what this image can run: hf, awq, gptq, bnb, vllm, flash-attn, llamacpp
     omitted: dict[str, str] = {}  # backend -> why it is not in this image
     local: LocalBuild = LocalBuild(build=False, why="not stated")
@@ -88,7 +90,8 @@ def _load(path: Path, model):
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ManifestError(describe(e, path, lines, models_by_loc=lambda loc: fields_at(model, loc))) from None
+        problems = describe(e, path, lines, models_by_loc=lambda loc: fields_at(model, loc))
+        raise ManifestError(problems) from None
 
 
 @lru_cache(maxsize=4)

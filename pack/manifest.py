@@ -54,7 +54,8 @@ class MetricSpec(Strict):
 
 
 class ScaleProfile(Strict):
-    """A scale's overrides: `smoke` runs on a CPU with tiny synthetic inputs, `full` is the paper's setting."""
+    """A scale's overrides: `smoke` runs on a CPU with tiny synthetic inputs, `full` is the paper's
+    setting."""
 
     params: dict[str, Any] = {}
     target: Target | None = None
@@ -103,7 +104,8 @@ class Row(Strict):
             target=prof.target or self.target,
             reps=prof.reps or self.reps,
             max_runtime_s=prof.max_runtime_s or self.max_runtime_s,
-            runtime_estimate_s=self.runtime_estimate_s if prof.runtime_estimate_s is None else prof.runtime_estimate_s,
+            runtime_estimate_s=(self.runtime_estimate_s if prof.runtime_estimate_s is None
+                                else prof.runtime_estimate_s),
         )
 
 
@@ -159,7 +161,8 @@ def deep_merge(base: dict, over: dict) -> dict:
 def expand_matrix(raw: dict) -> list[dict]:
     """`matrix: {rank: [256, 512]}` on row `sweep` -> rows `sweep.rank-256`, `sweep.rank-512`."""
     matrix = raw.get("matrix")
-    if not isinstance(matrix, dict) or not matrix or not all(isinstance(v, list) and v for v in matrix.values()):
+    if (not isinstance(matrix, dict) or not matrix
+            or not all(isinstance(v, list) and v for v in matrix.values())):
         return [raw]
     keys = list(matrix)
     out = []
@@ -300,12 +303,12 @@ def manifest_files() -> list[Path]:
     """The paper manifests; a manifests folder that is missing or holds none is an error naming it."""
     d = paths.manifests_dir()
     if not d.is_dir():
-        raise ManifestError(f"{d}: no manifests folder here ({paths.where_from()}); point PACK_HOME at a checkout "
-                            f"of the pack or run from inside one")
+        raise ManifestError(f"{d}: no manifests folder here ({paths.where_from()}); point PACK_HOME at a "
+                            f"checkout of the pack or run from inside one")
     files = sorted(p for p in d.glob("*.yaml") if p.name not in NON_MANIFESTS)
     if not files:
-        raise ManifestError(f"{d}: holds no paper manifests (*.yaml) ({paths.where_from()}); point PACK_HOME at "
-                            f"a checkout of the pack")
+        raise ManifestError(f"{d}: holds no paper manifests (*.yaml) ({paths.where_from()}); point "
+                            f"PACK_HOME at a checkout of the pack")
     return files
 
 

@@ -52,7 +52,10 @@ def expand_refs(refs: list[str] | tuple[str, ...]) -> list[tuple]:
     papers = {m.paper: m for m in usable_manifests()}
     out, seen = [], set()
     for ref in refs:
-        pairs = [(papers[ref], r, False) for r in papers[ref].rows] if ref in papers else [(*find_row(ref), True)]
+        if ref in papers:
+            pairs = [(papers[ref], r, False) for r in papers[ref].rows]
+        else:
+            pairs = [(*find_row(ref), True)]
         for m, r, named in pairs:
             if (m.paper, r.id) not in seen:
                 seen.add((m.paper, r.id))
@@ -69,7 +72,8 @@ def plan_rows(refs, hw: str, scale: str = "full") -> dict:
         need = catalog.get_hardware(rr.target.hardware)
         why = fits(need, have)
         item = {"paper": m.paper, "row": r.id, "target": rr.target.hardware, "image": rr.target.image,
-                "reps": rr.reps, "runtime_estimate_s": rr.runtime_estimate_s, "max_runtime_s": rr.max_runtime_s,
+                "reps": rr.reps, "runtime_estimate_s": rr.runtime_estimate_s,
+                "max_runtime_s": rr.max_runtime_s,
                 "named": named, "seed_cost": seed_cost(r.tags)}
         if why:
             refused.append(item | {"why": why})
@@ -90,7 +94,8 @@ def plan_rows(refs, hw: str, scale: str = "full") -> dict:
 
 
 def seed_cost(tags: list[str]) -> str | None:
-    """The cost the paper's own guide quotes for a row (tag `seed-cost: ...`), shown beside the pack's estimate."""
+    """The cost the paper's own guide quotes for a row (tag `seed-cost: ...`), shown beside the pack's
+    estimate."""
     return next((t.split(":", 1)[1].strip() for t in tags if t.startswith("seed-cost:")), None)
 
 
@@ -113,12 +118,14 @@ def launch_plan(refs, hw: str, scale: str, *, overhead_s: float, grace_s: float)
     named = [i for i in p["refused"] if i["named"]]
     if named:
         i = named[0]
-        raise RowRefused(f"row '{i['row']}' at scale {scale} targets {i['target']} and {p['hardware']} cannot run it "
+        raise RowRefused(f"row '{i['row']}' at scale {scale} targets {i['target']} and {p['hardware']} "
+                         "cannot run it "
                          f"({i['why']}); pick a hardware class that can (see manifests/hardware.yaml) "
                          f"or --scale smoke")
     if not p["rows_ok"]:
         whys = "; ".join(f"{i['row']}: {i['why']}" for i in p["refused"][:3])
-        raise RowRefused(f"{p['hardware']} can run none of the rows of {p['paper']} at scale {scale} ({whys})")
+        raise RowRefused(f"{p['hardware']} can run none of the rows of {p['paper']} at scale {scale} "
+                         f"({whys})")
     runtime = sum(i["max_runtime_s"] for i in p["rows_ok"])
     p["overhead_s"] = overhead_s
     p["grace_s"] = grace_s
@@ -151,7 +158,8 @@ def check_budget(p: dict, budget: float | None) -> None:
         return
     if p["worst_case_usd"] > budget:
         raise BudgetExceeded(
-            f"refusing to launch: the worst case for {p['paper']} on {p['hardware']} is {p['worst_case_usd']:.2f} USD "
+            f"refusing to launch: the worst case for {p['paper']} on {p['hardware']} is "
+            f"{p['worst_case_usd']:.2f} USD "
             f"({_bound(p)} at {p['price_usd_per_hour']:g} USD/h), above the budget of "
             f"{budget:.2f} USD; raise BUDGET_USD/--budget or launch fewer rows")
 
@@ -172,17 +180,19 @@ def render(p: dict) -> str:
              f"({p['price_usd_per_hour']:g} USD/h: {_price_basis(p)})", ""]
     lines.append(f"{'ROW':<32} {'TARGET':<22} {'EST':>8} {'COST USD':>9} {'WORST USD':>9}")
     for i in p["rows_ok"]:
-        seed = (f"  ({i['seed_cost']}; {i['cost_usd']:.2f} here at {p['price_usd_per_hour']:g} USD/h, {_price_basis(p)})"
+        seed = (f"  ({i['seed_cost']}; {i['cost_usd']:.2f} here at {p['price_usd_per_hour']:g} USD/h, "
+                f"{_price_basis(p)})"
                 if i.get("seed_cost") else "")
-        lines.append(f"{i['row']:<32} {i['target']:<22} {_dur(i['runtime_estimate_s']):>8} {i['cost_usd']:>9.2f} "
-                     f"{i['max_cost_usd']:>9.2f}{seed}")
+        lines.append(f"{i['row']:<32} {i['target']:<22} {_dur(i['runtime_estimate_s']):>8} "
+                     f"{i['cost_usd']:>9.2f} {i['max_cost_usd']:>9.2f}{seed}")
     for i in p["refused"]:
         lines.append(f"{i['row']:<32} {i['target']:<22} {'refused':>8}  {i['why']}")
     lines.append("")
     lines.append(f"total: {_dur(p['total_runtime_s'])}, about {p['total_cost_usd']:.2f} USD "
                  f"(at most {p['max_cost_usd']:.2f} USD if every row hits its max runtime)")
     if p.get("launches", 1) > 1:
-        lines.append(f"launch: {p['launches']} launches (one per image), each +{_dur(p['overhead_s'])} boot/pull/upload; "
+        lines.append(f"launch: {p['launches']} launches (one per image), each +{_dur(p['overhead_s'])} "
+                     "boot/pull/upload; "
                      f"about {p['estimate_usd']:.2f} USD, at most {p['worst_case_usd']:.2f} USD")
     elif "deadline_s" in p:
         lines.append(f"launch: +{_dur(p['overhead_s'])} boot/pull/upload; about {p['estimate_usd']:.2f} USD; "

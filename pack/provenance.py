@@ -20,7 +20,8 @@ UNAVAILABLE = "unavailable"
 BACKENDS = ("torch", "transformers", "accelerate", "safetensors", "tokenizers", "flash-attn", "autoawq",
             "gptqmodel", "auto-gptq", "bitsandbytes", "vllm", "llama_cpp_python", "gguf", "lm_eval", "numpy",
             "scipy", "pydantic", "click", "nvidia-ml-py")
-DETERMINISM_ENV = ("CUBLAS_WORKSPACE_CONFIG", "PYTHONHASHSEED", "CUDA_LAUNCH_BLOCKING", "NVIDIA_TF32_OVERRIDE",
+DETERMINISM_ENV = ("CUBLAS_WORKSPACE_CONFIG", "PYTHONHASHSEED", "CUDA_LAUNCH_BLOCKING",
+                   "NVIDIA_TF32_OVERRIDE",
                    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
 
 
@@ -39,7 +40,8 @@ def _git_sha() -> str:
     if env_sha:
         return env_sha
     try:
-        res = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        res = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
         sha = res.stdout.strip()
         if res.returncode == 0 and sha:
             dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
@@ -96,11 +98,13 @@ def torch_facts() -> dict:
     # torch.version.cuda is the runtime torch ships with and loads (not the system nvcc).
     facts["cuda_runtime"] = torch.version.cuda or UNAVAILABLE
     try:
-        facts["cudnn"] = str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else UNAVAILABLE
+        cudnn = torch.backends.cudnn
+        facts["cudnn"] = str(cudnn.version()) if cudnn.is_available() else UNAVAILABLE
     except Exception:
         facts["cudnn"] = UNAVAILABLE
     try:
-        facts["nccl"] = ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else UNAVAILABLE
+        nccl = ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else None
+        facts["nccl"] = nccl or UNAVAILABLE
     except Exception:
         facts["nccl"] = UNAVAILABLE
     facts["determinism"] = {
@@ -172,17 +176,20 @@ def load_fingerprint(path) -> dict:
     except OSError as e:
         raise UsageError(f"{file}: cannot be read ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
-        raise UsageError(f"{file}: is not UTF-8 text (byte at offset {e.start}); is it an env.json?") from None
+        raise UsageError(f"{file}: is not UTF-8 text (byte at offset {e.start}); is it an env.json?") \
+            from None
     try:
         data = json.loads(text)
     except ValueError as e:
         where = f"line {e.lineno}, column {e.colno}: {e.msg}" if hasattr(e, "lineno") else str(e)
-        raise UsageError(f"{file}: is not valid JSON ({where}); pass an env.json that 'pack env' wrote") from None
+        raise UsageError(f"{file}: is not valid JSON ({where}); pass an env.json that 'pack env' "
+                         f"wrote") from None
     if not isinstance(data, dict):
         raise UsageError(f"{file}: holds a JSON {type(data).__name__}, not an environment fingerprint "
                          f"(a JSON object); pass an env.json that 'pack env' wrote")
     if not str(data.get("schema", "")).startswith("pack.env/"):
-        raise UsageError(f"{file}: is JSON but not an environment fingerprint (no \"schema\": \"pack.env/1\"); "
+        raise UsageError(f"{file}: is JSON but not an environment fingerprint (no \"schema\": "
+                         "\"pack.env/1\"); "
                          f"pass an env.json that 'pack env' wrote")
     return data
 

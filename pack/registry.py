@@ -55,5 +55,6 @@ def params_model(name: str):
         raise ManifestError(unknown_message(name))
     module = importlib.import_module(EXPERIMENTS[name])
     if not hasattr(module, "Params"):
-        raise TypeError(f"{module.__name__} exports no Params model; every experiment needs one (see pack/registry.py)")
+        raise TypeError(f"{module.__name__} exports no Params model; every experiment needs one (see "
+                        "pack/registry.py)")
     return module.Params

@@ -52,7 +52,8 @@ def describe(exc, file: Path | None, lines: dict, base: tuple = (), models_by_lo
 
 def sentences(exc, model: type[BaseModel], prefix: str = "") -> list[str]:
     """The same sentences without file and line, for a caller that validates data outside a file."""
-    return describe(exc, None, {}, base=(prefix,) if prefix else (), models_by_loc=lambda loc: fields_at(model, loc))
+    return describe(exc, None, {}, base=(prefix,) if prefix else (),
+                    models_by_loc=lambda loc: fields_at(model, loc))
 
 
 def _number_problem(err) -> str:
@@ -66,7 +67,8 @@ def _number_problem(err) -> str:
         except ValueError:
             return f"{msg}, not the text {value!r}; write a number without quotes"
         if as_float == as_float and abs(as_float) != float("inf"):
-            like = str(int(as_float)) if err["type"].startswith("int") and as_float.is_integer() else repr(as_float)
+            whole = err["type"].startswith("int") and as_float.is_integer()
+            like = str(int(as_float)) if whole else repr(as_float)
             return (f"{msg}, not the text {value!r} (YAML reads a quoted number, or one like 1e-3 without a "
                     f"dot, as text); write it like {like}")
         return f"{msg}, not {value!r}; NaN and infinity would switch the check off, so write a finite number"

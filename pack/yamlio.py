@@ -70,26 +70,28 @@ def _read_text(path: Path) -> str:
     except FileNotFoundError:
         raise ManifestError(f"{path}: file not found") from None
     except OSError as e:
-        raise ManifestError(f"{path}: cannot be read ({e.strerror or e}); check the path and its permissions") from None
+        raise ManifestError(f"{path}: cannot be read ({e.strerror or e}); check the path and its "
+                            f"permissions") from None
     if stat.S_ISDIR(st.st_mode):
         raise ManifestError(f"{path}: is a folder, not a YAML file; name a .yaml file")
     if not stat.S_ISREG(st.st_mode):
         raise ManifestError(f"{path}: is not a regular file (a device, pipe or socket); name a .yaml file")
     if st.st_size > MAX_BYTES:
-        raise ManifestError(f"{path}: {st.st_size} bytes is larger than the {MAX_BYTES} a YAML file of the pack "
-                            f"may have; is it the right file?")
+        raise ManifestError(f"{path}: {st.st_size} bytes is larger than the {MAX_BYTES} a YAML file of the "
+                            f"pack may have; is it the right file?")
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise ManifestError(f"{path}: cannot be read ({e.strerror or e}); check its permissions") from None
     if b"\x00" in raw:
-        raise ManifestError(f"{path}: is a binary file (it holds NUL bytes), not YAML text; name a .yaml file")
+        raise ManifestError(f"{path}: is a binary file (it holds NUL bytes), not YAML text; "
+                            f"name a .yaml file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise ManifestError(f"{path}:{line}: is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-                            f"save the file as UTF-8") from None
+        raise ManifestError(f"{path}:{line}: is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                            f"{e.start}); save the file as UTF-8") from None
     return text.removeprefix("\ufeff")
 
 
@@ -163,8 +165,8 @@ def _check_size(root, path: Path) -> None:
         if key in size:
             return size[key]
         if key in on_stack:
-            raise ManifestError(f"{path}:{node.start_mark.line + 1}: an alias refers to a node that contains it; "
-                                f"YAML data of the pack cannot be recursive")
+            raise ManifestError(f"{path}:{node.start_mark.line + 1}: an alias refers to a node that "
+                                f"contains it; YAML data of the pack cannot be recursive")
         on_stack.add(key)
         n = 1
         if isinstance(node, yaml.MappingNode):
@@ -177,7 +179,8 @@ def _check_size(root, path: Path) -> None:
             n += count(child)
             if n > MAX_NODES:
                 raise ManifestError(f"{path}:{node.start_mark.line + 1}: its aliases expand to more than "
-                                    f"{MAX_NODES} nodes (a 'billion laughs' document); write fewer nested aliases")
+                                    f"{MAX_NODES} nodes (a 'billion laughs' document); write fewer nested "
+                                    "aliases")
         on_stack.discard(key)
         size[key] = n
         return n

@@ -76,20 +76,22 @@ def test_validate_reports_every_broken_file(home):
     h = home / "manifests" / "hardware.yaml"
     h.write_text(h.read_text() + "hardware: {}\n")
     res = _pack("validate", home=home)
-    _one_sentence(res, f"{f}:2: duplicate key 'paper'", f"{b}: is a binary file", f"{h}:", "duplicate key 'hardware'")
+    _one_sentence(res, f"{f}:2: duplicate key 'paper'", f"{b}: is a binary file", f"{h}:", "duplicate key "
+                                                                                           "'hardware'")
 
 
 def test_validate_of_a_folder_or_a_json_list(home, tmp_path):
     (tmp_path / "d.yaml").mkdir()
     _one_sentence(_pack("validate", tmp_path / "d.yaml", home=home), "d.yaml: is a folder")
     (tmp_path / "l.yaml").write_text(json.dumps([1, 2]))
-    _one_sentence(_pack("validate", tmp_path / "l.yaml", home=home), "l.yaml:1: the top level must be a mapping")
+    _one_sentence(_pack("validate", tmp_path / "l.yaml", home=home), "l.yaml:1: the top level must be a "
+                                                                     "mapping")
 
 
 def test_pack_home_that_does_not_exist(tmp_path):
     for cmd in (["list"], ["validate"], ["show", "exp0"], ["plan", "forensics", "--hw", "cpu"]):
-        _one_sentence(_pack(*cmd, home=tmp_path / "nowhere", cwd=tmp_path), f"PACK_HOME={tmp_path / 'nowhere'} "
-                                                                            f"does not exist")
+        res = _pack(*cmd, home=tmp_path / "nowhere", cwd=tmp_path)
+        _one_sentence(res, f"PACK_HOME={tmp_path / 'nowhere'} does not exist")
 
 
 def test_pack_home_that_is_a_file(tmp_path):
@@ -121,4 +123,5 @@ def test_env_diff_of_a_folder_without_env_json(tmp_path):
     (tmp_path / "run").mkdir()
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"schema": "pack.env/1"}))
-    _one_sentence(_pack("env", "--diff", tmp_path / "run", good), f"{tmp_path / 'run'}: is a folder without an env.json")
+    _one_sentence(_pack("env", "--diff", tmp_path / "run", good), f"{tmp_path / 'run'}: is a folder without "
+                                                                  "an env.json")

@@ -44,10 +44,12 @@ def test_row_limits_refuse_out_of_bounds(field, value):
         manifest.Row.model_validate({**ROW, field: value})
 
 
-@given(seconds=st.floats(min_value=0.001, max_value=manifest.MAX_SECONDS), reps=st.integers(1, manifest.MAX_REPS))
+@given(seconds=st.floats(min_value=0.001, max_value=manifest.MAX_SECONDS),
+       reps=st.integers(1, manifest.MAX_REPS))
 @FAST
 def test_row_limits_accept_sane_values(seconds, reps):
-    r = manifest.Row.model_validate({**ROW, "max_runtime_s": seconds, "runtime_estimate_s": seconds, "reps": reps})
+    r = manifest.Row.model_validate({**ROW, "max_runtime_s": seconds, "runtime_estimate_s": seconds,
+                                     "reps": reps})
     assert r.max_runtime_s == seconds and r.reps == reps
 
 

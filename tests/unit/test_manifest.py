@@ -62,7 +62,8 @@ def test_tolerance_without_value(home):
 
 
 def test_unknown_image(home):
-    path = write(home / "manifests" / "demo.yaml", GOOD.replace("{hardware: cpu}", "{hardware: cpu, image: cu999}"))
+    path = write(home / "manifests" / "demo.yaml", GOOD.replace("{hardware: cpu}", "{hardware: cpu, image: "
+                                                                                   "cu999}"))
     with pytest.raises(ManifestError) as ei:
         load_manifest(path)
     assert "unknown image 'cu999'" in str(ei.value)

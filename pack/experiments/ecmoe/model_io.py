@@ -72,8 +72,8 @@ def _load(params: dict, ctx: RunContext):
             model = transformers.AutoModelForCausalLM.from_pretrained(source, **kw)
             tok = transformers.AutoTokenizer.from_pretrained(source)
         except OSError as e:
-            raise ManifestError(f"params.model = {spec!r}: cannot load it ({str(e).splitlines()[0]}); point it at a local "
-                                "checkpoint directory or a cached hub id") from None
+            raise ManifestError(f"params.model = {spec!r}: cannot load it ({str(e).splitlines()[0]}); point "
+                                "it at a local checkpoint directory or a cached hub id") from None
         if not params.get("device_map"):
             model.to(ctx.device)
         model.eval()

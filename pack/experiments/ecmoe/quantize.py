@@ -31,8 +31,8 @@ def check_bits(bits) -> int:
     """bits as an int in {2, 4, 8}, else a ManifestError naming params.bits."""
     ok = isinstance(bits, int) and not isinstance(bits, bool) and bits in BITS
     if not ok:
-        raise ManifestError(f"params.bits = {bits!r} is not supported; ECMoE Task 2 quantizes at 2, 4 or 8 bits "
-                            "(set params.bits to one of 2, 4, 8)")
+        raise ManifestError(f"params.bits = {bits!r} is not supported; ECMoE Task 2 quantizes at 2, 4 or 8 "
+                            "bits (set params.bits to one of 2, 4, 8)")
     return bits
 
 

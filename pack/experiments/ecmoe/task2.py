@@ -103,7 +103,8 @@ def parse_configs(params: dict) -> tuple[list[tuple[str, int]], list[str]]:
     modes = _as_list(params.get("router_modes", list(ROUTER_MODES)))
     for mode in modes:
         if mode not in ROUTER_MODES:
-            raise ManifestError(f"params.router_modes: {mode!r} is not a router mode; use compressed or uncompressed")
+            raise ManifestError(f"params.router_modes: {mode!r} is not a router mode; use compressed or "
+                                "uncompressed")
     return [(m, b) for m in methods for b in bits], modes
 
 
@@ -163,8 +164,8 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
                 out = evaluate(model, examples, batch_size=int(params.get("batch_size", 1)), pad_id=tok.pad_token_id,
                                deadline=ctx.seconds_left)
             if out["n_response_tokens"] != base["n_response_tokens"]:
-                res.errors[f"{t}.{mode}"] = (f"scored {out['n_response_tokens']} response tokens, the baseline "
-                                             f"{base['n_response_tokens']}; the comparison is void")
+                res.errors[f"{t}.{mode}"] = (f"scored {out['n_response_tokens']} response tokens, the "
+                                             f"baseline {base['n_response_tokens']}; the comparison is void")
                 continue
             res.metrics[f"{t}.{mode}.ppl"] = out["ppl"]
             res.metrics[f"{t}.{mode}.ppl_delta"] = out["ppl"] - base["ppl"]

@@ -114,7 +114,8 @@ class Params(Strict):
         if et == "attention" and (bad := [v for v in values if v not in ATTENTION_VALUES]):
             raise ValueError(f"for attention must be among {', '.join(ATTENTION_VALUES)} (got {bad})")
         if et == "cuda_version" and (len(values) != 1 or not isinstance(values[0], str)):
-            raise ValueError("for cuda_version must be one version string such as ['11.8'] (one image per row)")
+            raise ValueError("for cuda_version must be one version string such as ['11.8'] (one image per "
+                             "row)")
         return values
 
     @property
@@ -201,9 +202,11 @@ def why_not(p: Params, cfg: Config, *, device: str, n_gpus: int, model_facts: di
     if p.experiment_type == "cuda_version":
         want, have = str(cfg.variable_value), model_facts.get("cuda_running")
         if device != "cuda" or not have:
-            return f"this configuration measures CUDA {want}; this process has no CUDA (run it in image cu{want.replace('.', '')})"
+            return (f"this configuration measures CUDA {want}; this process has no CUDA "
+                    f"(run it in image cu{want.replace('.', '')})")
         if not str(have).startswith(want):
-            return f"this configuration measures CUDA {want}; this process runs torch built for CUDA {have} (use image cu{want.replace('.', '')})"
+            return (f"this configuration measures CUDA {want}; this process runs torch built for CUDA {have} "
+                    f"(use image cu{want.replace('.', '')})")
     if p.experiment_type in ("tensor_parallel", "expert_parallel"):
         n = cfg.variable_value
         if device == "cuda" and n_gpus < n:
@@ -226,7 +229,8 @@ def _quant_not_applicable(p: Params, method: str, device: str, facts: dict) -> s
     if ckpt is None and not on_the_fly:
         why = (" (AWQ/GPTQ weights come from a calibration run this pack does not make; bnb-int8/bnb-nf4 "
                "quantize on the fly)" if method in ("gptq", "awq") else "")
-        return (f"no pre-quantized {method} checkpoint is configured (params.quantization_checkpoints.{method})"
+        return (f"no pre-quantized {method} checkpoint is configured "
+                f"(params.quantization_checkpoints.{method})"
                 f"{why}")
     if importlib.util.find_spec(backend) is None:
         return f"the {method} backend '{backend}' is not installed here (pip install {backend})"
