@@ -339,11 +339,16 @@ def all_manifests() -> tuple[Manifest, ...]:
 def usable_manifests() -> tuple[Manifest, ...]:
     """The manifests that load; each broken file is named on stderr and skipped."""
     out, broken = load_all()
-    for f, problems in broken.items():
-        from .index import skipping
+    from .index import skipping
 
-        _warn(skipping(f, problems))
+    for f, problems in broken.items():
+        if f not in _WARNED:  # once per process, however many commands ask
+            _WARNED.add(f)
+            _warn(skipping(f, problems))
     return out
+
+
+_WARNED: set[Path] = set()
 
 
 def get_manifest(paper: str) -> Manifest:
@@ -365,6 +370,9 @@ def find_row(ref: str) -> tuple[Manifest, Row]:
             if r.id == rid:
                 return m, r
             ids.append(r.id)
+    broken = [] if paper else [p for problems in load_all()[1].values() for p in problems]
+    if broken:  # the row may be in a manifest that does not load: its problems are the answer
+        raise ManifestError(broken + [unknown_row(ref, ids) + " (of the manifests that load)"])
     raise ManifestError(unknown_row(ref, ids))
 
 

@@ -264,6 +264,16 @@ def test_cpu_row_reference_holds_on_any_host(pack):
     assert "PASS" in res.stdout and "g6e.xlarge" in res.stdout
 
 
+def test_bad_params_are_refused_before_anything_runs(pack, home, tmp_path):
+    original = (home / "manifests" / "latent-bridge.yaml").read_text()
+    text = original.replace("formats: [fp16, int8, int6, int4]", "formats: [fp16, int3]", 1)
+    (home / "manifests" / "latent-bridge.yaml").write_text(text)
+    res = pack("run", "wire-compression")
+    assert res.returncode == 2 and "unknown format 'int3'" in res.stderr and "Traceback" not in res.stderr
+    assert "latent-bridge.yaml:" in res.stderr  # file:line of the param, from the row's Params model
+    assert not (tmp_path / "runs" / "latent-bridge").exists()
+
+
 def test_bad_input_inside_a_rep_is_recorded_not_left_running(pack, home, tmp_path):
     text = (home / "manifests" / "latent-bridge.yaml").read_text()
     # Params are checked when the manifest loads; a missing input file is only found inside the rep.
