@@ -102,11 +102,12 @@ for tree in (runs, out / "runs-full"):
         rows[key] = {"status": r.get("status"), "run_id": r.get("run_id"), "device": "cuda" if r.get("gpu_models") else "cpu",
                      "metrics": {k: v.get("mean") if isinstance(v, dict) else v for k, v in (r.get("metrics") or {}).items()},
                      "errors": r.get("errors"), "reps": len(r.get("reps") or [])}
+from importlib import metadata
 versions = {}
-for m in ("torch", "transformers", "gguf", "llama_cpp"):
+for m in ("torch", "transformers", "gguf", "llama_cpp_python", "pydantic"):
     try:
-        versions[m] = __import__(m).__version__
-    except Exception:
+        versions[m] = metadata.version(m)
+    except metadata.PackageNotFoundError:
         versions[m] = None
 steps = [json.loads(x) for x in (out / ".steps.jsonl").read_text().splitlines() if x.strip()]
 doc = {"date": date, "mode": mode, "gpu": gpu, "python": platform.python_version(), "versions": versions,
