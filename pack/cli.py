@@ -342,6 +342,7 @@ def report_cmd(targets, out_dir, max_bundle_bytes, max_member_bytes, max_members
     judged = _verdicts(targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected)
     rows = judged.rows
     _write_reports(rows, out_dir, verdict_meta(judged.basis))
+    _out("\n".join(report.headline(rows)))  # what the report is evidence of, by basis
     _out(str(out_dir / "report.html"))
     sys.exit(exit_code(rows))
 

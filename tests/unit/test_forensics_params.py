@@ -154,3 +154,18 @@ def test_cli_startup_and_catalogue_commands_do_not_import_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_row_whose_variable_cannot_run_anywhere_here_is_row_not_applicable():
+    from types import SimpleNamespace
+
+    from pack.experiments.forensics.experiment import variable_never_runs
+
+    p = SimpleNamespace(variable="quantization")
+    base = {"label": "baseline", "is_baseline": True, "not_applicable": None}
+    gptq = {"label": "gptq", "is_baseline": False, "not_applicable": "no GPTQ backend (auto-gptq) installed"}
+    bnb = {"label": "bnb", "is_baseline": False, "not_applicable": "bitsandbytes needs a CUDA GPU"}
+    why = variable_never_runs(p, [base, gptq, bnb])
+    assert why and "quantization" in why and "auto-gptq" in why and "CUDA" in why
+    assert variable_never_runs(p, [base, gptq, {**bnb, "not_applicable": None}]) is None
+    assert variable_never_runs(SimpleNamespace(variable=None), [base]) is None  # reference: no variable

@@ -125,3 +125,76 @@ def test_stat_against_another_metric_of_the_run():
     rec = run_record([{"base.tok_s": 39.3, "mcr.tok_s": 39.2}, {"base.tok_s": 39.2, "mcr.tok_s": 39.3},
                       {"base.tok_s": 39.25, "mcr.tok_s": 39.22}])
     assert by_metric(judge_metrics(rec, row, ef))["mcr.tok_s"].verdict == "PASS"
+
+
+def test_a_row_whose_variable_never_ran_is_not_applicable_never_pass():
+    from pack.verify import build_row
+
+    ef = expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["L40S"]}, "source": SRC},
+                  {"metric": "ppl", "value": 6.1234, "source": SRC})
+    reason = "no configuration of the variable 'quantization' can run here: no quantization backend installed"
+    rec = run_record([{"tok_s": 39.2}], not_applicable={"__row__": reason})
+    row = build_row({"paper": "p", "row": "r", "run_id": "x", "run_dir": "d", "scale": "full", "hardware": "h",
+                     "gpu_models": []}, judge_metrics(rec, ROW, ef), rec)
+    assert row.verdict == "NOT-APPLICABLE" and row.why == reason
+    assert {m.metric for m in row.metrics} == {"tok_s", "ppl"}  # still listed
+    assert not any(m.verdict == "PASS" for m in row.metrics) and "would be PASS" in row.metrics[0].why
+    # an ERROR is never hidden by a row-level not-applicable
+    rec = run_record([{"tok_s": 39.2}], not_applicable={"__row__": reason}, errors={"gauge": "crashed"})
+    row = build_row({"paper": "p", "row": "r", "run_id": "x", "run_dir": "d", "scale": "full", "hardware": "h",
+                     "gpu_models": []}, judge_metrics(rec, ROW, ef), rec)
+    assert row.verdict == "ERROR"
+
+
+def test_basis_paper_reference_and_harness():
+    from pack.verify import build_row, harness_reason
+
+    blessed = {"blessed_run": "20261122T004156Z-smoke-1"}
+    ef = expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["RTX 4060"]}, "source": SRC},
+                  {"metric": "tok_s", "value": 39.0, "scope": {"scale": ["full"]}, "source": blessed},
+                  {"metric": "ppl", "value": 6.1234, "source": SRC})
+    vs = by_metric(judge_metrics(run_record([{"tok_s": 39.1, "ppl": 6.1234}]), ROW, ef))
+    assert vs["ppl"].basis == "paper" and vs["ppl"].verdict == "PASS"
+    assert vs["tok_s"].basis == "reference" and vs["tok_s"].verdict == "PASS"
+    assert "paper value 39.28" in vs["tok_s"].paper and vs["tok_s"].paper_holds == "GPU RTX 4060"
+    harness_row = Row.model_validate({**ROW.model_dump(), "scales": {"full": {"harness": "stand-in script"}}})
+    assert harness_reason(harness_row, "full") == "stand-in script" and harness_reason(ROW, "full") == ""
+    hv = judge_metrics(run_record([{"tok_s": 39.1, "ppl": 6.1234}]), harness_row, ef)
+    assert {m.basis for m in hv if m.verdict == "PASS"} == {"harness"}
+    row = build_row({"paper": "p", "row": "r", "run_id": "x", "run_dir": "d", "scale": "full", "hardware": "h",
+                     "gpu_models": []}, list(vs.values()), run_record([{}]))
+    assert row.basis == "paper"
+
+
+def test_an_in_scope_glob_that_matches_nothing_is_missing():
+    ef = expected({"metric": "engine_*.tok_s", "value": 1.0, "tolerance": {"kind": "abs", "value": 0.1}, "source": SRC},
+                  {"metric": "other_*.tok_s", "value": 1.0, "scope": {"gpu": ["H100"]}, "source": SRC})
+    vs = by_metric(judge_metrics(run_record([{"ppl": 6.1}]), ROW, ef))
+    assert vs["engine_*.tok_s"].verdict == "MISSING" and "pattern" in vs["engine_*.tok_s"].why
+    assert "other_*.tok_s" not in vs  # off scope: nothing expected here
+    vs = by_metric(judge_metrics(run_record([{"engine_a.tok_s": 1.0}]), ROW, ef))
+    assert "engine_*.tok_s" not in vs and vs["engine_a.tok_s"].verdict == "PASS"
+
+
+def test_report_headline_counts_by_basis_and_json_is_valid():
+    import json
+    import math
+
+    from pack import report
+    from pack.verify import build_row
+
+    ef = expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["RTX 4060"]}, "source": SRC},
+                  {"metric": "tok_s", "value": 39.0, "source": {"blessed_run": "b1"}},
+                  {"metric": "ppl", "value": 6.1234, "source": {"blessed_run": "b1"}})
+    rec = run_record([{"tok_s": 39.1, "ppl": math.nan}])
+    row = build_row({"paper": "p", "row": "r", "run_id": "x", "run_dir": "d", "scale": "full", "hardware": "h",
+                     "gpu_models": []}, judge_metrics(rec, ROW, ef), rec)
+    lines = report.headline([row])
+    assert lines[0].startswith("paper values: 0 reproduced here, 0 failed, 1 off scope (where they hold: GPU RTX 4060)")
+    assert "reference checks" in lines[1] and "1 pass, 1 fail" in lines[1]
+    assert "no paper value was reproduced" in lines[3]
+    doc = json.loads(report.to_json([row]))
+    assert doc["basis"]["reference"]["FAIL"] == 1 and doc["rows"][0]["basis"] == "reference"
+    assert "within the paper's tolerance" not in report.markdown([row])
+    xml = report.junit([row])
+    assert "measured" in xml and "expected 6.1234" in xml and "name='basis' value=\"reference\"" in xml
