@@ -335,6 +335,7 @@ def _write_reports(rows, out_dir: Path, meta: dict | None = None) -> None:
 @_bundle_options
 def report_cmd(targets, out_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected):
     """Write report.md, report.html (with plots), report.json and junit.xml for TARGETS' runs."""
+    from . import report
     from .reviewer import verdict_meta
     from .verify import exit_code
 

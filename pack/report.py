@@ -15,18 +15,23 @@ from xml.sax.saxutils import escape, quoteattr
 from .verify import BASES, CHECKED, ORDER, RowVerdict
 
 MEANING = {
-    "PASS": "within the rule of its expectation, in that expectation's scope; what it shows depends on its basis",
+    "PASS": "within the rule of its expectation, in that expectation's scope; what it shows depends on "
+    "its basis",
     "FAIL": "measured outside the rule, or the run's files do not match their checksums",
     "CONTAMINATED": "the measurement saw noise or co-resident GPU work; rerun it, this is not a failure",
-    "NOT-APPLICABLE": "off-scope (other hardware, scale, image, checkpoint), not measurable here, or the row's "
+    "NOT-APPLICABLE": "off-scope (other hardware, scale, image, checkpoint), not measurable here, or the "
+    "row's "
     "variable never ran; the reason is given",
     "MISSING": "an expected metric (or pattern) that the run did not produce",
     "ERROR": "the run, or the part that should produce the metric, failed",
 }
 BASIS_MEANING = {
-    "paper": "compared with a value transcribed from the paper (seed), in the scope where the paper measured it",
-    "reference": "compared with a blessed run of this pack: a regression/consistency check, not the paper's number",
-    "harness": "a stand-in that exercises the pack's own plumbing (the manifest says why); says nothing about the paper",
+    "paper": "compared with a value transcribed from the paper (seed), in the scope where the paper "
+    "measured it",
+    "reference": "compared with a blessed run of this pack: a regression/consistency check, not the "
+    "paper's number",
+    "harness": "a stand-in that exercises the pack's own plumbing (the manifest says why); says nothing "
+    "about the paper",
 }
 
 
@@ -45,7 +50,7 @@ def failures_first(rows: list[RowVerdict]) -> list[RowVerdict]:
 
 
 def basis_counts(rows: list[RowVerdict]) -> dict:
-    """{basis: {PASS, FAIL, CONTAMINATED}} over checked metrics, plus the paper values that do not hold here."""
+    """{basis: {PASS, FAIL, CONTAMINATED}} over checked metrics, plus paper values that do not hold here."""
     out: dict = {b: {v: 0 for v in sorted(CHECKED)} for b in BASES}
     out["paper"].update(off_scope=0, not_measured=0, where_they_hold=[])
     for r in rows:
@@ -76,7 +81,8 @@ def headline(rows: list[RowVerdict]) -> list[str]:
     held = f" (where they hold: {'; '.join(where[:4])}{'; …' if len(where) > 4 else ''})" if where else ""
     nm = f", {p['not_measured']} not measurable here" if p["not_measured"] else ""
     lines = [
-        f"paper values: {p['PASS']} reproduced here, {p['FAIL']} failed, {p['off_scope']} off scope{held}{nm}",
+        f"paper values: {p['PASS']} reproduced here, {p['FAIL']} failed, "
+        f"{p['off_scope']} off scope{held}{nm}",
         f"reference checks (against a blessed run of this pack, not the paper): {_n(c['reference'])}",
         f"harness checks (stand-ins that exercise the pack's plumbing): {_n(c['harness'])}",
     ]
@@ -96,7 +102,8 @@ def table(rows: list[RowVerdict], details: bool = True) -> str:
     lines.append(f"{'ROW':<{w}}  {'VERDICT':<14}  {'BASIS':<9}  {'SCALE':<5}  {'HARDWARE':<10}  WHY")
     for r in failures_first(rows):
         lines.append(
-            f"{r.paper + ':' + r.row:<{w}}  {r.verdict:<14}  {r.basis or '—':<9}  {r.scale:<5}  {r.hardware:<10}  {r.why}"
+            f"{r.paper + ':' + r.row:<{w}}  {r.verdict:<14}  {r.basis or '—':<9}  {r.scale:<5}  "
+            f"{r.hardware:<10}  {r.why}"
         )
         if details:
             if r.harness:
@@ -142,7 +149,8 @@ def markdown(rows: list[RowVerdict]) -> str:
     ordered = failures_first(rows)
     for r in ordered:
         out.append(
-            f"| `{r.paper}:{r.row}` | **{r.verdict}** | {r.basis or '—'} | {r.scale} | {r.hardware} | {_md(r.why)} |"
+            f"| `{r.paper}:{r.row}` | **{r.verdict}** | {r.basis or '—'} | {r.scale} | {r.hardware} | "
+            f"{_md(r.why)} |"
         )
     out.append("")
     for r in ordered:
@@ -160,7 +168,8 @@ def markdown(rows: list[RowVerdict]) -> str:
             for m in r.metrics:
                 why = m.why + ("; " + m.paper if m.paper else "")
                 out.append(
-                    f"| `{m.metric}` | {m.verdict} | {m.basis or '—'} | {fmt(m.expected)} | {fmt(m.measured)} | "
+                    f"| `{m.metric}` | {m.verdict} | {m.basis or '—'} | {fmt(m.expected)} | "
+                    f"{fmt(m.measured)} | "
                     f"{_md(m.rule)} | {_md(m.source)} | {_md(why)} |"
                 )
             out.append("")
@@ -199,7 +208,8 @@ def junit(rows: list[RowVerdict]) -> str:
                 if m is None:
                     cases.append((r, "(row)", r.verdict, r.why, r.basis, r.verdict, per))
                     continue
-                msg = f"{m.verdict}: measured {fmt(m.measured)}, expected {fmt(m.expected)} ({m.rule or 'no rule'})"
+                msg = (f"{m.verdict}: measured {fmt(m.measured)}, expected {fmt(m.expected)} "
+                       f"({m.rule or 'no rule'})")
                 cases.append((r, m.metric, m.verdict, m.why, m.basis, msg, per))
         fails = sum(c[2] in ("FAIL", "MISSING") for c in cases)
         errors = sum(c[2] == "ERROR" for c in cases)
@@ -211,7 +221,8 @@ def junit(rows: list[RowVerdict]) -> str:
         )
         for r, name, verdict, why, basis, msg, t in cases:
             out.append(
-                f"  <testcase classname={quoteattr(paper + '.' + r.row)} name={quoteattr(name)} time='{t:.3f}'>"
+                f"  <testcase classname={quoteattr(paper + '.' + r.row)} name={quoteattr(name)} "
+                f"time='{t:.3f}'>"
             )
             out.append(
                 f"    <properties><property name='basis' value={quoteattr(basis or 'none')}/>"

@@ -156,7 +156,8 @@ def provenance(rows: list[RowVerdict]) -> list[tuple[str, str]]:
         ("pack", f"{__version__} (git {_git_sha(Path(__file__).parent) or 'unknown'})"),
         (
             "expected/",
-            f"{exp_dir} (git {_git_sha(exp_dir) or 'unknown'}), {len(files)} files, sha256 {h.hexdigest()[:16]}…",
+            f"{exp_dir} (git {_git_sha(exp_dir) or 'unknown'}), {len(files)} files, "
+            f"sha256 {h.hexdigest()[:16]}…",
         ),
         ("generated", now_iso()),
     ]
@@ -203,10 +204,12 @@ def _env(run_dir: str) -> dict:
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 .PASS{background:#e8f5e9}.FAIL{background:#ffcdd2}.CONTAMINATED{background:#ffe0b2}.ERROR{background:#e1bee7}
 .MISSING{background:#b3e5fc}.NOT-APPLICABLE{background:#f5f5f5;color:#555}code{font-size:12px}
-.headline{font-size:15px;border-left:4px solid #1565c0;padding:.3em 1em;background:#f5f9ff}.headline li{margin:.2em 0}
+.headline{font-size:15px;border-left:4px solid #1565c0;padding:.3em 1em;background:#f5f9ff}
+.headline li{margin:.2em 0}
 .prov td{font-size:12px}.basis{font-variant:small-caps}"""
 
 
@@ -214,7 +217,8 @@ def render(rows: list[RowVerdict], title: str = "Paper vs reproduced") -> str:
     e = html.escape
     ordered = failures_first(rows)
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style></head><body>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
+        f"<style>{CSS}</style></head><body>",
         f"<h1>{e(title)}</h1>",
         "<ul class='headline'>" + "".join(f"<li>{e(line)}</li>" for line in headline(rows)) + "</ul>",
         "<table class='prov'>"
@@ -233,7 +237,8 @@ def render(rows: list[RowVerdict], title: str = "Paper vs reproduced") -> str:
     )
     for r in ordered:
         parts.append(
-            f"<tr class='{r.verdict}'><td><a href='#{e(r.paper)}-{e(r.row)}'><code>{e(r.paper)}:{e(r.row)}</code></a>"
+            f"<tr class='{r.verdict}'><td><a href='#{e(r.paper)}-{e(r.row)}'>"
+            f"<code>{e(r.paper)}:{e(r.row)}</code></a>"
             f"</td><td><b>{r.verdict}</b></td><td class='basis'>{e(r.basis or '—')}</td><td>{e(r.scale)}</td>"
             f"<td>{e(r.hardware)}</td><td>{e(r.why)}</td></tr>"
         )
@@ -245,7 +250,8 @@ def render(rows: list[RowVerdict], title: str = "Paper vs reproduced") -> str:
             + "</h2>"
         )
         parts.append(
-            f"<p>Run <code>{e(r.run_id)}</code> on {e(r.hardware)} ({e(', '.join(r.gpu_models) or 'no GPU')}), "
+            f"<p>Run <code>{e(r.run_id)}</code> on {e(r.hardware)} "
+            f"({e(', '.join(r.gpu_models) or 'no GPU')}), "
             f"scale {e(r.scale)}, finished {e(r.finished_at or '—')}."
             + (f" <b>Harness scale:</b> {e(r.harness)}." if r.harness else "")
             + "</p>"

@@ -337,9 +337,10 @@ def _norm_gpu(name: str) -> str:
 def gpu_matches(patterns, gpu_models) -> bool:
     """Does any pattern name one of the run's GPU models? Exact, never by substring.
 
-    Case-insensitive, a vendor prefix ("NVIDIA ", then "GeForce "/"Tesla ") ignored. A pattern matches a model equal to it or
-    one that continues after it with a separator: "A100" matches "NVIDIA A100-SXM4-80GB", but "A10"
-    does not match "A100" and "L4" does not match "L40S". A pattern with * ? [ is an fnmatch glob
+    Case-insensitive, a vendor prefix ("NVIDIA ", then "GeForce "/"Tesla ") ignored. A pattern
+    matches a model equal to it or one that continues after it with a separator ('-', ' ', '_'):
+    "A100" matches "NVIDIA A100-SXM4-80GB", but "A10" does not match "A100" and "L4" does not
+    match "L40S". A pattern with * ? [ is an fnmatch glob
     over the whole (normalised) model name. "cpu" matches a run with no GPU.
     """
     patterns = [patterns] if isinstance(patterns, str) else list(patterns or [])
@@ -412,7 +413,8 @@ class Scope(Strict):
             had = ", ".join(run.get("gpu_models") or ["no GPU"])
             return f"expectation holds on GPU {', '.join(self.gpu)}; this run had {had}"
         if self.image and run.get("image") not in self.image:
-            return f"expectation holds in image {', '.join(self.image)}; this run used {run.get('image') or 'no image'}"
+            used = run.get("image") or "no image"
+            return f"expectation holds in image {', '.join(self.image)}; this run used {used}"
         if self.params:
             rp = run.get("params") or {}
             for k, v in self.params.items():
