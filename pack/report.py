@@ -53,10 +53,13 @@ def basis_counts(rows: list[RowVerdict]) -> dict:
     """{basis: {PASS, FAIL, CONTAMINATED}} over checked metrics, plus paper values that do not hold here."""
     out: dict = {b: {v: 0 for v in sorted(CHECKED)} for b in BASES}
     out["paper"].update(off_scope=0, not_measured=0, where_they_hold=[])
+    out["paper"]["requirements_hold"] = 0
     for r in rows:
         for m in r.metrics:
             if m.basis in out and m.verdict in CHECKED:
                 out[m.basis][m.verdict] += 1
+                if m.basis == "paper" and m.verdict == "PASS" and is_requirement(m):
+                    out["paper"]["requirements_hold"] += 1
             if m.paper:
                 out["paper"]["off_scope"] += 1
                 if m.paper_holds and m.paper_holds not in out["paper"]["where_they_hold"]:
@@ -64,6 +67,14 @@ def basis_counts(rows: list[RowVerdict]) -> dict:
             elif m.basis == "paper" and m.verdict in ("NOT-APPLICABLE", "MISSING", "ERROR"):
                 out["paper"]["not_measured"] += 1
     return out
+
+
+def is_requirement(m) -> bool:
+    """A seed's requirement (a bound with no number to reproduce, or a 0/1 property such as bit-exact
+    repetitions or valid JSON) rather than one of the paper's measured numbers."""
+    return m.expected is None or (
+        m.rule == "exact" and m.expected in (0, 1) and not isinstance(m.expected, str)
+    )
 
 
 def _n(c: dict) -> str:
@@ -80,15 +91,19 @@ def headline(rows: list[RowVerdict]) -> list[str]:
     where = p["where_they_hold"]
     held = f" (where they hold: {'; '.join(where[:4])}{'; …' if len(where) > 4 else ''})" if where else ""
     nm = f", {p['not_measured']} not measurable here" if p["not_measured"] else ""
+    req = p["requirements_hold"]
+    numbers = p["PASS"] - req
+    reqs = f" and {req} of the seeds' requirements hold (bounds, bit-exactness, valid JSON)" if req else ""
     lines = [
-        f"paper values: {p['PASS']} reproduced here, {p['FAIL']} failed, "
+        f"paper values: {numbers} reproduced here{reqs}, {p['FAIL']} failed, "
         f"{p['off_scope']} off scope{held}{nm}",
         f"reference checks (against a blessed run of this pack, not the paper): {_n(c['reference'])}",
         f"harness checks (stand-ins that exercise the pack's plumbing): {_n(c['harness'])}",
     ]
-    if p["PASS"] == 0:
+    if numbers == 0:
         lines.append(
-            "no paper value was reproduced by these runs; the PASS verdicts are regression and harness checks"
+            "no paper number was reproduced by these runs; their PASS verdicts are regression, "
+            "harness and requirement checks"
         )
     counts = summary_counts(rows)
     lines.append("rows: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
@@ -208,8 +223,10 @@ def junit(rows: list[RowVerdict]) -> str:
                 if m is None:
                     cases.append((r, "(row)", r.verdict, r.why, r.basis, r.verdict, per))
                     continue
-                msg = (f"{m.verdict}: measured {fmt(m.measured)}, expected {fmt(m.expected)} "
-                       f"({m.rule or 'no rule'})")
+                msg = (
+                    f"{m.verdict}: measured {fmt(m.measured)}, expected {fmt(m.expected)} "
+                    f"({m.rule or 'no rule'})"
+                )
                 cases.append((r, m.metric, m.verdict, m.why, m.basis, msg, per))
         fails = sum(c[2] in ("FAIL", "MISSING") for c in cases)
         errors = sum(c[2] == "ERROR" for c in cases)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .report import BASIS_MEANING, MEANING, failures_first, fmt, headline, now_iso, summary_counts
-from .verify import CHECKED, RowVerdict
+from .verify import CHECKED, ORDER, RowVerdict
 
 COLORS = {
     "PASS": "#2e7d32",
@@ -27,11 +27,12 @@ MARKERS = {"paper": "D", "reference": "o", "harness": "^"}
 CLIP = 3.0  # overview deviations beyond ±3 tolerances are drawn at the edge
 
 
-def deviation(m) -> float | None:
-    """(measured - expected) / tolerance: |d| <= 1 inside the rule. One-sided ranges: 1 at the bound,
-    above 1 on the violating side. None where the rule has no numeric band (exact, stat)."""
+def deviation(m) -> float:
+    """(measured - expected) / tolerance: |d| <= 1 inside the rule. One-sided ranges: 0 far inside,
+    1 at the bound, above 1 on the violating side. Rules with no numeric band (exact, stat) and
+    list-valued measurements: 0 when they pass, the right edge when they do not."""
     if not m.band or isinstance(m.measured, (list, str, bool)) or not isinstance(m.measured, (int, float)):
-        return None
+        return 0.0 if m.verdict == "PASS" else CLIP
     lo, hi = m.band
     x = float(m.measured)
     if lo is not None and hi is not None:
@@ -40,7 +41,8 @@ def deviation(m) -> float | None:
         return (x - mid) / half if half > 0 else (0.0 if x == mid else CLIP * (1 if x > mid else -1))
     bound = lo if lo is not None else hi
     scale = abs(bound) or 1.0
-    return 1 + ((bound - x) if lo is not None else (x - bound)) / scale
+    over = ((bound - x) if lo is not None else (x - bound)) / scale  # > 0: on the violating side
+    return 1 + over if over > 0 else max(0.0, 1 + over)
 
 
 def _plt():
@@ -57,13 +59,22 @@ def _png(fig, plt) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
+    try:  # a 256-colour palette keeps the self-contained page small; the plots use a handful of colours
+        from PIL import Image
+
+        small = io.BytesIO()
+        Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(256).save(
+            small, format="PNG", optimize=True
+        )
+        buf = small
+    except ImportError:
+        pass
     return base64.b64encode(buf.getvalue()).decode()
 
 
 def overview_chart(rows: list[RowVerdict]) -> str | None:
     """Every checked metric's normalised deviation, one line per row, colour = verdict, marker = basis."""
     points = [(i, deviation(m), m) for i, r in enumerate(rows) for m in r.metrics if m.verdict in CHECKED]
-    points = [(i, d, m) for i, d, m in points if d is not None]
     if not points:
         return None
     plt = _plt()
@@ -92,7 +103,8 @@ def overview_chart(rows: list[RowVerdict]) -> str | None:
     ax.set_xlim(-CLIP - 0.2, CLIP + 0.2)
     ax.set_xlabel(
         "(measured − expected) / tolerance   ·   |x| ≤ 1 is inside the rule (shaded)   ·   "
-        f"clipped at ±{CLIP:g}   ·   one-sided ranges: 1 = the bound"
+        f"clipped at ±{CLIP:g}\none-sided ranges: 0 far inside, 1 = the bound   ·   "
+        "exact and stat checks: 0 when they pass, right edge when not"
     )
     ax.grid(axis="x", color="#eee")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False, title="verdict · basis")
@@ -166,21 +178,25 @@ def provenance(rows: list[RowVerdict]) -> list[tuple[str, str]]:
         env = _env(r.run_dir)
         gpu = env.get("gpu", {})
         key = (
-            r.image or env.get("container", {}).get("image"),
+            r.image or _known(env.get("container", {}).get("image")),
             ", ".join(r.gpu_models) or "no GPU",
-            gpu.get("driver"),
+            _known(gpu.get("driver")),
             env.get("pack", {}).get("git_sha"),
         )
         seen.setdefault(key, []).append(r.row)
     for (image, gpus, driver, sha), rs in seen.items():
         items.append(
             (
-                f"runs ({len(rs)})",
-                f"image {image or 'none (host)'} · GPU {gpus} · driver {driver or 'n/a'}"
+                f"runs of {len(rs)} row(s)",
+                f"image {image or 'none (host)'} · {gpus} · GPU driver {driver or 'n/a'}"
                 f" · pack git {str(sha or 'unknown')[:12]}",
             )
         )
     return items
+
+
+def _known(v):
+    return None if v in (None, "", "unavailable") else v
 
 
 def _git_sha(where: Path) -> str | None:
@@ -261,13 +277,22 @@ def render(rows: list[RowVerdict], title: str = "Paper vs reproduced") -> str:
                 "<table><tr><th>Metric</th><th>Verdict</th><th>Basis</th><th>Expected</th><th>Measured</th>"
                 "<th>Rule</th><th>Source</th><th>Why</th></tr>"
             )
-            for m in r.metrics:
+            judged = [m for m in r.metrics if m.basis or m.verdict != "NOT-APPLICABLE"]
+            judged.sort(key=lambda m: ORDER.index(m.verdict) if m.verdict in ORDER else 0)
+            measured_only = [m for m in r.metrics if m not in judged]
+            for m in judged:
                 paper = f"<br><i>{e(m.paper)}</i>" if m.paper else ""
                 parts.append(
                     f"<tr class='{m.verdict}'><td><code>{e(m.metric)}</code></td><td>{m.verdict}</td>"
                     f"<td class='basis'>{e(m.basis or '—')}</td><td>{e(fmt(m.expected))}</td>"
                     f"<td>{e(fmt(m.measured))}</td><td>{e(m.rule)}</td><td>{e(m.source)}</td>"
                     f"<td>{e(m.why)}{paper}</td></tr>"
+                )
+            if measured_only:
+                names = ", ".join(f"{m.metric} = {fmt(m.measured)}" for m in measured_only)
+                parts.append(
+                    f"<tr class='NOT-APPLICABLE'><td colspan='8'>{len(measured_only)} measured only (no "
+                    f"expectation recorded; 'pack bless' records one): {e(names)}</td></tr>"
                 )
             parts.append("</table>")
         png = plot_row(r)

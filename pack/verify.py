@@ -111,13 +111,12 @@ def row_verdict(metric_verdicts: list[MetricVerdict]) -> str:
     return "NOT-APPLICABLE"
 
 
-def row_basis(metric_verdicts: list[MetricVerdict]) -> str:
-    """The strongest basis among checked metrics (paper > reference > harness), else among all."""
-    for pool in ([m for m in metric_verdicts if m.verdict in CHECKED], metric_verdicts):
-        for b in BASES:
-            if any(m.basis == b for m in pool):
-                return b
-    return ""
+def row_basis(metric_verdicts: list[MetricVerdict], verdict: str) -> str:
+    """The strongest basis (paper > reference > harness) among the metrics that carry the row's verdict:
+    a FAIL row whose only failure is a regression check is `reference`, even beside a passing paper value.
+    '' for a NOT-APPLICABLE row (nothing was judged)."""
+    pool = [m for m in metric_verdicts if m.verdict == verdict and verdict != "NOT-APPLICABLE"]
+    return next((b for b in BASES if any(m.basis == b for m in pool)), "")
 
 
 def fmt_value(v) -> str:
@@ -344,7 +343,12 @@ def build_row(base: dict, verdicts: list[MetricVerdict], run: dict, harness: str
     verdict = row_verdict(verdicts)
     why = row_na if row_na and verdict == "NOT-APPLICABLE" else _row_why(verdict, verdicts, run)
     return RowVerdict(
-        **base, verdict=verdict, why=why, metrics=verdicts, basis=row_basis(verdicts), harness=harness
+        **base,
+        verdict=verdict,
+        why=why,
+        metrics=verdicts,
+        basis=row_basis(verdicts, verdict),
+        harness=harness,
     )
 
 

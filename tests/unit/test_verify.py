@@ -192,9 +192,36 @@ def test_report_headline_counts_by_basis_and_json_is_valid():
     lines = report.headline([row])
     assert lines[0].startswith("paper values: 0 reproduced here, 0 failed, 1 off scope (where they hold: GPU RTX 4060)")
     assert "reference checks" in lines[1] and "1 pass, 1 fail" in lines[1]
-    assert "no paper value was reproduced" in lines[3]
+    assert "no paper number was reproduced" in lines[3]
     doc = json.loads(report.to_json([row]))
     assert doc["basis"]["reference"]["FAIL"] == 1 and doc["rows"][0]["basis"] == "reference"
     assert "within the paper's tolerance" not in report.markdown([row])
     xml = report.junit([row])
     assert "measured" in xml and "expected 6.1234" in xml and "name='basis' value=\"reference\"" in xml
+
+
+def test_overview_deviation_is_normalised_and_one_sided_ranges_stay_one_sided():
+    from pack.report_html import CLIP, COLORS, deviation
+    from pack.verify import MetricVerdict as MV
+
+    assert deviation(MV("m", "PASS", expected=10.0, measured=10.5, band=(9.0, 11.0))) == 0.5
+    assert deviation(MV("m", "FAIL", expected=10.0, measured=12.0, band=(9.0, 11.0))) == 2.0
+    assert deviation(MV("m", "PASS", measured=80.0, band=(70.0, None))) < 1  # inside a min-only range
+    assert deviation(MV("m", "FAIL", measured=60.0, band=(70.0, None))) > 1
+    assert 0 <= deviation(MV("m", "PASS", measured=1e6, band=(70.0, None))) <= 1  # far inside: 0, not -inf
+    assert deviation(MV("m", "FAIL", expected="ab", measured="cd")) == CLIP  # exact: at the edge
+    assert COLORS["FAIL"] != COLORS["ERROR"]
+
+
+def test_html_report_leads_with_basis_headline_and_provenance(tmp_path):
+    from pack import report
+    from pack.verify import build_row
+
+    ef = expected({"metric": "tok_s", "value": 39.28, "source": {"blessed_run": "b1"}})
+    rec = run_record([{"tok_s": 30.0}, {"tok_s": 31.0}])
+    row = build_row({"paper": "p", "row": "r", "run_id": "x", "run_dir": str(tmp_path), "scale": "full",
+                     "hardware": "h", "gpu_models": []}, judge_metrics(rec, ROW, ef), rec)
+    page = report.html_report([row])
+    assert page.index("reference checks") < page.index("Rows (failures first)")
+    assert "expected/" in page and "sha256" in page and "data:image/png;base64" in page
+    assert "within the paper's tolerance" not in page
