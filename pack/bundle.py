@@ -12,6 +12,7 @@ Extraction (untar.py) is safe against hostile bundles; damage is reported per fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tarfile
 import tempfile
@@ -20,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from . import __version__, fsio, paths, untar
-from .errors import IntegrityError
+from .errors import IntegrityError, PackError
 
 BUNDLE_SCHEMA = "pack.bundle/2"
 CATALOGUES = ("hardware.yaml", "images.yaml")
@@ -78,12 +79,19 @@ def make(run_dirs: list[Path], out: Path, sign_key: Path | None = None) -> Path:
 
             head.append((signing.sign(sums, sign_key), untar.SIG))
         head.append((tmpd / "BUNDLE.json", "BUNDLE.json"))
-        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.is_dir():
+            raise PackError(f"{out}: is a directory; give the bundle's file name, e.g. -o {out / 'bundle.tar.gz'}")
         part = out.with_name(out.name + ".part")
-        with tarfile.open(part, "w:gz") as tar:
-            for p, arc in head + members:
-                tar.add(p, arcname=arc, recursive=False)
-        part.replace(out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(part, "w:gz") as tar:
+                for p, arc in head + members:
+                    tar.add(p, arcname=arc, recursive=False)
+            part.replace(out)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                part.unlink()
+            raise PackError(f"{out}: cannot write the bundle ({e.strerror or e}); choose another -o path") from None
     return out
 
 

@@ -79,7 +79,8 @@ def list_cmd(paper, as_json):
 
 @cli.command()
 @click.argument("row")
-def show(row):
+@click.option("--json", "as_json", is_flag=True, help="Print the row as JSON.")
+def show(row, as_json):
     """Show one ROW: params per scale, target, metrics and their tolerances, expectations."""
     from . import expected, yamlio
     from .manifest import find_row
@@ -96,6 +97,11 @@ def show(row):
     if ef:
         doc["expected"] = [{"metric": e.metric, "value": e.value, "scope": e.scope.model_dump(exclude_none=True),
                             "source": e.source.model_dump(exclude_none=True)} for e in ef.expectations]
+    if as_json:
+        import json
+
+        _out(json.dumps(doc, indent=2, default=str))
+        return
     _out(yamlio.dump(doc).rstrip())
 
 
@@ -173,11 +179,13 @@ def plan(paper, hw, scale, as_json):
 @click.argument("rows", nargs=-1, required=True)
 @click.option("--scale", type=click.Choice(["smoke", "full"]), default="smoke", show_default=True)
 @click.option("--reps", type=click.IntRange(min=1), help="Override the row's repetitions.")
-@click.option("--resume", is_flag=True, help="Continue the newest unfinished run with the same params.")
+@click.option("--resume", is_flag=True, help="Continue the newest unfinished run with the same params "
+              "(a complete, up-to-date one is left as it is).")
+@click.option("--force", is_flag=True, help="With --resume: start a new run even when the last one is up to date.")
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Runs directory (default ./runs or $PACK_RUNS).")
 @click.option("--hw", "hw", help="Catalogue name of this machine (default $PACK_HW, else cpu/local-gpu).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def run(rows, scale, reps, resume, out, hw, seed):
+def run(rows, scale, reps, resume, force, out, hw, seed):
     """Run ROWS (row ids, or a paper name for all its rows that this machine can run)."""
     import dataclasses
 
@@ -211,7 +219,16 @@ def run(rows, scale, reps, resume, out, hw, seed):
                 raise
             _err(f"skip {r.id}: {e}")
             continue
-        run_dir = execute(m, rr, runs_root=runs_root, resume=resume, hw_name=hw, seed=seed)
+        if resume and not force:
+            from .status import up_to_date
+
+            done = up_to_date(runs_root / m.paper / r.id, rr, seed)
+            if done is not None:
+                _err(f"{m.paper}:{r.id}: up to date ({done.name} is complete, intact, same params, pack and image); "
+                     "nothing to do — add --force for a new run")
+                _out(f"{m.paper}:{r.id}\tcomplete\t{done}")
+                continue
+        run_dir = execute(m, rr, runs_root=runs_root, resume=resume and not force, hw_name=hw, seed=seed)
         import json
 
         rec = json.loads((run_dir / "run.json").read_text())
@@ -233,7 +250,12 @@ def _collect(target: str | None):
     if target and (Path(target).exists() or "/" in target or target.endswith((".tar.gz", ".tgz", ".tar"))):
         raise PackError(f"{target}: no such file or directory; give a run folder, a runs tree, a bundle or a paper name")
     root = paths.runs_dir()
-    if target:
+    if target and ":" in target:  # paper:row
+        from .manifest import find_row
+
+        m, r = find_row(target)
+        root = root / m.paper / r.id
+    elif target:
         from .manifest import get_manifest
 
         try:
@@ -353,7 +375,8 @@ def report_cmd(targets, out_dir, max_bundle_bytes, max_member_bytes, max_members
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("bundle.tar.gz"), show_default=True)
 @click.option("--sign", "sign_key", type=click.Path(path_type=Path, dir_okay=False),
               help="Sign the bundle's checksums with this SSH private key (ssh-keygen -t ed25519).")
-def bundle_cmd(targets, output, sign_key):
+@click.option("--json", "as_json", is_flag=True, help="Print what was bundled as JSON.")
+def bundle_cmd(targets, output, sign_key, as_json):
     """Pack the newest run of each row (of TARGETS: papers, run dirs; default all) into a tarball."""
     from . import bundle
 
@@ -364,6 +387,14 @@ def bundle_cmd(targets, output, sign_key):
         raise PackError("no runs to bundle; run rows first with 'pack run'")
     bundle.make(dirs, output, sign_key=sign_key)
     _err(f"bundled {len(dirs)} run(s)" + (f", signed with {sign_key}" if sign_key else ""))
+    if as_json:
+        import json
+
+        from . import fsio
+
+        _out(json.dumps({"bundle": str(output), "sha256": fsio.sha256_file(output), "signed": sign_key is not None,
+                         "runs": [str(d) for d in dirs]}, indent=2))
+        return
     _out(str(output))
 
 
@@ -393,7 +424,7 @@ def diff_cmd(a, b, as_json, max_bundle_bytes, max_member_bytes, max_members):
 
 
 @cli.command("status")
-@click.argument("paper", required=False)
+@click.argument("paper", metavar="[PAPER|PAPER:ROW]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_cmd(paper, as_json):
     """Per row and scale: the last finished run, its verdict now, and whether it is stale or missing."""
@@ -430,7 +461,8 @@ def bless(run_dir, metrics, note):
 @click.option("--diff", "diff", nargs=2, type=click.Path(path_type=Path, exists=True), help="Compare two fingerprints (env.json or run dirs).")
 @click.option("--all", "include_volatile", is_flag=True, help="With --diff, include timestamps and GPU processes.")
 @click.option("--no-torch", is_flag=True, help="Skip the torch import (no CUDA runtime/cuDNN facts).")
-def env(diff, include_volatile, no_torch):
+@click.option("--json", "as_json", is_flag=True, help="With --diff, print the differences as JSON.")
+def env(diff, include_volatile, no_torch, as_json):
     """Print this machine's environment fingerprint as JSON, or what differs between two."""
     import json
 
@@ -439,6 +471,9 @@ def env(diff, include_volatile, no_torch):
     if diff:
         a, b = (provenance.load_fingerprint(p) for p in diff)
         rows = provenance.diff(a, b, include_volatile)
+        if as_json:
+            _out(json.dumps([{"field": k, "a": x, "b": y} for k, x, y in rows], indent=2, default=str))
+            return
         if not rows:
             _out("identical")
             return

@@ -114,10 +114,18 @@ def status(paper: str | None = None, runs_root: Path | None = None) -> list[RowS
     from .verify import verify_run
 
     runs_root = runs_root or paths.runs_dir()
+    only = None
+    if paper and ":" in paper:  # paper:row
+        from .manifest import find_row
+
+        m, only = find_row(paper)
+        paper = m.paper
     manifests = [get_manifest(paper)] if paper else list(all_manifests())
     out = []
     for m in manifests:
         for row in m.rows:
+            if only is not None and row.id != only.id:
+                continue
             for scale in SCALES:
                 rrow = row.at(scale)
                 d, rec = last_finished(runs_root / m.paper / row.id, scale)

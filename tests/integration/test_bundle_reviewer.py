@@ -97,8 +97,10 @@ def test_unreadable_bundles_are_one_sentence_exit_2(pack, author_bundle, tmp_pat
     assert "member-count cap" in line
 
 
-def _unpacked_wheel(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def wheel_site(tmp_path_factory) -> Path:
     """The pack as a user gets it: a wheel built from this tree, unpacked (no manifests/, no expected/)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(wheels), str(REPO)], check=True, capture_output=True, timeout=600)
@@ -111,17 +113,23 @@ def _unpacked_wheel(tmp_path: Path) -> Path:
     return site
 
 
-def test_bundle_judged_in_an_empty_folder_from_a_wheel(pack, author_bundle, home, tmp_path):
-    site = _unpacked_wheel(tmp_path)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    shutil.copy(author_bundle, empty / "author.tar.gz")
+def in_empty_folder(site: Path, folder: Path):
+    """Run the wheel's pack in `folder`, with no PACK_* variable and no checkout anywhere near."""
+    folder.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACK_")}
     env["PYTHONPATH"] = str(site)
 
     def reviewer(*args):
         return subprocess.run([sys.executable, "-m", "pack", *map(str, args)], capture_output=True, text=True,
-                              cwd=empty, env=env, timeout=300)
+                              cwd=folder, env=env, timeout=300)
+
+    return reviewer
+
+
+def test_bundle_judged_in_an_empty_folder_from_a_wheel(pack, author_bundle, home, tmp_path, wheel_site):
+    empty = tmp_path / "empty"
+    reviewer = in_empty_folder(wheel_site, empty)
+    shutil.copy(author_bundle, empty / "author.tar.gz")
 
     res = reviewer("verify", "author.tar.gz")
     assert res.returncode == 0, res.stdout + res.stderr
@@ -154,7 +162,7 @@ def _keypair(tmp_path: Path, name: str) -> Path:
 
 
 @pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH's ssh-keygen")
-def test_signed_bundle_required_by_trust_and_rehashed_tamper_fails(pack, tmp_path):
+def test_signed_bundle_required_by_trust_and_rehashed_tamper_fails(pack, tmp_path, wheel_site):
     pack("run", "int6-clip-search", check=0)
     author, other = _keypair(tmp_path, "author"), _keypair(tmp_path, "other")
     signed = tmp_path / "signed.tar.gz"
@@ -190,3 +198,11 @@ def test_signed_bundle_required_by_trust_and_rehashed_tamper_fails(pack, tmp_pat
             t.add(work / n, arcname=n, recursive=False)
     assert pack("verify", forged).returncode == 0  # consistent re-hashing fools the checksums alone …
     assert "does not verify" in one_error_line(pack("verify", forged, "--trust", f"{author}.pub"))  # … not the key
+    # The reviewer's side of the issue's "done when": an empty folder, only the wheel, the author's key.
+    reviewer = in_empty_folder(wheel_site, tmp_path / "reviewer")
+    for f in (signed, forged, Path(f"{author}.pub")):
+        shutil.copy(f, tmp_path / "reviewer" / f.name)
+    res = reviewer("verify", "signed.tar.gz", "--trust", "author.pub")
+    assert res.returncode == 0 and "signature verified" in res.stderr, res.stdout + res.stderr
+    assert "judged against the bundle's own expectations" in res.stdout
+    assert "does not verify" in one_error_line(reviewer("verify", "forged.tar.gz", "--trust", "author.pub"))

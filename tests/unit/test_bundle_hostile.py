@@ -265,3 +265,19 @@ def test_hash_consistent_hostile_run_files_are_row_verdicts_not_crashes(box):
     assert rows["r"].verdict == "ERROR" and "not a run record" in rows["r"].why
     assert rows["r"].why.startswith(f"{path}:runs/p/r/1/run.json")
     assert rows["s"].verdict == "FAIL" and "SHA256SUMS: not UTF-8 text" in rows["s"].why
+
+
+def test_bundle_output_that_cannot_be_written_is_one_sentence(tmp_path):
+    from pack.errors import PackError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"paper": "p", "row": "r", "run_id": "1", "status": "complete"}')
+    from pack import fsio
+
+    fsio.write_sums(run)
+    with pytest.raises(PackError, match="is a directory; give the bundle's file name"):
+        bundle.make([run], tmp_path)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(PackError, match="cannot write the bundle"):
+        bundle.make([run], tmp_path / "afile" / "b.tar.gz")

@@ -83,3 +83,27 @@ def test_expectation_changed_after_the_run_is_stale(home, tmp_path):
     stale = rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
         ("int6-clip-search", "smoke")]["stale"]
     assert stale == ["expectation file modified after the run (int6-clip-search.yaml, by file time)"]
+
+
+def test_resume_of_an_up_to_date_run_does_nothing_and_says_so(home, tmp_path):
+    """`pack run --resume` on a complete, intact run with the same params, reps, seed and pack: nothing to do."""
+    rrow = find_row("local-ablation:int6-clip-search")[1].at("smoke")
+    runs = tmp_path / "runs"
+    d = finished_run(runs, "20260101T000000Z-smoke-aaaa", rrow.params_hash())
+    rec = json.loads((d / "run.json").read_text())
+    rec["reps_planned"] = rrow.reps
+    rec["metrics"] = {}  # consistent with its (absent) repetitions, so the run is intact
+    fsio.write_json_atomic(d / "run.json", rec)
+    fsio.write_sums(d)
+    res = CliRunner().invoke(cli, ["run", "local-ablation:int6-clip-search", "--resume", "--out", str(runs)])
+    assert res.exit_code == 0, res.output
+    assert "up to date (20260101T000000Z-smoke-aaaa is complete" in res.output and "--force" in res.output
+    assert sorted(p.name for p in d.parent.iterdir()) == [d.name]  # nothing new was started
+    from pack.status import up_to_date
+
+    assert up_to_date(d.parent, rrow, seed=0) == d
+    assert up_to_date(d.parent, rrow, seed=1) is None  # another seed is another run
+    (d / "run.log").write_text("appended after the run\n")  # an unlisted file: not intact any more
+    assert up_to_date(d.parent, rrow, seed=0) is None
+    rows = rows_of(CliRunner().invoke(cli, ["status", "local-ablation:int6-clip-search", "--json"]).output)
+    assert set(rows) == {("int6-clip-search", "smoke"), ("int6-clip-search", "full")}
