@@ -185,7 +185,8 @@ def plan(paper, hw, scale, as_json):
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Runs directory (default ./runs or $PACK_RUNS).")
 @click.option("--hw", "hw", help="Catalogue name of this machine (default $PACK_HW, else cpu/local-gpu).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def run(rows, scale, reps, resume, force, out, hw, seed):
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of {row, status, run_dir, up_to_date} at the end.")
+def run(rows, scale, reps, resume, force, out, hw, seed, as_json):
     """Run ROWS (row ids, or a paper name for all its rows that this machine can run)."""
     import dataclasses
 
@@ -207,7 +208,13 @@ def run(rows, scale, reps, resume, force, out, hw, seed):
             todo += [(papers[ref], r) for r in papers[ref].rows]
         else:
             todo.append(find_row(ref))
-    failed = 0
+    failed, done_rows = 0, []
+
+    def said(ref: str, status: str, run_dir: Path, up_to_date: bool = False) -> None:
+        done_rows.append({"row": ref, "status": status, "run_dir": str(run_dir), "up_to_date": up_to_date})
+        if not as_json:
+            _out(f"{ref}\t{status}\t{run_dir}")
+
     for m, r in todo:
         rr = r.at(scale)
         if reps:
@@ -226,15 +233,19 @@ def run(rows, scale, reps, resume, force, out, hw, seed):
             if done is not None:
                 _err(f"{m.paper}:{r.id}: up to date ({done.name} is complete, intact, same params, pack and image); "
                      "nothing to do — add --force for a new run")
-                _out(f"{m.paper}:{r.id}\tcomplete\t{done}")
+                said(f"{m.paper}:{r.id}", "complete", done, up_to_date=True)
                 continue
         run_dir = execute(m, rr, runs_root=runs_root, resume=resume and not force, hw_name=hw, seed=seed)
         import json
 
         rec = json.loads((run_dir / "run.json").read_text())
-        _out(f"{m.paper}:{r.id}\t{rec['status']}\t{run_dir}")
+        said(f"{m.paper}:{r.id}", rec["status"], run_dir)
         if rec["status"] != "complete":
             failed += 1
+    if as_json:
+        import json
+
+        _out(json.dumps(done_rows, indent=2))
     sys.exit(1 if failed else 0)
 
 

@@ -45,6 +45,7 @@ class RowDiff:
     b_run: str
     metrics: list[MetricDiff]
     env: list[tuple[str, object, object]]
+    note: str = ""  # e.g. the two runs are of different scales, so their numbers measure different things
 
 
 def open_side(target: str, label: str, stack: ExitStack, limits=None) -> Side:
@@ -140,8 +141,12 @@ def diff_row(a_dir: Path, b_dir: Path, root: Path | None) -> RowDiff:
                 md.why = f"A {'inside' if ok_a else 'outside'}, B {'inside' if ok_b else 'outside'} the range"
         metrics.append(md)
     env_a, env_b = _read(a_dir / "env.json") or {}, _read(b_dir / "env.json") or {}
+    note = ""
+    if a.get("scale") != b.get("scale") or a.get("params_hash") != b.get("params_hash"):
+        note = (f"A ran scale {a.get('scale')} (params {str(a.get('params_hash'))[:8]}), B scale {b.get('scale')} "
+                f"(params {str(b.get('params_hash'))[:8]}): different settings, so a difference is expected")
     return RowDiff(a["paper"], a["row"], a.get("run_id", a_dir.name), b.get("run_id", b_dir.name), metrics,
-                   env_diff(env_a, env_b))
+                   env_diff(env_a, env_b), note)
 
 
 def compare(a: Side, b: Side) -> dict:
@@ -168,6 +173,8 @@ def render(doc: dict) -> str:
     out = [f"A: {doc['a']}", f"B: {doc['b']}"]
     for r in doc["rows"]:
         out += ["", f"{r['paper']}:{r['row']}   A {r['a_run']}   B {r['b_run']}"]
+        if r["note"]:
+            out.append(f"  note: {r['note']}")
         w = max([len(m["metric"]) for m in r["metrics"]] + [6])
         out.append(f"  {'METRIC':<{w}}  {'A':>12}  {'B':>12}  {'DELTA':>11}  {'REL':>8}  {'WITHIN':<6}  RULE")
         for m in r["metrics"]:

@@ -19,6 +19,7 @@ or unlisted file) is returned as a list of `Problem`s, every one, so the intact 
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import hashlib
 import lzma
@@ -255,6 +256,9 @@ def extract(path: Path, dest: Path, limits: Limits | None = None,
                           "download it again or re-create it with 'pack bundle'") from None
 
 
+_MACHINE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
 class _WriteError(Exception):
     """This machine could not write the extraction folder (disk full, read-only): not the bundle's fault."""
 
@@ -289,8 +293,11 @@ def _walk(tar, path: Path, dest: Path, limits: Limits, on_sums) -> Extracted:
             out.problems.append(Problem(name, "cannot be extracted: a file and a directory of the bundle share this path"))
             return
         except OSError as e:
-            raise _WriteError(f"{dest}: cannot write the extracted bundle ({e.strerror or e}); "
-                              "free space or choose another TMPDIR") from None
+            if e.errno in _MACHINE_FAULTS:  # this machine's fault, not the bundle's: stop, say what to fix
+                raise _WriteError(f"{dest}: cannot write the extracted bundle ({e.strerror or e}); "
+                                  "free space or choose another TMPDIR") from None
+            out.problems.append(Problem(name, f"cannot be extracted here ({e.strerror or e})"))  # e.g. too long
+            return
         if written[name] != out.sums[name]:
             out.problems.append(Problem(name, "checksum mismatch (changed or truncated after bundling)"))
 

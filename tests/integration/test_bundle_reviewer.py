@@ -147,11 +147,15 @@ def test_bundle_judged_in_an_empty_folder_from_a_wheel(pack, author_bundle, home
     res = reviewer("verify", "author.tar.gz", "--expected", mine)
     assert res.returncode == 0 and "identical to the bundle's own expectations" in res.stdout
     exp = mine / "expected" / "local-ablation" / "int6-clip-search.yaml"
-    exp.write_text(exp.read_text().replace("value: 73984", "value: 73985"))
+    import re
+
+    text = exp.read_text()
+    n_params = int(re.search(r"metric: n_params\n  value: (\d+)", text).group(1))
+    exp.write_text(text.replace(f"value: {n_params}", f"value: {n_params + 1}"))
     res = reviewer("verify", "author.tar.gz", "--expected", mine)
     assert res.returncode == 1, res.stdout
     assert "expected/local-ablation/int6-clip-search.yaml: differs (bundle " in res.stdout
-    assert any("FAIL" in x and "n_params" in x and "expected 73985" in x for x in res.stdout.splitlines())
+    assert any("FAIL" in x and "n_params" in x and f"expected {n_params + 1}" in x for x in res.stdout.splitlines())
     assert "holds no manifests/" in reviewer("verify", "author.tar.gz", "--expected", empty).stderr
 
 

@@ -281,3 +281,29 @@ def test_bundle_output_that_cannot_be_written_is_one_sentence(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(PackError, match="cannot write the bundle"):
         bundle.make([run], tmp_path / "afile" / "b.tar.gz")
+
+
+def test_a_name_this_machine_cannot_hold_is_a_problem_not_a_crash(box):
+    path, dest = box
+    long_name = "runs/p/r/1/" + "x" * 300  # longer than a file name may be (255 bytes on Linux filesystems)
+    build(path, good(RUN | {long_name: b"data"}))
+    dest.mkdir()
+    problems = {p.name: p.what for p in untar.extract(path, dest).problems}
+    assert "cannot be extracted here" in problems[long_name]
+
+
+def test_a_full_disk_is_one_sentence_naming_the_folder(box, monkeypatch):
+    import errno as errno_
+
+    path, dest = box
+    build(path, good(RUN))
+    dest.mkdir()
+
+    def full(*a, **k):
+        raise OSError(errno_.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(untar, "_write", full)
+    with pytest.raises(BundleError) as e:
+        untar.extract(path, dest)
+    msg = str(e.value)
+    assert msg.startswith(f"{dest}: cannot write") and "No space left on device" in msg and "TMPDIR" in msg

@@ -34,6 +34,14 @@ def test_diff_judges_each_metric_by_its_tolerance_and_shows_env(home, tmp_path):
     assert "collected_at" not in res.output  # volatile fields are left out, as in env --diff
     doc = json.loads(CliRunner().invoke(cli, ["diff", str(a), str(a), "--json"]).output)
     assert doc["rows"][0]["metrics"][0]["within"] is True and doc["rows"][0]["env"] == []
+    assert doc["rows"][0]["note"] == ""
+    c = tmp_path / "c" / "local-ablation" / "int6-clip-search" / "3"
+    c.parent.mkdir(parents=True)
+    rec = record("3", params_hash="f" * 16, metrics={"n_params": [73984]}) | {"scale": "full"}
+    fsio.write_json_atomic(c / "run.json", rec)
+    fsio.write_sums(c)
+    res = CliRunner().invoke(cli, ["diff", str(a), str(c)])
+    assert "note: A ran scale smoke" in res.output and "B scale full" in res.output
 
 
 def test_diff_refuses_damaged_runs_and_missing_paths(home, tmp_path):

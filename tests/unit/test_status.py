@@ -99,6 +99,9 @@ def test_resume_of_an_up_to_date_run_does_nothing_and_says_so(home, tmp_path):
     assert res.exit_code == 0, res.output
     assert "up to date (20260101T000000Z-smoke-aaaa is complete" in res.output and "--force" in res.output
     assert sorted(p.name for p in d.parent.iterdir()) == [d.name]  # nothing new was started
+    res = CliRunner().invoke(cli, ["run", "local-ablation:int6-clip-search", "--resume", "--out", str(runs), "--json"])
+    assert json.loads(res.stdout) == [{"row": "local-ablation:int6-clip-search", "status": "complete",
+                                       "run_dir": str(d), "up_to_date": True}]
     from pack.status import up_to_date
 
     assert up_to_date(d.parent, rrow, seed=0) == d
