@@ -145,22 +145,27 @@ def open_bundle(path: Path, dest: Path, limits: untar.Limits | None = None, trus
             bundle_problems.append("BUNDLE.json: not JSON")
     if not isinstance(meta, dict):
         meta, bundle_problems = {}, bundle_problems + ["BUNDLE.json: not a JSON object"]
-    # The runs: those BUNDLE.json names, and any run folder SHA256SUMS lists (BUNDLE.json may be damaged).
-    entries = {r.get("path"): r for r in meta.get("runs", []) if isinstance(r, dict) and isinstance(r.get("path"), str)}
+    # The run folders are those SHA256SUMS names (safe paths, checked by untar); BUNDLE.json only adds
+    # what it says about each (scale, hardware) and must agree with them.
+    listed = meta.get("runs") if isinstance(meta.get("runs"), list) else []
+    said = {r["path"]: r for r in listed if isinstance(r, dict) and isinstance(r.get("path"), str)}
+    entries: dict[str, dict] = {}
     for name in ex.sums:
         run = _run_of(name)
         if run and run not in entries:
             _, paper, row, run_id = run.split("/")
-            entries[run] = {"paper": paper, "row": row, "run_id": run_id, "path": run}
-            if meta:
+            entries[run] = {**said.get(run, {}), "paper": paper, "row": row, "run_id": run_id, "path": run}
+            if meta and run not in said:
                 bundle_problems.append(f"{run}: a run folder that BUNDLE.json does not list")
+    for run in sorted(set(said) - set(entries)):
+        bundle_problems.append(f"{untar.show(run)}: listed in BUNDLE.json but not in the bundle")
     runs = {k: BundleRun(dest / k, v) for k, v in sorted(entries.items())}
     for p in ex.problems:
         owner = _run_of(p.name)
         (runs[owner].problems if owner in runs else bundle_problems).append(str(p))
     for k, r in runs.items():
         if f"{k}/run.json" not in ex.sums and not r.problems:
-            r.problems.append(f"{k}/run.json: not in the bundle, though BUNDLE.json lists this run")
+            r.problems.append(f"{k}/run.json: not in the bundle, though other files of this run folder are")
     context = {n: d for n, d in ex.sums.items() if n.startswith("context/") and n not in damaged}
     return Opened(source=path, root=dest, meta=meta, runs=list(runs.values()), problems=bundle_problems,
                   context=context, signed_by=signer.get("who"))

@@ -92,7 +92,15 @@ def judge_bundle(path: Path, limits=None, trust: Path | None = None, expected: P
 
 def _judge(run: bundle.BundleRun, opened: bundle.Opened, verify_run):
     """One bundle run judged; a run record that matches its checksums yet cannot be read is that row's ERROR."""
+    from .rundir import read_record
+
     try:
+        rec = read_record(run.path / "run.json")
+        if (rec.paper, rec.row, rec.run_id) != (run.meta["paper"], run.meta["row"], run.meta["run_id"]):
+            row = bundle.damaged_row(None, run)
+            row.why = (f"integrity: run.json is {rec.paper}:{rec.row} run {rec.run_id}, but the bundle holds it as "
+                       f"{run.meta['paper']}:{run.meta['row']} run {run.meta['run_id']}; the bundle was tampered with")
+            return row
         return verify_run(run.path)
     except IntegrityError as e:
         row = bundle.damaged_row(None, run)

@@ -307,3 +307,24 @@ def test_a_full_disk_is_one_sentence_naming_the_folder(box, monkeypatch):
         untar.extract(path, dest)
     msg = str(e.value)
     assert msg.startswith(f"{dest}: cannot write") and "No space left on device" in msg and "TMPDIR" in msg
+
+
+def test_bundle_json_cannot_point_judging_outside_the_extraction(box):
+    """Run folders come from SHA256SUMS' (checked) names; BUNDLE.json's own paths are only compared."""
+    from pack import reviewer
+    from tests.unit.test_status import record
+
+    path, dest = box
+    meta = {"runs": [{"path": "../../etc", "paper": "x"}, {"path": "runs/p/s/2", "paper": "evil"}]}
+    files = {"BUNDLE.json": json.dumps(meta).encode(),
+             "runs/p/s/2/run.json": json.dumps(record("9") | {"paper": "p", "row": "other"}).encode(),
+             "runs/p/s/2/SHA256SUMS": b""}
+    build(path, good(files))
+    dest.mkdir()
+    opened = bundle.open_bundle(path, dest)
+    assert [r.path for r in opened.runs] == [dest / "runs/p/s/2"]
+    assert opened.runs[0].meta["paper"] == "p"  # the path's, not BUNDLE.json's
+    assert opened.problems == ["../../etc: listed in BUNDLE.json but not in the bundle"]
+    rows = reviewer.judge_bundle(path).rows
+    moved = next(r for r in rows if r.row == "s")
+    assert moved.verdict == "FAIL" and "run.json is p:other run 9, but the bundle holds it as p:s run 2" in moved.why
