@@ -147,15 +147,19 @@ def test_bundle_judged_in_an_empty_folder_from_a_wheel(pack, author_bundle, home
     res = reviewer("verify", "author.tar.gz", "--expected", mine)
     assert res.returncode == 0 and "identical to the bundle's own expectations" in res.stdout
     exp = mine / "expected" / "local-ablation" / "int6-clip-search.yaml"
-    import re
+    import yaml
 
-    text = exp.read_text()
-    n_params = int(re.search(r"metric: n_params\n  value: (\d+)", text).group(1))
-    exp.write_text(text.replace(f"value: {n_params}", f"value: {n_params + 1}"))
+    doc = yaml.safe_load(exp.read_text())
+    # A smoke-scoped reference the author's run passed: doubled in the reviewer's copy, it must FAIL.
+    smoke = [e for e in doc["expectations"] if isinstance(e.get("value"), (int, float)) and e["value"]
+             and "smoke" in str(e.get("scope", {}).get("scale", "")) and "tolerance" not in e]
+    target = smoke[0]
+    target["value"] = target["value"] * 2
+    exp.write_text(yaml.safe_dump(doc, sort_keys=False))
     res = reviewer("verify", "author.tar.gz", "--expected", mine)
     assert res.returncode == 1, res.stdout
     assert "expected/local-ablation/int6-clip-search.yaml: differs (bundle " in res.stdout
-    assert any("FAIL" in x and "n_params" in x and f"expected {n_params + 1}" in x for x in res.stdout.splitlines())
+    assert any("FAIL" in x and f" {target['metric']} " in x for x in res.stdout.splitlines()), res.stdout
     assert "holds no manifests/" in reviewer("verify", "author.tar.gz", "--expected", empty).stderr
 
 
