@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -142,7 +143,14 @@ def _lookup(table: dict, metric: str):
 
 def verify_run(run_dir: Path, integrity: bool = True) -> RowVerdict:
     """Judge one run directory against expected/ (integrity first: a changed byte fails, naming the file)."""
-    run = _load_run(run_dir)
+    try:
+        run = _load_run(run_dir)
+    except rundir.RunRecordError as e:  # one damaged run.json is that row's ERROR; the other rows are judged
+        in_layout = len(run_dir.parts) >= 3 and re.match(r"\d{8}T\d{6}Z-", run_dir.name)  # runs/<paper>/<row>/<id>
+        paper, row = (run_dir.parts[-3], run_dir.parts[-2]) if in_layout else ("?", "?")
+        return RowVerdict(paper=paper, row=row,
+                          run_id=run_dir.name, run_dir=str(run_dir), scale="?", hardware="?", gpu_models=[],
+                          verdict="ERROR", why=str(e), metrics=[])
     base = dict(
         paper=run.get("paper", "?"),
         row=run.get("row", "?"),
@@ -155,8 +163,15 @@ def verify_run(run_dir: Path, integrity: bool = True) -> RowVerdict:
         started_at=run.get("started_at"),
         finished_at=run.get("finished_at"),
     )
+    if run.get("status") in ("running", "interrupted") or not (run_dir / fsio.SUMS_NAME).is_file():
+        # killed before its checksum file was written (or that file was deleted): never a PASS, not tampering
+        return RowVerdict(**base, verdict="ERROR", metrics=[],
+                          why=f"unfinished (status '{run.get('status')}', no complete {fsio.SUMS_NAME}): "
+                          "resume it with 'pack run --resume'")
     if integrity:
-        problems = fsio.check_sums(run_dir)
+        # Checksums, then each metric's aggregate recomputed from the per-repetition files: a run.json
+        # edited (and re-hashed) to disagree with its repetitions fails, naming the metric.
+        problems = RunDir(run_dir).integrity()
         if problems:
             return RowVerdict(**base, verdict="FAIL", why="integrity: " + "; ".join(problems), metrics=[])
     try:

@@ -48,7 +48,8 @@ def test_truncated_run_json_is_one_sentence(pack, tmp_path):
     run = latest(tmp_path / "runs", "local-ablation", "int6-clip-search")
     (run / "run.json").write_text('{"status": "compl')
     res = pack("verify", str(run))
-    assert res.returncode == 1 and "truncated or not JSON" in res.stderr and "Traceback" not in res.stderr
+    # that row is ERROR (the other rows of a tree are still judged), naming the file
+    assert res.returncode == 1 and "truncated or not JSON" in res.stdout and "Traceback" not in res.stderr
     (run / "run.json").unlink()
     res = pack("verify", str(run / "reps" / "rep-000"))
     assert res.returncode != 0 and "Traceback" not in res.stderr

@@ -1,0 +1,116 @@
+"""Run-folder faults judged in process: a verdict comes from the per-repetition evidence, an unfinished
+run is ERROR (resume it), one damaged run.json is that row's ERROR while the other rows are judged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pack import paths
+from pack.verify import verify_run
+from tests.conftest import REPO
+
+
+def _resum(d: Path, top: Path) -> None:
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(d).as_posix()}\n"
+             for p in sorted(d.rglob("*")) if p.is_file() and p != d / "SHA256SUMS"]
+    (d / "SHA256SUMS").write_text("".join(lines))
+
+
+def rehash(run: Path) -> None:
+    """What a careful forger does: re-hash every repetition's and the run's SHA256SUMS."""
+    for rep in (run / "reps").iterdir():
+        _resum(rep, run)
+    _resum(run, run)
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(home, run dir) of one real two-repetition wire-compression smoke run."""
+    base = tmp_path_factory.mktemp("rt")
+    home = base / "home"
+    shutil.copytree(REPO / "manifests", home / "manifests")
+    shutil.copytree(REPO / "expected", home / "expected")
+    env = dict(os.environ, PACK_HOME=str(home), PACK_RUNS=str(base / "runs"),
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    subprocess.run([sys.executable, "-m", "pack", "run", "wire-compression", "--reps", "2"], cwd=base, env=env,
+                   check=True, capture_output=True, timeout=300)
+    (run,) = (base / "runs" / "latent-bridge" / "wire-compression").iterdir()
+    return home, run
+
+
+@pytest.fixture
+def run(one_run, tmp_path):
+    home, src = one_run
+    dst = tmp_path / "runs" / "latent-bridge" / "wire-compression" / src.name
+    shutil.copytree(src, dst)
+    with paths.using_root(home):
+        yield dst
+
+
+def judge(run: Path):
+    return verify_run(run)
+
+
+def test_intact_run_passes(run):
+    assert judge(run).verdict == "PASS"
+
+
+@pytest.mark.parametrize("where", ["rep", "run"])
+def test_rehashed_edit_that_disagrees_with_the_repetitions_fails(run, where):
+    if where == "rep":  # a repetition's value changed, run.json left showing the expected one
+        p = run / "reps" / "rep-000" / "rep.json"
+        doc = json.loads(p.read_text())
+        doc["result"]["metrics"]["text_bytes"] = 999.0
+        p.write_text(json.dumps(doc))
+    else:  # run.json's summary changed, the repetitions left as they were
+        doc = json.loads((run / "run.json").read_text())
+        m = doc["metrics"]["text_bytes"]
+        m.update(values=[1.0, 1.0], mean=1.0, min=1.0, max=1.0, median=1.0)
+        (run / "run.json").write_text(json.dumps(doc))
+    rehash(run)
+    v = judge(run)
+    assert v.verdict == "FAIL" and "text_bytes" in v.why and "per-repetition" in v.why
+
+
+def test_unfinished_run_is_error_resume_it_not_tampering(run):
+    doc = json.loads((run / "run.json").read_text())
+    doc.update(status="running", finished_at=None)
+    (run / "run.json").write_text(json.dumps(doc))
+    (run / "SHA256SUMS").unlink()
+    v = judge(run)
+    assert v.verdict == "ERROR" and "resume" in v.why
+
+
+def test_killed_before_the_checksum_file_is_error_not_pass(run):
+    (run / "SHA256SUMS").unlink()  # status already 'complete': the kill came just before SHA256SUMS
+    v = judge(run)
+    assert v.verdict == "ERROR" and "resume" in v.why
+
+
+def test_damaged_run_json_is_that_rows_error_and_others_are_judged(run, tmp_path):
+    other = run.parent.parent / "other-row" / "20260101T000000Z-smoke-deadbeef"
+    shutil.copytree(run, other)
+    (other / "run.json").write_text('{"status": "compl')
+    bad = judge(other)
+    assert bad.verdict == "ERROR" and "truncated or not JSON" in bad.why and bad.row == "other-row"
+    assert judge(run).verdict == "PASS"
+
+
+def test_deleted_rep_and_extra_file_fail(run):
+    shutil.rmtree(run / "reps" / "rep-001")
+    assert judge(run).verdict == "FAIL"
+
+
+def test_unlisted_temp_looking_file_fails(run):
+    (run / "reps" / ".rep-009.tmp").mkdir()
+    (run / "reps" / ".rep-009.tmp" / "rep.json").write_text("{}")
+    v = judge(run)
+    assert v.verdict == "FAIL" and ".rep-009.tmp" in v.why
