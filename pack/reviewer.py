@@ -101,7 +101,9 @@ def _judge(run: bundle.BundleRun, opened: bundle.Opened, verify_run):
             row.why = (f"integrity: run.json is {rec.paper}:{rec.row} run {rec.run_id}, but the bundle holds it as "
                        f"{run.meta['paper']}:{run.meta['row']} run {run.meta['run_id']}; the bundle was tampered with")
             return row
-        return verify_run(run.path)
+        row = verify_run(run.path)
+        row.why = row.why.replace(f"{opened.root}/", f"{opened.source}:")  # name the bundle, not a temp folder
+        return row
     except IntegrityError as e:
         row = bundle.damaged_row(None, run)
         row.verdict, row.why = "ERROR", str(e).replace(f"{opened.root}/", f"{opened.source}:")
