@@ -174,9 +174,12 @@ def aggregate(reps: list[RepResult], summary: RepResult | None) -> dict[str, dic
         nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if nums and len(nums) == len(values):
             finite = [v for v in nums if math.isfinite(v)]
-            entry.update(mean=statistics.fmean(finite) if finite else float("nan"),
-                         std=statistics.stdev(finite) if len(finite) > 1 else 0.0,
-                         min=min(nums), max=max(nums), median=statistics.median(nums))
+            try:
+                mean = statistics.fmean(finite) if finite else float("nan")
+                std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+            except OverflowError:  # values near ±1.8e308: recorded as NaN, judged (never passed) from `values`
+                mean = std = float("nan")
+            entry.update(mean=mean, std=std, min=min(nums), max=max(nums), median=statistics.median(nums))
         out[name] = entry
     return out
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import statistics
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Annotated, ClassVar, Literal, NamedTuple, Union
 
 from pydantic import Field, field_validator, model_validator
@@ -60,7 +60,14 @@ def aggregate_of(values: list[float], aggregate: str) -> float:
         return values[0]
     if aggregate == "last":
         return values[-1]
-    return {"mean": statistics.fmean, "median": statistics.median, "min": min, "max": max}[aggregate](values)
+    fn = {"mean": statistics.fmean, "median": statistics.median, "min": min, "max": max}[aggregate]
+    try:
+        got = fn(values)
+    except OverflowError:
+        got = math.inf
+    if not math.isfinite(got):  # finite repetitions whose mean/median overflows: never a number to pass
+        raise ValueError(f"the {aggregate} of the repetitions overflows a float (values near ±1.8e308)")
+    return got
 
 
 class Rule(Strict):
@@ -126,6 +133,8 @@ class _Band(Rule):
         exp_f = float(_numbers([expected])[0])
         got = aggregate_of(_numbers(values), aggregate)
         allowed = self.allowed(exp_f)
+        if not math.isfinite(allowed):  # e.g. rel 1e300 of 1e10: an infinite band would pass anything
+            raise ValueError(f"the tolerance band around {exp_f:g} overflows to infinity; give a smaller tolerance")
         diff = got - exp_f
         ok = abs(diff) <= allowed * (1 + 1e-12)
         rel = f" ({diff / exp_f * 100:+.3g}%)" if exp_f else ""
@@ -162,7 +171,9 @@ class Rel(_Band):
 def round_decimal(v: float, places: int) -> Decimal:
     """`v` rounded to `places` decimals, half up, on its shortest decimal form (repr): 2.675 -> 2.68,
     where binary round(2.675, 2) gives 2.67 because the double is 2.67499999..."""
-    return Decimal(repr(float(v))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    with localcontext() as ctx:  # enough digits for 1e308 at 15 places (the default 28 would raise)
+        ctx.prec = 400
+        return Decimal(repr(float(v))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 class Decimals(Rule):
@@ -287,6 +298,12 @@ class Stat(Rule):
         if a == b or (len(set(a)) == 1 and len(set(b)) == 1 and a[0] == b[0]):
             p = 1.0  # identical samples: no evidence of any difference (scipy would return nan)
         elif self.test == "welch":
+            import numpy as np
+
+            with np.errstate(over="ignore"):
+                huge = not all(math.isfinite(float(np.var(x))) for x in (a, b))
+            if huge:  # t would be 0/inf: "no difference"
+                raise ValueError("the values are too large for a welch test (their variance overflows a float)")
             p = float(stats.ttest_ind(a, b, equal_var=False, alternative=alt).pvalue)
         else:
             p = float(stats.mannwhitneyu(a, b, alternative=alt).pvalue)

@@ -271,8 +271,8 @@ def judge_metric(name: str, run: dict, row, ef, harness: str = "") -> MetricVerd
         return mv
     try:
         chk = c.rule.check(c.expectation.value, entry["values"], aggregate, _reference(c, run))
-    except (TypeError, ValueError) as ex:
-        mv.verdict, mv.why = "ERROR", f"cannot apply the {c.rule.kind} rule: {ex}"
+    except (TypeError, ValueError, ArithmeticError) as ex:  # ArithmeticError: overflow, decimal limits
+        mv.verdict, mv.why = "ERROR", f"cannot apply the {c.rule.kind} rule: {ex or type(ex).__name__}"
         return mv
     mv.measured, mv.band = chk.measured, chk.band
     mv.verdict = "PASS" if chk.passed else "FAIL"
