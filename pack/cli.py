@@ -5,6 +5,7 @@ logs to stderr. Imports of anything heavier than click happen inside the command
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .errors import EXIT_CRASH, PackError
+from .errors import EXIT_CRASH, EXIT_USAGE, PackError
 
 
 def _out(text: str = "") -> None:
@@ -505,6 +506,20 @@ cli.add_command(_forensics_analyze)
 cli.add_command(_forensics_export)
 
 
+# The machine, not the pack: a file where a folder is expected (and the reverse), a full or read-only
+# disk, a folder this user may not write. One sentence naming the path, exit 2; what was written stays.
+ENV_FAULTS = {
+    errno.ENOTDIR: "a file is where a folder is expected: move it or choose another path (--out)",
+    errno.EISDIR: "a folder is where a file is expected: move it or choose another path",
+    errno.EEXIST: "something is already at that path: move it or choose another path",
+    errno.ENOSPC: "the disk is full: free space (finished repetitions are kept; --resume continues)",
+    errno.EDQUOT: "the disk quota is exhausted: free space (finished repetitions are kept; --resume continues)",
+    errno.EROFS: "the file system is read-only: choose a writable folder (--out, PACK_RUNS, TMPDIR)",
+    errno.EACCES: "permission denied: choose a folder you may write (--out, PACK_RUNS, TMPDIR)",
+    errno.EPERM: "operation not permitted: choose a folder you may write (--out, PACK_RUNS, TMPDIR)",
+}
+
+
 def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="pack", standalone_mode=False)
@@ -527,6 +542,10 @@ def main(argv=None) -> None:
     except Exception as e:
         if os.environ.get("PACK_DEBUG") == "1":
             raise
+        if isinstance(e, OSError) and e.errno in ENV_FAULTS:
+            where = f"{e.filename}: " if e.filename else ""
+            _err(f"pack: error: {where}{e.strerror or e}; {ENV_FAULTS[e.errno]}")
+            sys.exit(EXIT_USAGE)
         _err(f"pack: internal error: {type(e).__name__}: {e} (set PACK_DEBUG=1 for the traceback)")
         sys.exit(EXIT_CRASH)
 
