@@ -415,7 +415,8 @@ class Scope(Strict):
             if vals:
                 parts.append(f"{label} {'/'.join(map(str, vals))}")
         if self.params:
-            parts.append(", ".join(f"{k}={v}" for k, v in self.params.items()))
+            short = {k: (f"{str(v)[:12]}…" if len(str(v)) > 16 else v) for k, v in self.params.items()}
+            parts.append(", ".join(f"{k}={v}" for k, v in short.items()))  # a sha256 shortened for headlines
         return ", ".join(parts)
 
     def mismatch(self, run: dict) -> str | None:
