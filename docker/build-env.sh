@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What every pack image's build does, once for all four Dockerfiles (they only set build arguments).
 #
-#   build-env.sh environment   OS packages, uv (from PyPI, hashed), Python, /opt/venv from the lock
+#   build-env.sh environment   OS packages, uv (from PyPI, hashed), Python, /opt/venv, torch + CUDA wheels
+#   build-env.sh packages      the rest of the lock (hashes required), then the compile_from_source ones
 #   build-env.sh pack          the pack itself, resolved offline against that environment, pip check
 #
 # Inputs (the Dockerfile's ARG/ENV): VARIANT, PYTHON_SOURCE (uv|system), PYTHON_VERSION, TORCH_VERSION,
@@ -10,7 +11,6 @@
 # requirements.lock), except torch where the lock's header says it could not be locked.
 set -euo pipefail
 here=/usr/local/lib/pack-build
-step=${1:?usage: build-env.sh environment|pack}
 log() { echo "build-env[$VARIANT]: $*" >&2; }
 
 compiled_wanted() {  # COMPILE_FROM_SOURCE minus SKIP_COMPILE
@@ -36,9 +36,10 @@ lock_blocks() {
 
 environment() {
   apt-get update
-  local pkgs=(tini ca-certificates)
-  [ "$PYTHON_SOURCE" = system ] || pkgs+=(python3 python3-venv)  # only to run pip once, for uv
-  if [ -n "$(compiled_wanted)" ]; then pkgs+=(build-essential git); fi
+  # build-essential: some locked packages are sdists with C code (e.g. pypcre, of gptqmodel), and the
+  # compile_from_source ones need it; python3-dev gives the system Python's headers to those builds.
+  local pkgs=(tini ca-certificates build-essential git)
+  if [ "$PYTHON_SOURCE" = system ]; then pkgs+=(python3-dev); else pkgs+=(python3 python3-venv); fi
   apt-get install -y --no-install-recommends "${pkgs[@]}"
   rm -rf /var/lib/apt/lists/*
 
@@ -48,7 +49,7 @@ environment() {
   /opt/uv/bin/pip install --no-cache-dir --require-hashes -r "$here/bootstrap.lock"
   ln -sf /opt/uv/bin/uv /usr/local/bin/uv
   [ -f /etc/ssl/certs/ca-certificates.crt ] && export PIP_CERT=/etc/ssl/certs/ca-certificates.crt
-  export UV_SYSTEM_CERTS=1  # a build host's CA bundle mounted over the system one is honoured
+  export UV_SYSTEM_CERTS=1  # a build host's CA bundle mounted over the system one is honoured (uv)
 
   if [ "$PYTHON_SOURCE" = system ]; then
     uv venv --python "$(command -v python3)" /opt/venv
@@ -57,13 +58,30 @@ environment() {
     uv venv --python "$PYTHON_VERSION" /opt/venv
   fi
 
-  local lock=$here/requirements.lock main=$here/main.lock compiled=$here/compiled.lock
-  if ! grep -q '^torch==' "$lock"; then
+  install_torch
+}
+
+# torch and its CUDA wheels (torch, triton, nvidia-*-cuNN): their own layer, the largest and the
+# one that changes least; from the lock with hashes, or from TORCH_INDEX where the lock says it could not.
+TORCH_CLOSURE='^(torch|triton|nvidia-[a-z0-9-]+-cu[0-9]+)=='
+install_torch() {
+  cache_mode
+  local lock=$here/requirements.lock torch=$here/torch.lock
+  if grep -q '^torch==' "$lock"; then
+    awk -v re="$TORCH_CLOSURE" '/^[A-Za-z0-9]/ { keep = ($1 ~ re) } /^#/ { next } keep { print }' "$lock" > "$torch"
+    uv pip install --require-hashes -r "$torch"
+  else
     # The lock's header says why: this CUDA build of torch is only on TORCH_INDEX.
     log "torch is not in the lock; installing torch==$TORCH_VERSION from $TORCH_INDEX"
     uv pip install --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION"
   fi
-  # shellcheck disable=SC2046
+}
+
+# Everything else in the lock (hashes required), then the compile_from_source packages.
+packages() {
+  cache_mode
+  local lock=$here/requirements.lock main=$here/main.lock compiled=$here/compiled.lock
+  # shellcheck disable=SC2046,SC2086
   lock_blocks "$lock" except $COMPILE_FROM_SOURCE > "$main"
   uv pip install --require-hashes -r "$main"
 
@@ -81,6 +99,13 @@ environment() {
   if [ -n "$SKIP_COMPILE" ]; then
     log "NOT built (SKIP_COMPILE): $SKIP_COMPILE"
   fi
+}
+
+# UV_CACHE=0 (make images-local): no download cache, so a build needs the environment's size on disk
+# once rather than twice; layers are still cached by the image store.
+cache_mode() {
+  export UV_SYSTEM_CERTS=1
+  if [ "${UV_CACHE:-1}" = 0 ]; then export UV_NO_CACHE=1; fi
 }
 
 pack_itself() {
@@ -106,8 +131,12 @@ EOF
   chown pack:pack /runs
 }
 
-case "$step" in
-  environment) environment ;;
-  pack) pack_itself ;;
-  *) echo "build-env.sh: unknown step '$step' (environment|pack)" >&2; exit 2 ;;
-esac
+# PACK_BUILD_ENV_LIB=1: only define the functions (tests/unit/test_docker_images.py sources them).
+if [ -z "${PACK_BUILD_ENV_LIB:-}" ]; then
+  case "${1:-}" in
+    environment) environment ;;
+    packages) packages ;;
+    pack) pack_itself ;;
+    *) echo "build-env.sh: unknown step '${1:-}' (environment|packages|pack)" >&2; exit 2 ;;
+  esac
+fi

@@ -36,6 +36,7 @@ for name in sys.argv[1:] or [n for n, v in cat.variants.items() if v.local.build
 EOF
 )
 git_sha=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+failed=()
 while IFS=$'\t' read -r what name image skip smoke; do
   if [ "$what" = SKIP ]; then
     echo "images-local: NOT building $name: $image" >&2
@@ -43,11 +44,12 @@ while IFS=$'\t' read -r what name image skip smoke; do
   fi
   echo "images-local: building $image on $base (skipped: ${skip:-nothing})" >&2
   t0=$(date +%s)
-  nice -n 10 "${podman[@]}" build --network host -v "$HOST_CA:$HOST_CA:ro" \
+  nice -n 10 "${podman[@]}" build --format docker --network host -v "$HOST_CA:$HOST_CA:ro" \
     --build-arg BASE_IMAGE="$base" --build-arg PYTHON_SOURCE=system --build-arg SKIP_COMPILE="$skip" \
-    --build-arg GIT_SHA="$git_sha" --build-arg MAX_JOBS=2 \
+    --build-arg GIT_SHA="$git_sha" --build-arg MAX_JOBS=2 --build-arg UV_CACHE=0 \
     -f "docker/$name/Dockerfile" -t "$image" .
   build_s=$(( $(date +%s) - t0 ))
+  "${podman[@]}" image prune -f > /dev/null  # the previous build's untagged layers: disk is the limit here
   id=$("${podman[@]}" image inspect --format '{{.Id}}' "$image")
   digest=$("${podman[@]}" image inspect --format '{{.Digest}}' "$image")
   size=$("${podman[@]}" image inspect --format '{{.Size}}' "$image")
@@ -58,11 +60,18 @@ while IFS=$'\t' read -r what name image skip smoke; do
       # Exactly what a user types, plus this machine's runtime flags and the host's uid for the runs folder.
       t1=$(date +%s)
       rc=0
-      "${podman[@]}" run --rm "${run_opts[@]}" --user "$(id -u):$(id -g)" -v "$(realpath "$RUNS"):/runs" \
-        "$image" pack run "$row" --scale smoke || rc=$?
-      v=$(PACK_RUNS="$RUNS" "$PACK" verify "$row" --brief 2>/dev/null | tr '\n' ' ' || true)
-      echo "images-local: $image: pack run $row --scale smoke exited $rc in $(( $(date +%s) - t1 )) s; verify: $v" >&2
-      verdicts+=("$row=rc:$rc verify:${v:-none}")
+      res=$("${podman[@]}" run --rm "${run_opts[@]}" --user "$(id -u):$(id -g)" -v "$(realpath "$RUNS"):/runs" \
+        "$image" pack run "$row" --scale smoke) || rc=$?
+      echo "$res"
+      run_s=$(( $(date +%s) - t1 ))
+      # stdout: ROW<TAB>STATUS<TAB>/runs/…: verify that run folder from the host
+      v=none
+      for dir in $(echo "$res" | awk -F'\t' '$3 ~ /^\/runs\// {print $3}'); do
+        v=$("$PACK" verify "$RUNS/${dir#/runs/}" --brief 2>&1 | grep -v '^rows:' | tr -s ' \t' ' ' | tr '\n' ';' || true)
+      done
+      echo "images-local: $image: pack run $row --scale smoke exited $rc in ${run_s} s; verify: $v" >&2
+      verdicts+=("$row: exit $rc in ${run_s} s; verify: $v")
+      if [ "$rc" != 0 ] || [[ "$v" != *PASS* ]] || [[ "$v" =~ FAIL|ERROR|MISSING|CONTAMINATED ]]; then failed+=("$image $row"); fi
     done
   fi
   "$PY" - "$name" "$image" "$id" "$digest" "$size" "$build_s" "$base" "$skip" "${verdicts[@]}" <<'EOF'
@@ -80,3 +89,7 @@ meta.write_text(json.dumps(data, indent=2) + "\n")
 print(json.dumps(rec, indent=2))
 EOF
 done <<< "$plan"
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "images-local: smoke rows that did not run and PASS inside their image: ${failed[*]}" >&2
+  exit 1
+fi

@@ -161,3 +161,25 @@ def test_container_cli_is_docker_or_podman_or_what_the_user_says(monkeypatch, tm
 def test_images_check_command(capsys):
     code, out, err = pack(["launch", "images", "--check"], capsys)
     assert code == 0 and "ok: Dockerfiles, requirements, locks and docker-bake.hcl match" in out, err
+
+
+def _build_env(snippet: str, **env) -> str:
+    res = subprocess.run(["bash", "-c", f"source {REPO / 'docker' / 'build-env.sh'}; {snippet}"],
+                         env={"PATH": "/usr/bin:/bin", "PACK_BUILD_ENV_LIB": "1", "VARIANT": "t", **env},
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_the_build_splits_the_lock_into_wheels_and_compiled_packages():
+    """The lock lines the image installs in each phase: nothing lost, nothing twice, hashes kept."""
+    lock = REPO / "docker" / "cu128" / "requirements.lock"
+    main = _build_env(f"lock_blocks {lock} except flash-attn gptqmodel")
+    compiled = _build_env(f"lock_blocks {lock} only flash-attn gptqmodel")
+    assert re.findall(r"^[a-z0-9].*?==", compiled, re.M) == ["flash-attn==", "gptqmodel=="]
+    assert "--hash=sha256:" in compiled and "flash-attn==" not in main and "\ntorch==2.10.0" in "\n" + main
+    _, body = image_files.split_lock(lock.read_text())
+    n = len(image_files.locked_versions(body))
+    assert len(image_files.locked_versions(main)) + 2 == n
+    want = _build_env("compiled_wanted", COMPILE_FROM_SOURCE="flash-attn gptqmodel", SKIP_COMPILE="gptqmodel")
+    assert want.split() == ["flash-attn"]
