@@ -61,14 +61,38 @@ environment() {
   install_torch
 }
 
-# torch and its CUDA wheels (torch, triton, nvidia-*-cuNN): their own layer, the largest and the
-# one that changes least; from the lock with hashes, or from TORCH_INDEX where the lock says it could not.
-TORCH_CLOSURE='^(torch|triton|nvidia-[a-z0-9-]+-cu[0-9]+)=='
+# torch and everything it depends on (its CUDA wheels among them): their own layer, the largest and
+# the one that changes least; from the lock with hashes, or from TORCH_INDEX where the lock says so.
+# torch_closure LOCK: the lock's entries for torch and its dependencies, read from the `# via` notes
+# (a package is in when something already in requires it), so hash-checking sees a closed set.
+torch_closure() {
+  "${PYTHON:-python3}" - "$1" <<'EOF'
+import re, sys
+entries, via, name = {}, {}, None
+for line in open(sys.argv[1]):
+    if re.match(r"[A-Za-z0-9]", line):
+        name = line.split("==")[0].lower()
+        entries[name], via[name] = [line], set()
+    elif name and line.strip().startswith("--hash"):
+        entries[name].append(line)
+    elif name and line.strip().startswith("#"):
+        note = line.strip().lstrip("#").strip()
+        note = note[len("via"):].strip() if note.startswith("via") else note
+        if note and not note.startswith("-r"):
+            via[name].add(note.split()[0].lower())
+want, grew = {"torch"}, True
+while grew:
+    new = {n for n, v in via.items() if n not in want and v & want}
+    want |= new
+    grew = bool(new)
+sys.stdout.write("".join(l for n in entries if n in want for l in entries[n]))
+EOF
+}
 install_torch() {
   cache_mode
   local lock=$here/requirements.lock torch=$here/torch.lock
   if grep -q '^torch==' "$lock"; then
-    awk -v re="$TORCH_CLOSURE" '/^[A-Za-z0-9]/ { keep = ($1 ~ re) } /^#/ { next } keep { print }' "$lock" > "$torch"
+    torch_closure "$lock" > "$torch"
     uv pip install --require-hashes -r "$torch"
   else
     # The lock's header says why: this CUDA build of torch is only on TORCH_INDEX.
