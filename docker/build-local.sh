@@ -61,6 +61,7 @@ while IFS=$'\t' read -r what name image skip smoke; do
       t1=$(date +%s)
       rc=0
       res=$("${podman[@]}" run --rm "${run_opts[@]}" --user "$(id -u):$(id -g)" -v "$(realpath "$RUNS"):/runs" \
+        -e PACK_IMAGE_DIGEST="sha256:$id" \
         "$image" pack run "$row" --scale smoke) || rc=$?
       echo "$res"
       run_s=$(( $(date +%s) - t1 ))

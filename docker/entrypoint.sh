@@ -13,8 +13,9 @@ if [ "$#" -eq 0 ]; then
   set -- pack --help
 fi
 
-# Provenance of the image itself: `pack launch` passes PACK_IMAGE_DIGEST (from the build metadata);
-# under podman a plain `podman run` also says which image it started, in /run/.containerenv.
+# Provenance of the image itself: `pack launch` and `make images-local` pass PACK_IMAGE_DIGEST (from the
+# build metadata); otherwise podman says which image it started in /run/.containerenv (podman 4 fills
+# it only for --privileged containers), and without either the digest is recorded as unavailable.
 if [ -z "${PACK_IMAGE_DIGEST:-}" ] && [ -r /run/.containerenv ]; then
   id=$(sed -n 's/^imageid="\([0-9a-f]\{64\}\)"$/\1/p' /run/.containerenv)
   if [ -n "$id" ]; then export PACK_IMAGE_DIGEST="sha256:$id"; fi

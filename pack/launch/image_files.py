@@ -79,7 +79,6 @@ FROM ${{BASE_IMAGE}}
 ARG BASE_IMAGE
 ARG VARIANT={name}
 ARG IMAGE_NAME={image}
-ARG GIT_SHA=unknown
 ARG PACK_VERSION=0.1.0
 ARG SOURCE_URL=unknown
 ARG CUDA_VERSION={v.cuda}
@@ -99,7 +98,6 @@ ARG UV_CACHE=1
 LABEL org.opencontainers.image.title="${{IMAGE_NAME}}" \\
       org.opencontainers.image.description="{desc}" \\
       org.opencontainers.image.source="${{SOURCE_URL}}" \\
-      org.opencontainers.image.revision="${{GIT_SHA}}" \\
       org.opencontainers.image.version="${{PACK_VERSION}}" \\
       org.opencontainers.image.licenses="Apache-2.0" \\
       org.opencontainers.image.base.name="${{BASE_IMAGE}}" \\
@@ -113,7 +111,6 @@ ENV DEBIAN_FRONTEND=noninteractive \\
     PACK_IMAGE=${{IMAGE_NAME}} \\
     PACK_IMAGE_VARIANT=${{VARIANT}} \\
     PACK_IMAGE_SKIPPED=${{SKIP_COMPILE}} \\
-    PACK_GIT_SHA=${{GIT_SHA}} \\
     PACK_HOME=/opt/pack \\
     PACK_RUNS=/runs \\
     UV_PYTHON_INSTALL_DIR=/opt/python \\
@@ -131,6 +128,10 @@ RUN --mount=type=cache,target=/root/.cache/uv /usr/local/lib/pack-build/build-en
 # hadolint ignore=DL3059
 RUN --mount=type=cache,target=/root/.cache/uv /usr/local/lib/pack-build/build-env.sh packages
 
+# The revision last, so a new commit rebuilds only the pack's layers, not the environment.
+ARG GIT_SHA=unknown
+LABEL org.opencontainers.image.revision="${{GIT_SHA}}"
+ENV PACK_GIT_SHA=${{GIT_SHA}}
 COPY . /opt/pack
 COPY docker/entrypoint.sh {ENTRYPOINT}
 RUN /usr/local/lib/pack-build/build-env.sh pack

@@ -56,12 +56,13 @@ def test_locked_environment_is_consistent_and_the_verified_line(image):
 def test_a_smoke_row_runs_inside_and_verifies_from_the_host(image, tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    res = _run([*RUN, "--user", f"{os.getuid()}:{os.getgid()}", "-v", f"{runs}:/runs", image[0],
+    res = _run([*RUN, "--user", f"{os.getuid()}:{os.getgid()}", "-v", f"{runs}:/runs",
+                "-e", f"PACK_IMAGE_DIGEST={image[1]}", image[0],
                 "pack", "run", "local-ablation:int6-clip-search", "--scale", "smoke"])
     assert res.returncode == 0, res.stderr[-3000:]
     [run_dir] = list((runs / "local-ablation" / "int6-clip-search").iterdir())
     env = json.loads((run_dir / "env.json").read_text())
     assert env["container"]["image"] == image[0] and env["container"]["variant"] == VARIANT
-    assert env["container"]["digest"] == image[1]  # the entrypoint read it from podman's /run/.containerenv
+    assert env["container"]["digest"] == image[1]  # what pack launch / make images-local pass in
     verify = _run([sys.executable, "-m", "pack", "verify", str(run_dir), "--brief"], cwd=REPO)
     assert "local-ablation:int6-clip-search" in verify.stdout and "PASS" in verify.stdout, verify.stdout + verify.stderr

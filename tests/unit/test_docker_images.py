@@ -183,3 +183,11 @@ def test_the_build_splits_the_lock_into_wheels_and_compiled_packages():
     assert len(image_files.locked_versions(main)) + 2 == n
     want = _build_env("compiled_wanted", COMPILE_FROM_SOURCE="flash-attn gptqmodel", SKIP_COMPILE="gptqmodel")
     assert want.split() == ["flash-attn"]
+
+
+def test_torchs_own_layer_is_torch_and_its_whole_dependency_closure():
+    """Hash-checking refuses an install whose dependencies are not in the file: the closure must be closed."""
+    lock = REPO / "docker" / "cu128" / "requirements.lock"
+    names = set(image_files.locked_versions(_build_env(f"torch_closure {lock}", PYTHON=sys.executable)))
+    assert {"torch", "triton", "nvidia-cudnn-cu12", "cuda-bindings", "sympy"} <= names
+    assert not names & {"vllm", "transformers", "lm-eval", "accelerate", "flash-attn"}
