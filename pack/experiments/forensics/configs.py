@@ -36,10 +36,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, ValidationError, field_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator
 
-from ...errors import PackError
-from ...schema_errors import sentences
 from ...strict import Number, Strict
 
 EXPERIMENTS: dict[str, str | None] = {  # experiment_type -> the variable it tests
@@ -136,10 +134,9 @@ class Params(Strict):
 
 def parse(params: dict) -> Params:
     """The row's params as a Params (pack validate has checked them; a direct caller gets a PackError)."""
-    try:
-        return Params.model_validate(params)
-    except ValidationError as e:
-        raise PackError("forensics params: " + "; ".join(sentences(e, Params, "params"))) from None
+    from ..params import parse as parse_params
+
+    return parse_params(Params, params, "forensics")
 
 
 def label_for(experiment_type: str, value) -> str:
