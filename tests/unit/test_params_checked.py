@@ -67,7 +67,16 @@ def test_a_typo_in_a_forensics_param_is_found_with_its_line_and_a_hint(tmp_path,
                                        "3}"))
     msg = _problems(f)
     line = _line_of(f, "decode_stpes")
-    assert f"{f}:{line}: row 'exp1': unknown key 'params.decode_stpes'; did you mean 'decode_steps'?" in msg
+    want = f"{f}:{line}: row 'exp1': unknown key 'params.decode_stpes'; did you mean 'decode_steps'?"
+    assert want in msg
+    from pack import planning
+
+    manifest._all.cache_clear()
+    for check in (lambda: planning.plan("forensics", "cpu"),  # pack plan
+                  lambda: planning.launch_plan(["exp1"], "cpu", "smoke", overhead_s=0, grace_s=0)):  # launch
+        with pytest.raises(ManifestError) as e:
+            check()
+        assert want in str(e.value)
 
 
 def test_a_bad_value_at_one_scale_names_that_scale_and_the_override_line(tmp_path, monkeypatch):
