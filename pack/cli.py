@@ -194,7 +194,16 @@ def run(rows, scale, reps, resume, force, out, hw, seed, as_json):
     from . import paths
     from .errors import NotRunnableHere
     from .manifest import find_row, usable_manifests
-    from .run import check_runnable, execute, local_hardware_name
+    from .run import (
+        RowOutcome,
+        check_runnable,
+        execute,
+        local_hardware_name,
+        one_line,
+        outcome_of,
+        run_summary,
+    )
+    from .rundir import RunDir
 
     runs_root = out.resolve() if out else paths.runs_dir()
     hw = hw or local_hardware_name()
@@ -209,12 +218,13 @@ def run(rows, scale, reps, resume, force, out, hw, seed, as_json):
             todo += [(papers[ref], r) for r in papers[ref].rows]
         else:
             todo.append(find_row(ref))
-    failed, done_rows = 0, []
+    outcomes, done_rows = [], []
 
-    def said(ref: str, status: str, run_dir: Path, up_to_date: bool = False) -> None:
-        done_rows.append({"row": ref, "status": status, "run_dir": str(run_dir), "up_to_date": up_to_date})
+    def said(o: RowOutcome, run_dir: Path, up_to_date: bool = False) -> None:
+        outcomes.append(o)
+        done_rows.append({"row": o.ref, "status": o.state, "run_dir": str(run_dir), "up_to_date": up_to_date})
         if not as_json:
-            _out(f"{ref}\t{status}\t{run_dir}")
+            _out(f"{o.ref}\t{o.state}\t{run_dir}")
 
     for m, r in todo:
         rr = r.at(scale)
@@ -226,58 +236,54 @@ def run(rows, scale, reps, resume, force, out, hw, seed, as_json):
             if explicit:
                 raise
             _err(f"skip {r.id}: {e}")
+            outcomes.append(RowOutcome(f"{m.paper}:{r.id}", "skipped", str(e)))
             continue
+        ref = f"{m.paper}:{r.id}"
         if resume and not force:
             from .status import up_to_date
 
             done = up_to_date(runs_root / m.paper / r.id, rr, seed)
             if done is not None:
-                _err(f"{m.paper}:{r.id}: up to date ({done.name} is complete, intact, same params, pack and image); "
+                _err(f"{ref}: up to date ({done.name} is complete, intact, same params, pack and image); "
                      "nothing to do — add --force for a new run")
-                said(f"{m.paper}:{r.id}", "complete", done, up_to_date=True)
+                said(RowOutcome(ref, "complete", "", done), done, up_to_date=True)
                 continue
-        run_dir = execute(m, rr, runs_root=runs_root, resume=resume and not force, hw_name=hw, seed=seed)
-        import json
-
-        rec = json.loads((run_dir / "run.json").read_text())
-        said(f"{m.paper}:{r.id}", rec["status"], run_dir)
-        if rec["status"] != "complete":
-            failed += 1
+        try:
+            run_dir = execute(m, rr, runs_root=runs_root, resume=resume and not force, hw_name=hw, seed=seed)
+        except PackError as e:  # one row's bad input: say it now, run the other rows, exit 2 at the end
+            if len(todo) == 1:
+                raise
+            _err(f"pack: error: {ref}: {e}")
+            outcomes.append(RowOutcome(ref, "error", one_line(str(e)), input_error=True))
+            continue
+        said(outcome_of(ref, RunDir(run_dir)), run_dir)
     if as_json:
         import json
 
         _out(json.dumps(done_rows, indent=2))
-    sys.exit(1 if failed else 0)
+    summary = run_summary(outcomes)
+    for line in summary.lines:  # stdout stays one JSON document with --json
+        (_err if as_json else _out)(line)
+    sys.exit(summary.exit_code)
 
 
 # ---------------------------------------------------------------- judging
-def _collect(target: str | None):
-    """Run directories under a run dir, a runs tree or a paper name (default: ./runs)."""
-    from . import paths
-    from .errors import ManifestError
-    from .verify import latest_runs
+def _collect(target: str | None, scale: str | None = None, run_id: str | None = None) -> list[Path]:
+    """The runs a run folder, runs tree, paper name, paper:row or row id names (default: ./runs), chosen by
+    pack/selection.py (per row and scale, the newest finished run); the runs it passed over go to stderr."""
+    from . import paths, selection
 
-    if target and Path(target).is_dir():
-        return latest_runs(Path(target))
-    if target and (Path(target).exists() or "/" in target or target.endswith((".tar.gz", ".tgz", ".tar"))):
-        raise PackError(f"{target}: no such file or directory; give a run folder, a runs tree, a bundle or a paper name")
-    root = paths.runs_dir()
-    if target and ":" in target:  # paper:row
-        from .manifest import find_row
+    sel = selection.runs_for(target, runs_root=paths.runs_dir(), scale=scale, run_id=run_id)
+    for note in sel.notes:
+        _err(f"note: {note}")
+    return [rd.path for rd in sel.runs]
 
-        m, r = find_row(target)
-        root = root / m.paper / r.id
-    elif target:
-        from .manifest import get_manifest
 
-        try:
-            get_manifest(target)  # unknown paper -> a clear error with suggestions
-        except ManifestError as e:
-            raise ManifestError(f"'{target}' is neither a file or folder here nor a known paper: {e}") from None
-        root = root / target
-    if not root.exists():
-        raise PackError(f"no runs found under {root}; run rows first with 'pack run', or pass a run directory or bundle")
-    return latest_runs(root)
+def _selection_options(f):
+    """--scale / --run-id: which runs verify, report and bundle take (pack/selection.py decides)."""
+    f = click.option("--run-id", help="Judge exactly this run (a run folder's name).")(f)
+    return click.option("--scale", type=click.Choice(["smoke", "full"]),
+                        help="Only runs of this scale (default: the newest finished run per row and scale).")(f)
 
 
 def _bundle_options(f, review: bool = True):
@@ -300,7 +306,7 @@ def _check_review(targets, trust, expected) -> None:
             raise PackError(f"{flag} applies to bundles; give a BUNDLE (a .tar.gz made by 'pack bundle')")
 
 
-def _verdicts(targets, limits=None, trust=None, expected=None):
+def _verdicts(targets, limits=None, trust=None, expected=None, scale=None, run_id=None):
     """Verdicts for TARGETS and what each was judged against; a bundle's damaged runs FAIL naming every file."""
     from .reviewer import Judged, judge_bundle, judge_dirs
 
@@ -312,10 +318,7 @@ def _verdicts(targets, limits=None, trust=None, expected=None):
                 if b.get("signed_by"):
                     _err(f"{target}: signature verified: {b['signed_by']}")
         else:
-            dirs = _collect(target)
-            if not dirs:
-                raise PackError(f"no run directories found in {target or 'runs/'}; run rows first with 'pack run'")
-            got = judge_dirs(target or str(Path("runs")), dirs)
+            got = judge_dirs(target or str(Path("runs")), _collect(target, scale, run_id))
         out.rows += got.rows
         out.basis += got.basis
     return out
@@ -333,14 +336,18 @@ def _limits(max_bundle_bytes, max_member_bytes, max_members):
 @click.option("--brief", is_flag=True, help="One line per row, no per-metric lines.")
 @click.option("--report-dir", type=click.Path(path_type=Path), help="Also write report.md/.html/.json and junit.xml here.")
 @_bundle_options
-def verify(targets, as_json, brief, report_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected):
-    """Judge runs against expected/: RUN_DIRs, runs trees, PAPER names or BUNDLE tarballs (default: ./runs)."""
+@_selection_options
+def verify(targets, as_json, brief, report_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected,
+           scale, run_id):
+    """Judge runs against expected/: RUN_DIRs, runs trees, BUNDLE tarballs, PAPER names, PAPER:ROW or ROW ids
+    (default: ./runs; per row and scale the newest finished run)."""
     from . import report
     from .reviewer import describe, verdict_meta
     from .verify import exit_code
 
     _check_review(targets, trust, expected)
-    judged = _verdicts(targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected)
+    judged = _verdicts(targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected,
+                       scale, run_id)
     rows, meta = judged.rows, verdict_meta(judged.basis)
     if as_json:
         _out(report.to_json(rows, meta))
@@ -367,14 +374,16 @@ def _write_reports(rows, out_dir: Path, meta: dict | None = None) -> None:
 @click.argument("targets", nargs=-1)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @_bundle_options
-def report_cmd(targets, out_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected):
+@_selection_options
+def report_cmd(targets, out_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected, scale, run_id):
     """Write report.md, report.html (with plots), report.json and junit.xml for TARGETS' runs."""
     from . import report
     from .reviewer import verdict_meta
     from .verify import exit_code
 
     _check_review(targets, trust, expected)
-    judged = _verdicts(targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected)
+    judged = _verdicts(targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected,
+                       scale, run_id)
     rows = judged.rows
     _write_reports(rows, out_dir, verdict_meta(judged.basis))
     _out("\n".join(report.headline(rows)))  # what the report is evidence of, by basis
@@ -388,13 +397,14 @@ def report_cmd(targets, out_dir, max_bundle_bytes, max_member_bytes, max_members
 @click.option("--sign", "sign_key", type=click.Path(path_type=Path, dir_okay=False),
               help="Sign the bundle's checksums with this SSH private key (ssh-keygen -t ed25519).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was bundled as JSON.")
-def bundle_cmd(targets, output, sign_key, as_json):
-    """Pack the newest run of each row (of TARGETS: papers, run dirs; default all) into a tarball."""
+@_selection_options
+def bundle_cmd(targets, output, sign_key, as_json, scale, run_id):
+    """Pack the newest finished run of each row and scale (of TARGETS: papers, rows, run dirs; default all)."""
     from . import bundle
 
     dirs = []
     for t in targets or [None]:
-        dirs += _collect(t)
+        dirs += _collect(t, scale, run_id)
     if not dirs:
         raise PackError("no runs to bundle; run rows first with 'pack run'")
     bundle.make(dirs, output, sign_key=sign_key)

@@ -81,3 +81,44 @@ def require(module: str, extra: str, purpose: str = ""):
         if e.name and module.split(".")[0] != e.name.split(".")[0]:
             raise
         raise MissingExtra(module, extra, purpose) from None
+
+
+class MissingInput(PackError):
+    """An input file a row names (a dataset, a checkpoint) is not there; `how` says how to get it."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, path, how: str):
+        self.path = path
+        super().__init__(f"input file {path} not found; {how}")
+
+
+class FilesystemError(PackError):
+    """Disk full, a read-only folder, a file where a folder must be (or the reverse): the path and the fix."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, err: OSError, hint: str = ""):
+        self.errno = err.errno
+        super().__init__(os_error_sentence(err) + (f"; {hint}" if hint else ""))
+
+
+def os_error_sentence(err: OSError) -> str:
+    """One sentence for an operating-system error: the path first, then what is wrong and the fix."""
+    import errno
+
+    path = err.filename if err.filename is not None else "?"
+    if err.filename2 is not None:
+        path = f"{err.filename} -> {err.filename2}"
+    what = {
+        errno.ENOSPC: "no space left on the device (disk full); free space and run the command again",
+        errno.EDQUOT: "disk quota exceeded; free space and run the command again",
+        errno.EROFS: "the file system is read-only; use a writable folder (--out DIR or PACK_RUNS)",
+        errno.EACCES: "permission denied; use a folder you can write to (--out DIR or PACK_RUNS)",
+        errno.EPERM: "operation not permitted; use a folder you can write to (--out DIR or PACK_RUNS)",
+        errno.ENOTDIR: "a file is where a folder is expected; move the file away or choose another path",
+        errno.EISDIR: "a folder is where a file is expected; move the folder away or choose another path",
+        errno.ENOENT: "no such file or directory",
+        errno.EEXIST: "already exists and is not a folder; move it away or choose another path",
+    }.get(err.errno, err.strerror or type(err).__name__)
+    return f"{path}: {what}"

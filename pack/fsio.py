@@ -15,17 +15,49 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 CHUNK = 4 << 20  # 4 MiB reads: hashlib releases the GIL on large updates, so threads overlap
+LOCK_NAME = ".pack.lock"  # a run folder's lock file: held by the process running it, never checksummed
+_fault_count = 0
+
+
+def fault_point(label: str) -> None:
+    """Crash-test hook at every durable step (like SQLite's fault injection): with PACK_FAULT_TRACE=FILE
+    each step's label is appended to FILE; with PACK_FAULT_AT=N the process SIGKILLs itself at step N
+    (PACK_FAULT_SIGNAL=INT sends SIGINT instead: a Ctrl-C at exactly that step)."""
+    global _fault_count
+    trace, at = os.environ.get("PACK_FAULT_TRACE"), os.environ.get("PACK_FAULT_AT")
+    if not (trace or at):
+        return
+    _fault_count += 1
+    if trace:
+        with open(trace, "a", encoding="utf-8") as f:
+            f.write(f"{_fault_count}\t{label}\n")
+    if at and int(at) == _fault_count:
+        import signal
+
+        os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get("PACK_FAULT_SIGNAL", "KILL")))
+
+
+def _umask() -> int:
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 would hide results from other users
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        fault_point(f"before replacing {path.name}")
         os.replace(tmp, path)
+        fault_point(f"after replacing {path.name}")
     except BaseException:
         try:
             os.unlink(tmp)
@@ -89,7 +121,8 @@ def list_files(root: Path, exclude: tuple[str, ...] = (SUMS_NAME,)) -> list[Path
         dirnames.sort()
         top = Path(dirpath) == root
         for name in sorted(filenames):
-            if (top and name in exclude) or (name.startswith(".") and name.endswith(".tmp")):
+            temp = name.startswith(".") and name.endswith(".tmp")
+            if (top and name in exclude) or temp or name == LOCK_NAME:
                 continue
             out.append(Path(dirpath) / name)
     return out

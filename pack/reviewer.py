@@ -106,8 +106,9 @@ def _judge(run: bundle.BundleRun, opened: bundle.Opened, verify_run):
         return row
     except IntegrityError as e:
         row = bundle.damaged_row(None, run)
-        row.verdict, row.why = "ERROR", str(e).replace(f"{opened.root}/", f"{opened.source}:")
-        return row
+        row.verdict, row.why = "ERROR", str(e)
+    row.why = row.why.replace(f"{opened.root}/", f"{opened.source}:")  # name the file inside the bundle
+    return row
 
 
 def judge_dirs(target: str, dirs: list[Path]) -> Judged:

@@ -8,6 +8,7 @@ runs only the rest.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -16,14 +17,29 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import catalog, fsio, gpuinfo, provenance, registry
-from .errors import NotRunnableHere, PackError
+from .errors import FilesystemError, MissingInput, NotRunnableHere, PackError, os_error_sentence
 from .manifest import Manifest, ResolvedRow
 from .results import CACHE, RepResult, RunContext
-from .rundir import RUN_SCHEMA, RepTiming, RunDir, RunRecord, RunRecordError, RunStatus, aggregate, runs_of
+from .rundir import (
+    RUN_SCHEMA,
+    RepTiming,
+    RunDir,
+    RunInUse,
+    RunRecord,
+    RunRecordError,
+    RunStatus,
+    aggregate,
+    runs_of,
+)
+
+# OSErrors inside an experiment that are the machine's, not the experiment's: a sentence, exit 2.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                      errno.EISDIR}
 
 __all__ = ["RUN_SCHEMA", "aggregate", "check_runnable", "execute", "local_hardware_name"]
 
@@ -64,13 +80,14 @@ def run_id_for(rrow: ResolvedRow) -> str:
 
 
 def find_resumable(row_dir: Path, rrow: ResolvedRow) -> RunDir | None:
-    """The newest run of this row with the same params that did not complete."""
+    """The newest run of this row with the same params that did not finish (not complete, or killed
+    before its checksum file was written)."""
     for rd in runs_of(row_dir):
         try:
             rec = rd.record
         except RunRecordError:
             continue
-        if rec.params_hash == rrow.params_hash() and rec.status != RunStatus.complete:
+        if rec.params_hash == rrow.params_hash() and (rec.status != RunStatus.complete or not rd.is_sealed()):
             return rd
     return None
 
@@ -122,11 +139,38 @@ def run_log(path: Path) -> Iterator[logging.Logger]:
 
 
 def _new_run_dir(row_dir: Path, rrow: ResolvedRow) -> RunDir:
-    path = row_dir / run_id_for(rrow)
-    while path.exists():  # two runs in one second
-        time.sleep(1.0)
+    """A new, empty run folder; mkdir is the claim, so two processes never share one."""
+    while True:
         path = row_dir / run_id_for(rrow)
-    return RunDir(path)
+        try:
+            path.mkdir(parents=True)
+            return RunDir(path)
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            time.sleep(1.0)  # two runs in one second
+
+
+def _claim(row_dir: Path, rrow: ResolvedRow, resume: bool,
+           stack: contextlib.ExitStack) -> tuple[RunDir, bool]:
+    """(run folder, resumed): the newest unfinished one (resume) or a new one, locked for this process."""
+    rd = find_resumable(row_dir, rrow) if resume else None
+    if rd is None:
+        rd = _new_run_dir(row_dir, rrow)
+        stack.enter_context(rd.locked())
+        return rd, False
+    stack.enter_context(rd.locked())
+    rd = RunDir(rd.path)  # read the record again, under the lock
+    if rd.record.status == RunStatus.complete and rd.is_sealed():
+        raise RunInUse(f"{rd.path} was finished by another pack process meanwhile; nothing to resume")
+    # The checksum file is the seal written last; a resumed run is unsealed until it ends again, so a
+    # kill during the resume leaves an unfinished run (never a stale seal that reads as tampering).
+    rd.sums_path.unlink(missing_ok=True)
+    for junk in rd.stale_temp_files():
+        junk.unlink()
+    fsio.fsync_dir(rd.path)
+    fsio.fault_point("after unsealing the resumed run")
+    return rd, True
 
 
 def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: bool = False,
@@ -137,18 +181,19 @@ def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: b
     check_runnable(rrow, hw_name)
     module = registry.load(rrow.row.experiment)
     row_dir = runs_root / manifest.paper / rrow.id
-    rd = find_resumable(row_dir, rrow) if resume else None
-    resumed = rd is not None
-    if rd is None:
-        rd = _new_run_dir(row_dir, rrow)
-    rd.reps_dir.mkdir(parents=True, exist_ok=True)
-    with run_log(rd.log_path) as log:
-        if resume and not resumed:
-            log.info(f"nothing to resume for {rrow.id} with these params; starting {rd.name}")
-        elif resumed:
-            log.info(f"resuming {rd.path}")
-        previous = rd.record if resumed else None
-        _Runner(manifest, rrow, rd, module, log, hw_name, seed, previous).run()
+    try:
+        with contextlib.ExitStack() as stack:
+            rd, resumed = _claim(row_dir, rrow, resume, stack)
+            rd.reps_dir.mkdir(exist_ok=True)
+            log = stack.enter_context(run_log(rd.log_path))
+            if resume and not resumed:
+                log.info(f"nothing to resume for {rrow.id} with these params; starting {rd.name}")
+            elif resumed:
+                log.info(f"resuming {rd.path}")
+            previous = rd.record if resumed else None
+            _Runner(manifest, rrow, rd, module, log, hw_name, seed, previous).run()
+    except OSError as e:  # disk full, read-only folder, a file where a folder must be: the path, the fix
+        raise FilesystemError(e, "finished repetitions are kept; continue with --resume") from None
     return rd.path
 
 
@@ -190,8 +235,8 @@ class _Runner:
 
     def run(self) -> None:
         rec, rd, log = self.record, self.rd, self.log
-        fsio.write_json_atomic(rd.env_json, self.env)
         rd.write_record(rec)
+        fsio.write_json_atomic(rd.env_json, self.env)
         try:
             with watchdog(self.rrow.max_runtime_s):
                 self._reps()
@@ -210,15 +255,18 @@ class _Runner:
             rec.errors["__run__"] = (f"exceeded the row's max runtime of {self.rrow.max_runtime_s:g} s "
                                      "(watchdog)")
             log.info(rec.errors["__run__"])
-        except PackError as e:  # bad input inside a repetition: record it, keep what finished, tell the user
+        except (PackError, OSError) as e:  # bad input or a filesystem fault: record it, keep what finished
+            err = e if isinstance(e, PackError) else FilesystemError(e)
             rec.status = RunStatus.error
-            rec.errors["__run__"] = str(e)
-            self._finish()
-            raise
+            rec.errors["__run__"] = str(err)
+            self._finish(best_effort=True)
+            if err is e:
+                raise
+            raise err from None
         except KeyboardInterrupt:
             rec.status = RunStatus.interrupted
             log.info("interrupted; finished repetitions are kept, continue with --resume")
-            self._finish()
+            self._finish(best_effort=True)
             raise
         self._finish()
 
@@ -240,6 +288,7 @@ class _Runner:
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir()
+            fsio.fault_point(f"after creating {tmp.name}")
             self.ctx = self._context(tmp, i)
             log.info(f"rep {i + 1}/{reps}: running {self.rrow.row.experiment}")
             t0, wall0 = time.monotonic(), _now()
@@ -247,23 +296,37 @@ class _Runner:
                 res = self.module.run_rep(self.rrow.params, self.ctx)
             except (PackError, RowTimeout):
                 raise
+            except FileNotFoundError as e:  # an input the row names is not there: a sentence, not a traceback
+                fsio.write_text_atomic(rd.error_path, traceback.format_exc())  # where, for a maintainer
+                how = f"check the paths in the row's params (`pack show {self.rrow.id}`)"
+                raise MissingInput(e.filename or e, how) from None
+            except OSError as e:
+                if e.errno in ENVIRONMENT_ERRNOS:
+                    raise FilesystemError(e) from None
+                self._crashed(i, e, tmp)
+                return
             except Exception as e:  # the experiment crashed: record it, keep what finished
-                rec.status = RunStatus.error
-                rec.errors["__run__"] = f"rep {i + 1} raised {type(e).__name__}: {e}"
-                fsio.write_text_atomic(rd.error_path, traceback.format_exc())
-                log.info(f"rep {i + 1} failed: {type(e).__name__}: {e}")
-                shutil.rmtree(tmp, ignore_errors=True)
+                self._crashed(i, e, tmp)
                 return
             timing = {"started_at": wall0, "wall_s": round(time.monotonic() - t0, 6)}
             fsio.write_json_atomic(tmp / "rep.json", {"index": i, "timing": timing, "result": res.to_json()})
             fsio.write_sums(tmp)
             os.replace(tmp, final)
             fsio.fsync_dir(final.parent)
+            fsio.fault_point(f"after renaming {final.name} into place")
             self.results.append(res)
             rec.reps.append(RepTiming(**timing, index=i, kept=False))
             rec.metrics = aggregate(self.results, None)
             rd.write_record(rec)
             log.info(f"rep {i + 1}/{reps}: done in {timing['wall_s']:.2f}s")
+
+    def _crashed(self, i: int, e: BaseException, tmp: Path) -> None:
+        rec = self.record
+        rec.status = RunStatus.error
+        rec.errors["__run__"] = f"rep {i + 1} raised {type(e).__name__}: {e}"
+        fsio.write_text_atomic(self.rd.error_path, traceback.format_exc())
+        self.log.info(f"rep {i + 1} failed: {type(e).__name__}: {e}")
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def _summary(self) -> RepResult | None:
         if self.record.status == RunStatus.error or not hasattr(self.module, "summarize"):
@@ -277,10 +340,21 @@ class _Runner:
         fsio.write_json_atomic(sdir / "summary.json", summary.to_json())
         return summary
 
-    def _finish(self) -> None:
+    def _finish(self, best_effort: bool = False) -> None:
+        """Record the end and seal the folder (checksum file last). best_effort: the run is already
+        failing; a second fault here (a full disk) is logged, and the run stays unfinished, resumable."""
+        try:
+            self._seal()
+        except OSError as e:
+            if not best_effort:
+                raise
+            self.log.info(f"could not finish writing the run's record: {os_error_sentence(e)}")
+
+    def _seal(self) -> None:
         rec, rd = self.record, self.rd
         for partial in rd.partial_reps():  # a repetition that never finished is not a result
             shutil.rmtree(partial, ignore_errors=True)
+        fsio.fault_point("after removing unfinished repetitions")
         rec.finished_at = _now()
         rec.wall_s = round(time.monotonic() - self.started, 3)
         rec.counters = dict(self.ctx.counters) if self.ctx else {}
@@ -296,6 +370,59 @@ class _Runner:
         for h in self.log.handlers:  # run.log is complete before it is checksummed
             h.flush()
         fsio.write_sums(rd.path)
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """What `pack run` did with one row: complete, error (a repetition or an arm failed) or skipped."""
+
+    ref: str  # paper:row
+    state: str
+    why: str = ""
+    run_dir: Path | None = None
+    input_error: bool = False  # stopped by a problem the user fixes (a PackError: missing file, bad params)
+
+
+def outcome_of(ref: str, rd: RunDir) -> RowOutcome:
+    rec = rd.record
+    if rec.status == RunStatus.complete and not rec.errors:
+        return RowOutcome(ref, "complete", "", rd.path)
+    errs = dict(rec.errors)
+    first = errs.pop("__run__", None)
+    parts = ([first] if first else []) + [f"{k}: {v}" for k, v in errs.items()]
+    why = parts[0] if parts else f"run status is '{rec.status.value}'"
+    if len(parts) > 1:
+        why += f" (and {len(parts) - 1} more error(s) in run.json)"
+    return RowOutcome(ref, "error", one_line(why), rd.path)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    lines: list[str]  # what `pack run` ends with (empty when every row completed cleanly)
+    exit_code: int
+
+
+def run_summary(outcomes: list[RowOutcome]) -> RunSummary:
+    """Exit 0: every row that ran completed (and something ran); 1: a repetition or an arm errored;
+    2: an input error stopped a row, or nothing ran (every row skipped on this machine). Then one
+    line per row."""
+    errored = [o for o in outcomes if o.state == "error"]
+    skipped = [o for o in outcomes if o.state == "skipped"]
+    if not errored and not skipped:
+        return RunSummary([], 0)
+    code = 1 if errored else (2 if len(skipped) == len(outcomes) else 0)
+    if any(o.input_error for o in outcomes):
+        code = 2
+    head = (f"pack run: nothing ran; all {len(skipped)} row(s) were skipped on this machine:" if code == 2
+            else f"pack run: {len(errored)} of {len(outcomes)} row(s) errored, {len(skipped)} skipped:")
+    w = max(len(o.ref) for o in outcomes)
+    lines = [head] + [f"  {o.ref:<{w}}  {o.state:<8}  {o.why}".rstrip() for o in outcomes]
+    return RunSummary(lines, code)
 
 
 def _read_json(path: Path):

@@ -7,17 +7,22 @@
                           built in reps/.rep-NNN.tmp and renamed into place when it is done
         summary/          metrics over all repetitions (the experiment's optional summarize())
         run.log           what the pack logged; error.txt: the traceback of a crashed repetition
-        SHA256SUMS        every file above, written last
+        SHA256SUMS        every file above, written last: a run folder without it is unfinished
+        .pack.lock        flock'ed by the one process running or resuming it (never checksummed)
 
 Every other module asks this one for a path or a record; none spells `reps/rep-NNN` itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
 import re
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
@@ -27,7 +32,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError
 
 from . import fsio
-from .errors import IntegrityError
+from .errors import EXIT_USAGE, IntegrityError, PackError
 from .results import RepResult
 from .strict import Strict
 
@@ -111,7 +116,7 @@ class RunRecord(Record):
     not_applicable: dict[str, str] = {}
     experiment_provenance: dict[str, Any] = {}
     finished_at: str | None = None
-    expected_sha256: str | None = None  # the row's expectation file when the run started (pack status: stale?)
+    expected_sha256: str | None = None  # the row's expectation file at the start (pack status: stale?)
     wall_s: int | float | None = None
     counters: dict[str, Any] = {}
 
@@ -125,6 +130,16 @@ class RunRecord(Record):
 
 class RunRecordError(IntegrityError):
     """run.json is missing, damaged, of an unknown schema, or does not fit the schema."""
+
+
+class RunInUse(PackError):
+    """Another pack process holds the run folder's lock."""
+
+    exit_code = EXIT_USAGE
+
+
+def resume_command(rec: RunRecord) -> str:
+    return f"pack run {rec.paper}:{rec.row} --scale {rec.scale} --resume"
 
 
 def read_record(path: Path) -> RunRecord:
@@ -184,6 +199,14 @@ def aggregate(reps: list[RepResult], summary: RepResult | None) -> dict[str, dic
     return out
 
 
+def _lock_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -222,8 +245,69 @@ class RunDir:
         return self.path / SUMMARY_DIR
 
     @property
+    def sums_path(self) -> Path:
+        return self.path / fsio.SUMS_NAME
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / fsio.LOCK_NAME
+
+    @property
     def name(self) -> str:
         return self.path.name
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's exclusive lock for a run or resume; RunInUse if another process holds it.
+        The kernel drops the lock when the process dies, so a SIGKILLed run never blocks its resume."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _lock_pid(fd)
+                who = f" (pid {pid})" if pid else ""
+                raise RunInUse(f"{self.path} is being run by another pack process{who}; "
+                               "wait for it to finish, or stop it and continue with --resume") from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            os.close(fd)  # closing drops the lock
+
+    def holder(self) -> int | None:
+        """The pid of the pack process running this folder right now (0 if unknown), or None."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _lock_pid(fd) or 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def is_sealed(self) -> bool:
+        """True once the run's write sequence ended (the checksum file is written last)."""
+        return self.sums_path.is_file()
+
+    def unfinished(self) -> str | None:
+        """Why this run is not finished, as the verdict's sentence; None when its write sequence ended."""
+        rec = self.record
+        how = f"resume it with `{resume_command(rec)}`"
+        pid = self.holder()
+        if pid is not None:
+            who = f" (pid {pid})" if pid else ""
+            return f"unfinished: a pack process{who} is still running it; wait for it to end"
+        if rec.status == RunStatus.running or not self.is_sealed():
+            return f"unfinished: the run stopped before it ended; {how}"
+        if rec.status == RunStatus.interrupted:
+            return f"unfinished: interrupted; {how}"
+        return None
 
     def rep_dir(self, i: int) -> Path:
         return self.reps_dir / rep_name(i)
@@ -233,6 +317,10 @@ class RunDir:
 
     def partial_reps(self) -> list[Path]:
         return sorted(self.reps_dir.glob(".rep-*.tmp"))
+
+    def stale_temp_files(self) -> list[Path]:
+        """Temp files of atomic writes a killed process never renamed (garbage by construction)."""
+        return sorted(p for p in self.path.glob(".*.tmp") if p.is_file())
 
     @cached_property
     def record(self) -> RunRecord:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import expected as exp_mod
-from . import fsio, rundir
+from . import rundir
 from .errors import ManifestError
 from .manifest import find_row
 from .rundir import RunDir
@@ -142,9 +142,12 @@ def _lookup(table: dict, metric: str):
 
 
 def verify_run(run_dir: Path, integrity: bool = True) -> RowVerdict:
-    """Judge one run directory against expected/ (integrity first: a changed byte fails, naming the file)."""
+    """Judge one run directory against expected/. A damaged run.json or an unfinished run is this row's
+    ERROR (other rows are still judged); then integrity: a changed byte, or run.json's aggregates
+    disagreeing with the per-repetition files, FAILs naming the file."""
+    rd = RunDir(run_dir)
     try:
-        run = _load_run(run_dir)
+        run = rd.record.as_dict()
     except rundir.RunRecordError as e:  # one damaged run.json is that row's ERROR; the other rows are judged
         in_layout = len(run_dir.parts) >= 3 and re.match(r"\d{8}T\d{6}Z-", run_dir.name)  # runs/<paper>/<row>/<id>
         paper, row = (run_dir.parts[-3], run_dir.parts[-2]) if in_layout else ("?", "?")
@@ -163,15 +166,11 @@ def verify_run(run_dir: Path, integrity: bool = True) -> RowVerdict:
         started_at=run.get("started_at"),
         finished_at=run.get("finished_at"),
     )
-    if run.get("status") in ("running", "interrupted") or not (run_dir / fsio.SUMS_NAME).is_file():
-        # killed before its checksum file was written (or that file was deleted): never a PASS, not tampering
-        return RowVerdict(**base, verdict="ERROR", metrics=[],
-                          why=f"unfinished (status '{run.get('status')}', no complete {fsio.SUMS_NAME}): "
-                          "resume it with 'pack run --resume'")
+    unfinished = rd.unfinished()
+    if unfinished:
+        return RowVerdict(**base, verdict="ERROR", why=unfinished, metrics=[])
     if integrity:
-        # Checksums, then each metric's aggregate recomputed from the per-repetition files: a run.json
-        # edited (and re-hashed) to disagree with its repetitions fails, naming the metric.
-        problems = RunDir(run_dir).integrity()
+        problems = rd.integrity()
         if problems:
             return RowVerdict(**base, verdict="FAIL", why="integrity: " + "; ".join(problems), metrics=[])
     try:
@@ -181,8 +180,7 @@ def verify_run(run_dir: Path, integrity: bool = True) -> RowVerdict:
     ef = exp_mod.for_row(run["paper"], run["row"])
     if run.get("status") != "complete":
         msg = run.get("errors", {}).get("__run__") or f"run status is '{run.get('status')}'"
-        hint = "" if run.get("status") == "error" else "; finish it with 'pack run --resume'"
-        return RowVerdict(**base, verdict="ERROR", why=msg + hint, metrics=[])
+        return RowVerdict(**base, verdict="ERROR", why=msg, metrics=[])
     return build_row(base, judge_metrics(run, row, ef), run, harness_reason(row, run.get("scale")))
 
 

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -146,15 +147,32 @@ def test_real_sigint_during_a_launch_prints_how_to_reattach(runs, tmp_path, monk
     proc = subprocess.Popen([sys.executable, "-m", "pack", "launch", "wire-compression", "--hw", "local", "--image",
                              "cu128", "--scale", "smoke", "--poll", "0.2"], cwd=REPO, env=os.environ.copy(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        recs = ledger.records(runs)
-        if recs and list(recs.values())[-1].get("status") == "running":
-            break
-        time.sleep(0.1)
-    time.sleep(0.5)
+    # Readiness marker: the first progress line of the wait loop ("… repetition(s) done"), read from
+    # stderr in a thread; only then is Ctrl-C a Ctrl-C during the wait. Timeouts are generous (a busy
+    # machine can take a minute to start Python) but bounded.
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read_stderr():
+        for line in proc.stderr:
+            lines.append(line)
+            if "repetition(s) done" in line:
+                ready.set()
+        ready.set()  # the process ended: let the test fail with what it printed
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    if not ready.wait(timeout=300) or proc.poll() is not None:
+        proc.kill()
+        pytest.fail("pack launch never reached its wait loop:\n" + "".join(lines))
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        proc.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("pack launch did not stop within 180 s of Ctrl-C:\n" + "".join(lines))
+    reader.join(timeout=30)
+    err = "".join(lines)
     assert proc.returncode == 130, err
     [rec] = ledger.records(runs).values()
     assert f"pack launch status {rec['launch_id']}" in err and f"pack launch down {rec['launch_id']}" in err

@@ -11,23 +11,41 @@ from click.testing import CliRunner
 from pack import __version__, fsio
 from pack.cli import cli
 from pack.manifest import find_row
-from pack.rundir import RunRecord
+from pack.results import RepResult
+from pack.rundir import RunDir, RunRecord, aggregate
+
+
+def reps_of(metrics: dict) -> list[RepResult]:
+    n = max(len(v) for v in metrics.values())
+    return [RepResult(metrics={k: v[i] for k, v in metrics.items() if i < len(v)}) for i in range(n)]
 
 
 def record(run_id, params_hash="0" * 16, status="complete", metrics=None, **extra) -> dict:
-    """A valid run.json (rundir.RunRecord) for row local-ablation:int6-clip-search at smoke scale."""
-    metrics = metrics or {"n_params": [73984]}
+    """A valid run.json (rundir.RunRecord) for row local-ablation:int6-clip-search at smoke scale, whose
+    metrics are the aggregate of `metrics`' per-repetition values (write_reps writes those)."""
+    reps = reps_of(metrics or {"n_params": [73984]})
+    timings = [{"started_at": "2026-01-01T00:00:00+00:00", "wall_s": 0.1, "index": i, "kept": False}
+               for i in range(len(reps))]
     return RunRecord(paper="local-ablation", row="int6-clip-search", run_id=run_id, cell="c", experiment="e",
                      scale="smoke", params={}, params_hash=params_hash, target={}, hardware="cpu", gpu_models=[],
-                     seed=0, reps_planned=1, max_runtime_s=60, status=status, started_at="2026-01-01T00:00:00+00:00",
-                     resumed=False, finished_at="2999-01-01T00:00:00+00:00",
-                     metrics={k: {"values": v, "n": len(v), "mean": sum(v) / len(v)} for k, v in metrics.items()},
+                     seed=0, reps_planned=len(reps), max_runtime_s=60, status=status,
+                     started_at="2026-01-01T00:00:00+00:00", resumed=False,
+                     finished_at="2999-01-01T00:00:00+00:00", reps=timings, metrics=aggregate(reps, None),
                      **extra).as_dict()
+
+
+def write_reps(d, metrics=None) -> None:
+    """The per-repetition files a record's aggregates are recomputed from (pack verify checks they agree)."""
+    for i, rep in enumerate(reps_of(metrics or {"n_params": [73984]})):
+        rep_dir = RunDir(d).rep_dir(i)
+        fsio.write_json_atomic(rep_dir / "rep.json", {"index": i, "timing": {}, "result": rep.to_json()})
+        fsio.write_sums(rep_dir)
 
 
 def finished_run(runs, run_id, params_hash, pack_version=__version__, status="complete"):
     d = runs / "local-ablation" / "int6-clip-search" / run_id
     d.mkdir(parents=True)
+    write_reps(d)
     fsio.write_json_atomic(d / "run.json", record(run_id, params_hash, status))
     fsio.write_json_atomic(d / "env.json", {"pack": {"version": pack_version}})
     fsio.write_sums(d)
