@@ -138,10 +138,12 @@ def test_verify_paths_and_names_that_name_nothing(pack, tmp_path):
     assert "PASS" in pack("verify", "local-ablation:int6-clip-search", check=0).stdout
 
 
-def _break_wire_formats(home):
+def _missing_wire_prompts(home):
+    """Point the row's smoke prompts at a file that is not there: the run starts, then errors."""
     p = home / "manifests" / "latent-bridge.yaml"
     text = p.read_text()
-    p.write_text(text.replace("formats: [fp16, int8, int6, int4]", "formats: [fp16, int3]", 1))
+    assert "      prompts: synthetic\n" in text
+    p.write_text(text.replace("      prompts: synthetic\n", "      prompts: /nonexistent/prompts.jsonl\n", 1))
     return lambda: p.write_text(text)
 
 
@@ -156,7 +158,7 @@ def test_the_judged_run_is_explicit_per_row_and_scale(pack, home, tmp_path):
     assert any("PASS" in x and " smoke " in x for x in lines)
     assert "PASS" in pack("verify", "--scale", "smoke", "wire-compression", check=0).stdout
     # A newer errored smoke run: the finished one is judged, and the newer one is named on stderr.
-    restore = _break_wire_formats(home)
+    restore = _missing_wire_prompts(home)
     pack("run", "wire-compression", check=2)
     restore()
     smoke = [p for p in runs_of(tmp_path, "latent-bridge", "wire-compression") if "-smoke-" in p.name]
@@ -164,10 +166,10 @@ def test_the_judged_run_is_explicit_per_row_and_scale(pack, home, tmp_path):
     res = pack("verify", "--scale", "smoke", "wire-compression", check=0)
     assert "PASS" in res.stdout
     assert f"judged {older.name}, not the newer run {newer.name}: errored:" in res.stderr
-    assert "int3" in res.stderr
+    assert "/nonexistent/prompts.jsonl" in res.stderr
     assert f"--run-id {newer.name}" in res.stderr
     res = pack("verify", "--run-id", newer.name, check=1)
-    assert "ERROR" in res.stdout and "int3" in res.stdout
+    assert "ERROR" in res.stdout and "/nonexistent/prompts.jsonl" in res.stdout
     # The same selection makes the bundle.
     res = pack("bundle", "--scale", "smoke", "wire-compression", "-o", tmp_path / "b.tar.gz", check=0)
     assert "bundled 1 run(s)" in res.stderr and newer.name in res.stderr
