@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
-$BIN/pack report latent-bridge local-ablation forensics ecmoe --out reports/demo >/dev/null
+$BIN/pack report latent-bridge local-ablation forensics ecmoe smollm2 --out reports/demo >/dev/null
 $BIN/python bench/report_examples.py runs reports/examples >/dev/null
 mkdir -p docs/img
 for n in demo examples; do
