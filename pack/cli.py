@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from . import fsio
 from .errors import EXIT_CRASH, EXIT_USAGE, PackError
 
 
@@ -62,9 +63,7 @@ def list_cmd(paper, as_json):
     for f, problems in broken.items():  # other papers' broken manifests do not hide this listing
         _err(f"pack: warning: {skipping(f, problems)}")
     if as_json:
-        import json
-
-        _out(json.dumps(rows, indent=2))
+        _out(fsio.json_text(rows, indent=2))
         sys.exit(2 if broken and not paper else 0)
     w = max([len(r["row"]) for r in rows] + [4])
     pw = max([len(r["paper"]) for r in rows] + [5])
@@ -99,9 +98,7 @@ def show(row, as_json):
         doc["expected"] = [{"metric": e.metric, "value": e.value, "scope": e.scope.model_dump(exclude_none=True),
                             "source": e.source.model_dump(exclude_none=True)} for e in ef.expectations]
     if as_json:
-        import json
-
-        _out(json.dumps(doc, indent=2, default=str))
+        _out(fsio.json_text(doc))
         return
     _out(yamlio.dump(doc).rstrip())
 
@@ -166,9 +163,7 @@ def plan(paper, hw, scale, as_json):
 
     p = planning.plan(paper, hw, scale)
     if as_json:
-        import json
-
-        _out(json.dumps(p, indent=2))
+        _out(fsio.json_text(p, indent=2))
     else:
         _out(planning.render(p))
     if p["refused"] and not p["rows_ok"]:
@@ -258,9 +253,7 @@ def run(rows, scale, reps, resume, force, out, hw, seed, as_json):
             continue
         said(outcome_of(ref, RunDir(run_dir)), run_dir)
     if as_json:
-        import json
-
-        _out(json.dumps(done_rows, indent=2))
+        _out(fsio.json_text(done_rows, indent=2))
     summary = run_summary(outcomes)
     for line in summary.lines:  # stdout stays one JSON document with --json
         (_err if as_json else _out)(line)
@@ -410,11 +403,7 @@ def bundle_cmd(targets, output, sign_key, as_json, scale, run_id):
     bundle.make(dirs, output, sign_key=sign_key)
     _err(f"bundled {len(dirs)} run(s)" + (f", signed with {sign_key}" if sign_key else ""))
     if as_json:
-        import json
-
-        from . import fsio
-
-        _out(json.dumps({"bundle": str(output), "sha256": fsio.sha256_file(output), "signed": sign_key is not None,
+        _out(fsio.json_text({"bundle": str(output), "sha256": fsio.sha256_file(output), "signed": sign_key is not None,
                          "runs": [str(d) for d in dirs]}, indent=2))
         return
     _out(str(output))
@@ -430,7 +419,6 @@ def diff_cmd(a, b, as_json, max_bundle_bytes, max_member_bytes, max_members):
     whether B is within the metric's tolerance of A, with the environment differences beside it.
 
     Exit 0 when every compared metric is within tolerance, 1 when one is not."""
-    import json
     from contextlib import ExitStack
 
     from . import diff
@@ -441,7 +429,7 @@ def diff_cmd(a, b, as_json, max_bundle_bytes, max_member_bytes, max_members):
     if not doc["rows"]:
         raise PackError(f"{a} and {b} have no intact row in common to compare (A: {', '.join(doc['only_in_a']) or '-'}; "
                         f"B: {', '.join(doc['only_in_b']) or '-'}" + "".join(f"; {x}" for x in doc["skipped"]) + ")")
-    _out(json.dumps(doc, indent=2, default=str) if as_json else diff.render(doc))
+    _out(fsio.json_text(doc) if as_json else diff.render(doc))
     sys.exit(1 if diff.beyond(doc) else 0)
 
 
@@ -486,7 +474,6 @@ def bless(run_dir, metrics, note):
 @click.option("--json", "as_json", is_flag=True, help="With --diff, print the differences as JSON.")
 def env(diff, include_volatile, no_torch, as_json):
     """Print this machine's environment fingerprint as JSON, or what differs between two."""
-    import json
 
     from . import provenance
 
@@ -494,7 +481,7 @@ def env(diff, include_volatile, no_torch, as_json):
         a, b = (provenance.load_fingerprint(p) for p in diff)
         rows = provenance.diff(a, b, include_volatile)
         if as_json:
-            _out(json.dumps([{"field": k, "a": x, "b": y} for k, x, y in rows], indent=2, default=str))
+            _out(fsio.json_text([{"field": k, "a": x, "b": y} for k, x, y in rows], indent=2))
             return
         if not rows:
             _out("identical")
@@ -503,7 +490,7 @@ def env(diff, include_volatile, no_torch, as_json):
         for k, x, y in rows:
             _out(f"{k:<{w}}  {x!s}  ->  {y!s}")
         return
-    _out(json.dumps(provenance.fingerprint(with_torch=not no_torch), indent=2))
+    _out(fsio.json_text(provenance.fingerprint(with_torch=not no_torch), indent=2))
 
 
 from .launch.cli import launch_group  # noqa: E402  (click only; the launchers load inside the commands)

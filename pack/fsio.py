@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable
@@ -74,12 +75,31 @@ def write_json_atomic(path: Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def _json_default(o):
+def json_text(obj, indent: int | None = 2) -> str:
+    """The one way `--json` output and reports are written: valid JSON (RFC 8259), so a NaN or inf is
+    written as null — never a bare NaN that strict parsers reject; numpy scalars and paths as values."""
+    return json.dumps(_finite(obj), indent=indent, default=lambda o: _finite(_json_default(o, str)),
+                      allow_nan=False)
+
+
+def _finite(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
+def _json_default(o, fallback=None):
     # numpy scalars and paths are common in results; anything else is a bug worth seeing.
     if hasattr(o, "item"):
         return o.item()
     if isinstance(o, Path):
         return str(o)
+    if fallback is not None:
+        return fallback(o)
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
 
 

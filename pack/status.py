@@ -141,7 +141,7 @@ def status(paper: str | None = None, runs_root: Path | None = None) -> list[RowS
 
 
 def to_json(rows: list[RowStatus]) -> str:
-    return json.dumps({"schema": "pack.status/1", "rows": [asdict(r) for r in rows]}, indent=2)
+    return fsio.json_text({"schema": "pack.status/1", "rows": [asdict(r) for r in rows]})
 
 
 def render(rows: list[RowStatus]) -> str:

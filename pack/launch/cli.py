@@ -123,9 +123,9 @@ def plan_cmd(refs, hw, scale, budget, as_json):
     p = planning.launch_plan(list(refs), hw, scale, overhead_s=cfg.get("overhead_s", 0), grace_s=cfg.get("grace_s", 300))
     b = planning.budget_from_env(budget)
     if as_json:
-        import json
+        from ..fsio import json_text
 
-        click.echo(json.dumps(p | {"budget_usd": b}, indent=2))
+        click.echo(json_text(p | {"budget_usd": b}))
     else:
         click.echo(planning.render(p))
         if b is not None:
@@ -331,9 +331,9 @@ def ledger_cmd(as_json, out):
 
     recs = ledger.records(_runs_root(out))
     if as_json:
-        import json
+        from ..fsio import json_text
 
-        click.echo(json.dumps(list(recs.values()), indent=2))
+        click.echo(json_text(list(recs.values())))
     else:
         click.echo(ledger.render(recs))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -114,3 +115,47 @@ def test_unlisted_temp_looking_file_fails(run):
     (run / "reps" / ".rep-009.tmp" / "rep.json").write_text("{}")
     v = judge(run)
     assert v.verdict == "FAIL" and ".rep-009.tmp" in v.why
+
+
+def test_every_json_output_is_valid_json_even_with_nan_repetitions(run, capsys, monkeypatch):
+    """A run whose repetitions are NaN/inf (consistently recorded): `--json` of verify, diff and status
+    parse under a strict parser (no bare NaN), and the non-finite values are null."""
+    from pack import cli
+    from pack.results import RepResult
+    from pack.rundir import aggregate
+
+    reps = []
+    for i, rp in enumerate(sorted((run / "reps").glob("rep-*"))):
+        doc = json.loads((rp / "rep.json").read_text())
+        doc["result"]["metrics"]["text_bytes"] = [math.nan, math.inf][i % 2]
+        (rp / "rep.json").write_text(json.dumps(doc))
+        reps.append(RepResult.from_json(doc["result"]))
+    rec = json.loads((run / "run.json").read_text())
+    rec["metrics"] = aggregate(reps, None)
+    (run / "run.json").write_text(json.dumps(rec))
+    rehash(run)
+    monkeypatch.setenv("PACK_RUNS", str(run.parents[2]))
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in --json output"))
+
+    for args in (["verify", str(run), "--json"], ["diff", str(run), str(run), "--json"],
+                 ["status", "--json"]):
+        try:
+            cli.main(args)
+        except SystemExit:
+            pass
+        strict(capsys.readouterr().out)
+
+
+def test_json_text_writes_non_finite_as_null():
+    from pack.fsio import json_text
+
+    assert json.loads(json_text({"a": [math.nan, math.inf, 1.5], "p": Path("/x")})) == {"a": [None, None, 1.5],
+                                                                                          "p": "/x"}
+
+
+def test_no_command_prints_json_another_way():
+    """The class, not the example: every --json printer goes through fsio.json_text."""
+    for f in ("pack/cli.py", "pack/launch/cli.py", "pack/status.py"):
+        assert "json.dumps(" not in (REPO / f).read_text(), f
