@@ -150,9 +150,24 @@ def check_file(path: Path, manifests: dict[str, Manifest]) -> list[str]:
         elif rule.needs_value and rule.needs_number and isinstance(e.value, str):
             problems.append(f"{where}: metric '{e.metric}' uses a {rule.kind} tolerance but its value {e.value!r} is a "
                             "string; write it as a number (no quotes)")
+        elif isinstance(e.value, str) and _reads_as_number(e.value):  # exact '79367' never equals 79367
+            problems.append(f"{where}: metric '{e.metric}' value {e.value!r} is text that reads as a number (YAML "
+                            "reads a quoted number, or one like 1e400 without a dot, as text), so an exact check "
+                            "could never pass; write a finite number without quotes, like 79367 or 1.0e+3")
         if rule.kind == "stat" and rule.against_metric is None and not e.values:
             problems.append(f"{where}: metric '{e.metric}' uses a stat test against 'expected' but has no 'values' sample")
     return problems
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text.replace("_", ""))
+    except ValueError:
+        try:
+            int(text, 0)  # 0x10, 0o17
+        except ValueError:
+            return False
+    return True
 
 
 def expected_files() -> list[Path]:
