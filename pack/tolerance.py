@@ -351,13 +351,24 @@ def _norm_gpu(name: str) -> str:
     return s
 
 
+# A word after the model that names another GPU, not a form factor or memory size of the same one:
+# "RTX 4060" must not match "RTX 4060 Ti" / "RTX 4060 Laptop GPU", nor "H100" the "H100 NVL".
+VARIANT_WORDS = {"ti", "super", "laptop", "mobile", "max", "nvl", "xt", "d"}
+
+
+def _is_variant(rest: str) -> bool:
+    for sep in SEPARATORS[1:]:
+        rest = rest.replace(sep, SEPARATORS[0])
+    return rest.split(SEPARATORS[0], 1)[0] in VARIANT_WORDS
+
+
 def gpu_matches(patterns, gpu_models) -> bool:
     """Does any pattern name one of the run's GPU models? Exact, never by substring.
 
     Case-insensitive, a vendor prefix ("NVIDIA ", then "GeForce "/"Tesla ") ignored. A pattern
     matches a model equal to it or one that continues after it with a separator ('-', ' ', '_'):
     "A100" matches "NVIDIA A100-SXM4-80GB", but "A10" does not match "A100" and "L4" does not
-    match "L40S". A pattern with * ? [ is an fnmatch glob
+    match "L40S"; a variant word after it (VARIANT_WORDS: "RTX 4060 Ti", "H100 NVL") is another GPU. A pattern with * ? [ is an fnmatch glob
     over the whole (normalised) model name. "cpu" matches a run with no GPU.
     """
     patterns = [patterns] if isinstance(patterns, str) else list(patterns or [])
@@ -372,7 +383,7 @@ def gpu_matches(patterns, gpu_models) -> bool:
             if any(ch in p for ch in "*?["):
                 if fnmatch.fnmatchcase(m, p):
                     return True
-            elif m == p or (m.startswith(p) and m[len(p)] in SEPARATORS):
+            elif m == p or (m.startswith(p) and m[len(p)] in SEPARATORS and not _is_variant(m[len(p) + 1:])):
                 return True
     return False
 

@@ -75,3 +75,17 @@ def test_no_finite_input_crashes_a_rule(rule, expected, values, aggregate):
 def test_a_non_finite_repetition_never_passes(rule, expected, values, nan, at, aggregate):
     values.insert(min(at, len(values)), nan)
     assert outcome(rule, expected, values, aggregate) != "PASS"
+
+
+@pytest.mark.parametrize("pattern, model, ok", [
+    ("L4", "NVIDIA L40S", False), ("L40S", "NVIDIA L4", False), ("A10", "NVIDIA A100-SXM4-80GB", False),
+    ("A10", "NVIDIA A10G", False), ("A100", "NVIDIA A100-SXM4-80GB", True), ("L4", "NVIDIA L4", True),
+    ("RTX 4060", "NVIDIA GeForce RTX 4060 Ti", False), ("RTX 4060", "NVIDIA GeForce RTX 4060 Laptop GPU", False),
+    ("RTX 3080", "NVIDIA GeForce RTX 3080 Ti", False), ("GTX 1650", "NVIDIA GeForce GTX 1650 SUPER", False),
+    ("H100", "NVIDIA H100 NVL", False), ("H100", "NVIDIA H100 80GB HBM3", True), ("RTX 4060", "NVIDIA GeForce RTX 4060", True),
+    ("RTX 4060*", "NVIDIA GeForce RTX 4060 Ti", True), ("4060", "NVIDIA GeForce RTX 4060", False),
+])
+def test_gpu_scope_never_matches_another_model(pattern, model, ok):
+    from pack.tolerance import gpu_matches
+
+    assert gpu_matches(pattern, [model]) is ok

@@ -24,7 +24,8 @@ T = TypeAdapter(Tolerance)
         (["L4"], ["NVIDIA L40S"], False),
         (["L4"], ["NVIDIA L4"], True),
         (["L40S"], ["NVIDIA L40S"], True),
-        (["RTX 4060"], ["NVIDIA GeForce RTX 4060 Laptop GPU"], True),  # brand prefix ignored like the vendor
+        (["RTX 4060"], ["NVIDIA GeForce RTX 4060 Laptop GPU"], False),  # another GPU (256 vs 272 GB/s)
+        (["RTX 4060*"], ["NVIDIA GeForce RTX 4060 Laptop GPU"], True),  # a glob means the family
         (["RTX 406"], ["NVIDIA GeForce RTX 4060"], False),
         (["GeForce RTX 4060"], ["NVIDIA GeForce RTX 4060"], True),
         (["T4"], ["Tesla T4"], True),

@@ -104,7 +104,7 @@ def test_single_repetitions_have_no_variance_ratio():
 def test_floor_applies_only_on_its_gpu():
     cfg = ab.ABConfig(floor={"value": 38, "gpu": ["RTX 4060"]})
     slow = _samples([37.9, 37.9, 37.9], [37.8, 37.8, 37.8])
-    res = ab.summarize_ab(slow, cfg, ["NVIDIA GeForce RTX 4060 Laptop GPU"])
+    res = ab.summarize_ab(slow, cfg, ["NVIDIA GeForce RTX 4060"])
     assert sum("under the row's floor of 38" in r for r in res.reasons) == 2
     res = ab.summarize_ab(slow, cfg, ["NVIDIA H100 80GB HBM3"])
     assert res.reasons == [] and "holds on RTX 4060" in res.info["floor"]["why_not"]
