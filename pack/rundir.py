@@ -371,7 +371,23 @@ class RunDir:
             reps.append(RepResult.from_json(doc["result"]))
         summary = self.summary_result() if rec.status == RunStatus.complete else None
         recomputed = {k: MetricAggregate.model_validate(v) for k, v in aggregate(reps, summary).items()}
-        return compare_aggregates(self.run_json, rec.metrics, recomputed)
+        return compare_aggregates(self.run_json, rec.metrics, recomputed) + self._notes_problems(reps, summary)
+
+    def _notes_problems(self, reps: list[RepResult], summary: RepResult | None) -> list[str]:
+        """What the repetitions reported that run.json must carry: an error, contamination or
+        not-applicable note dropped from the record (and re-hashed) would turn ERROR/CONTAMINATED into PASS."""
+        rec, out = self.record, []
+        if rec.status != RunStatus.complete:  # the runner merges the notes only when the run completes
+            return out
+        for r in reps + ([summary] if summary else []):
+            for k in r.errors:
+                if k not in rec.errors:
+                    out.append(f"{self.run_json}: a repetition reported error '{k}', which run.json does not carry")
+            out += [f"{self.run_json}: a repetition reported contamination '{c}', which run.json does not carry"
+                    for c in r.contamination if str(c) not in rec.contamination]
+            out += [f"{self.run_json}: a repetition reported '{k}' not applicable, which run.json does not carry"
+                    for k in r.not_applicable if k not in rec.not_applicable]
+        return list(dict.fromkeys(out))
 
 
 def _same(a, b) -> bool:

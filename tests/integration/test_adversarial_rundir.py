@@ -161,3 +161,17 @@ def test_no_command_prints_json_another_way():
     """The class, not the example: every --json printer goes through fsio.json_text."""
     for f in ("pack/cli.py", "pack/launch/cli.py", "pack/status.py"):
         assert "json.dumps(" not in (REPO / f).read_text(), f
+
+
+@pytest.mark.parametrize("note", ["errors", "contamination", "not_applicable"])
+def test_a_note_dropped_from_run_json_fails(run, note):
+    """A repetition reported contamination (or an error, or n/a); run.json edited to drop it, re-hashed."""
+    p = run / "reps" / "rep-000" / "rep.json"
+    doc = json.loads(p.read_text())
+    value = {"errors": {"compress": "boom"}, "contamination": ["another process on the GPU"],
+             "not_applicable": {"compress": "needs a GPU"}}[note]
+    doc["result"][note] = value
+    p.write_text(json.dumps(doc))
+    rehash(run)
+    v = judge(run)
+    assert v.verdict == "FAIL" and "does not carry" in v.why
