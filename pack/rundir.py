@@ -186,7 +186,7 @@ def aggregate(reps: list[RepResult], summary: RepResult | None) -> dict[str, dic
         if summary and name in summary.metrics:
             values = [summary.metrics[name]] if not values else values
         entry: dict = {"values": values, "n": len(values)}
-        nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        nums = [_as_float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if nums and len(nums) == len(values):
             finite = [v for v in nums if math.isfinite(v)]
             try:
@@ -205,6 +205,14 @@ def _lock_pid(fd: int) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def _as_float(v) -> float:
+    """An int too large for a float (10**400 in a rep.json) is ±inf here, not an OverflowError."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
 
 
 def _read_json(path: Path):
@@ -395,8 +403,10 @@ def _same(a, b) -> bool:
         return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b and isinstance(a, bool) == isinstance(b, bool)  # exact, and no float overflow
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return _same(float(a), float(b))
+        return _same(_as_float(a), _as_float(b))
     return a == b
 
 

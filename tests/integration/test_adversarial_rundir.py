@@ -175,3 +175,22 @@ def test_a_note_dropped_from_run_json_fails(run, note):
     rehash(run)
     v = judge(run)
     assert v.verdict == "FAIL" and "does not carry" in v.why
+
+
+@pytest.mark.parametrize("consistent", [False, True])
+def test_an_int_too_large_for_a_float_is_a_verdict_not_a_crash(run, consistent):
+    from pack.results import RepResult
+    from pack.rundir import aggregate
+
+    p = run / "reps" / "rep-000" / "rep.json"
+    doc = json.loads(p.read_text())
+    doc["result"]["metrics"]["text_bytes"] = 10**400
+    p.write_text(json.dumps(doc))
+    if consistent:
+        reps = [RepResult.from_json(json.loads((r / "rep.json").read_text())["result"])
+                for r in sorted((run / "reps").glob("rep-*"))]
+        rec = json.loads((run / "run.json").read_text())
+        rec["metrics"] = aggregate(reps, None)
+        (run / "run.json").write_text(json.dumps(rec))
+    rehash(run)
+    assert judge(run).verdict in ("FAIL", "ERROR")
