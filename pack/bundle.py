@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from . import __version__, fsio, paths, untar
 from .errors import IntegrityError, PackError
+from .rundir import RunDir
 
 BUNDLE_SCHEMA = "pack.bundle/2"
 CATALOGUES = ("hardware.yaml", "images.yaml")
@@ -49,7 +50,7 @@ def make(run_dirs: list[Path], out: Path, sign_key: Path | None = None) -> Path:
 
     runs_meta, members = [], []
     for d in run_dirs:
-        problems = fsio.check_sums(d)
+        problems = RunDir(d).integrity()  # checksums and run.json against its repetitions
         if problems:
             raise IntegrityError(f"refusing to bundle a damaged run: {problems[0]}")
         run = json.loads((d / "run.json").read_text())

@@ -452,11 +452,12 @@ def bless(run_dir, metrics, note):
     """Record RUN_DIR's measured values as the expectation for its row (the only writer of expected/)."""
     import json
 
-    from . import expected, fsio
+    from . import expected
     from .errors import IntegrityError
     from .manifest import find_row
+    from .rundir import RunDir
 
-    problems = fsio.check_sums(run_dir)
+    problems = RunDir(run_dir).integrity()  # checksums and run.json against its repetitions
     if problems:
         raise IntegrityError(f"refusing to bless a damaged run: {problems[0]}")
     run = json.loads((run_dir / "run.json").read_text())

@@ -13,8 +13,9 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import fsio, paths
-from .errors import PackError
+from . import paths
+from .errors import IntegrityError, PackError
+from .rundir import RunDir
 
 
 @dataclass
@@ -71,7 +72,10 @@ def open_side(target: str, label: str, stack: ExitStack, limits=None) -> Side:
         p = root
     side = Side(label, {})
     for d in latest_runs(p):
-        problems = fsio.check_sums(d)
+        try:
+            problems = RunDir(d).integrity()  # checksums and run.json against its repetitions
+        except IntegrityError as e:
+            problems = [str(e)]
         run = _read(d / "run.json")
         if problems or run is None:
             side.skipped.append(f"{d}: damaged ({'; '.join(problems) or 'run.json unreadable'})")

@@ -194,3 +194,20 @@ def test_an_int_too_large_for_a_float_is_a_verdict_not_a_crash(run, consistent):
         (run / "run.json").write_text(json.dumps(rec))
     rehash(run)
     assert judge(run).verdict in ("FAIL", "ERROR")
+
+
+def test_a_rehashed_forgery_cannot_be_blessed_or_bundled(run, tmp_path, capsys):
+    """bless writes expected/ and bundle ships a run: both check run.json against its repetitions too."""
+    from pack import cli
+
+    p = run / "reps" / "rep-000" / "rep.json"
+    doc = json.loads(p.read_text())
+    doc["result"]["metrics"]["text_bytes"] = 999.0
+    p.write_text(json.dumps(doc))
+    rehash(run)
+    for args in (["bless", str(run)], ["bundle", str(run), "-o", str(tmp_path / "b.tar.gz")]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(args)
+        err = capsys.readouterr().err
+        assert e.value.code != 0 and "per-repetition" in err, (args, err)
+    assert not (tmp_path / "b.tar.gz").exists()

@@ -272,9 +272,11 @@ def test_bundle_output_that_cannot_be_written_is_one_sentence(tmp_path):
 
     run = tmp_path / "run"
     run.mkdir()
-    (run / "run.json").write_text('{"paper": "p", "row": "r", "run_id": "1", "status": "complete"}')
     from pack import fsio
+    from tests.unit.test_status import record, write_reps
 
+    write_reps(run)  # a valid, intact run: bundle.make checks run.json against its repetitions
+    fsio.write_json_atomic(run / "run.json", record("1"))
     fsio.write_sums(run)
     with pytest.raises(PackError, match="is a directory; give the bundle's file name"):
         bundle.make([run], tmp_path)

@@ -10,12 +10,13 @@ from click.testing import CliRunner
 from pack import fsio
 from pack.cli import cli
 from pack.errors import PackError
-from tests.unit.test_status import record
+from tests.unit.test_status import record, write_reps
 
 
 def fake_run(root: Path, run_id: str, metrics: dict, gpu: str) -> Path:
     d = root / "local-ablation" / "int6-clip-search" / run_id
     d.mkdir(parents=True)
+    write_reps(d, metrics)  # diff checks run.json against its repetitions
     fsio.write_json_atomic(d / "run.json", record(run_id, metrics=metrics))
     fsio.write_json_atomic(d / "env.json", {"gpu": {"models": [gpu]}, "collected_at": run_id})
     fsio.write_sums(d)
@@ -38,6 +39,7 @@ def test_diff_judges_each_metric_by_its_tolerance_and_shows_env(home, tmp_path):
     c = tmp_path / "c" / "local-ablation" / "int6-clip-search" / "3"
     c.parent.mkdir(parents=True)
     rec = record("3", params_hash="f" * 16, metrics={"n_params": [73984]}) | {"scale": "full"}
+    write_reps(c, {"n_params": [73984]})
     fsio.write_json_atomic(c / "run.json", rec)
     fsio.write_sums(c)
     res = CliRunner().invoke(cli, ["diff", str(a), str(c)])
