@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from . import fsio
-from .errors import EXIT_CRASH, EXIT_USAGE, PackError
+from .errors import EXIT_CRASH, EXIT_USAGE, OS_FAULTS, PackError
 
 
 def _out(text: str = "") -> None:
@@ -504,18 +504,10 @@ cli.add_command(_forensics_analyze)
 cli.add_command(_forensics_export)
 
 
-# The machine, not the pack: a file where a folder is expected (and the reverse), a full or read-only
-# disk, a folder this user may not write. One sentence naming the path, exit 2; what was written stays.
-ENV_FAULTS = {
-    errno.ENOTDIR: "a file is where a folder is expected: move it or choose another path (--out)",
-    errno.EISDIR: "a folder is where a file is expected: move it or choose another path",
-    errno.EEXIST: "something is already at that path: move it or choose another path",
-    errno.ENOSPC: "the disk is full: free space (finished repetitions are kept; --resume continues)",
-    errno.EDQUOT: "the disk quota is exhausted: free space (finished repetitions are kept; --resume continues)",
-    errno.EROFS: "the file system is read-only: choose a writable folder (--out, PACK_RUNS, TMPDIR)",
-    errno.EACCES: "permission denied: choose a folder you may write (--out, PACK_RUNS, TMPDIR)",
-    errno.EPERM: "operation not permitted: choose a folder you may write (--out, PACK_RUNS, TMPDIR)",
-}
+# The machine, not the pack (a file where a folder is expected, a full or read-only disk, a folder this
+# user may not write): one sentence naming the path, exit 2; what was written stays. ENOENT stays an
+# internal error here: a missing user input is already a MissingInput sentence by then.
+ENV_FAULTS = {code: fix for code, fix in OS_FAULTS.items() if code != errno.ENOENT}
 
 
 def main(argv=None) -> None:

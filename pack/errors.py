@@ -103,15 +103,14 @@ class FilesystemError(PackError):
         super().__init__(os_error_sentence(err) + (f"; {hint}" if hint else ""))
 
 
-def os_error_sentence(err: OSError) -> str:
-    """One sentence for an operating-system error: the path first, then what is wrong and the fix."""
+def _os_faults() -> dict[int, str]:
     import errno
 
-    path = err.filename if err.filename is not None else "?"
-    if err.filename2 is not None:
-        path = f"{err.filename} -> {err.filename2}"
-    what = {
-        errno.ENOSPC: "no space left on the device (disk full); free space and run the command again",
+    # The machine, not the pack: what is wrong and the fix, per errno. The runner and the CLI's last-resort
+    # handler both read this one table.
+    return {
+        errno.ENOSPC: "no space left on the device (disk full); free space and run the command again "
+                      "(finished repetitions are kept; --resume continues)",
         errno.EDQUOT: "disk quota exceeded; free space and run the command again",
         errno.EROFS: "the file system is read-only; use a writable folder (--out DIR or PACK_RUNS)",
         errno.EACCES: "permission denied; use a folder you can write to (--out DIR or PACK_RUNS)",
@@ -120,5 +119,15 @@ def os_error_sentence(err: OSError) -> str:
         errno.EISDIR: "a folder is where a file is expected; move the folder away or choose another path",
         errno.ENOENT: "no such file or directory",
         errno.EEXIST: "already exists and is not a folder; move it away or choose another path",
-    }.get(err.errno, err.strerror or type(err).__name__)
-    return f"{path}: {what}"
+    }
+
+
+OS_FAULTS = _os_faults()
+
+
+def os_error_sentence(err: OSError) -> str:
+    """One sentence for an operating-system error: the path first, then what is wrong and the fix."""
+    path = err.filename if err.filename is not None else "?"
+    if err.filename2 is not None:
+        path = f"{err.filename} -> {err.filename2}"
+    return f"{path}: {OS_FAULTS.get(err.errno, err.strerror or type(err).__name__)}"
