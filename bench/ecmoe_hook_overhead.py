@@ -47,7 +47,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--experts", default="eager", help="transformers experts implementation (eager on CPU)")
     ap.add_argument("--target", type=float, default=0.05)
-    ap.add_argument("--threads", type=int, default=1, help="CPU threads (1 keeps timings steady on a shared machine)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="CPU threads (1 keeps timings steady on a shared machine)"
+    )
     args = ap.parse_args()
     if not args.device.startswith("cuda"):
         torch.set_num_threads(args.threads)
@@ -56,7 +58,9 @@ def main() -> int:
     if args.experts:
         model.set_experts_implementation(args.experts)
     blocks = find_moe_blocks(model, args.model)
-    ids = torch.randint(0, model.config.vocab_size, (args.batch, args.seq), generator=torch.Generator().manual_seed(0)).to(args.device)
+    ids = torch.randint(
+        0, model.config.vocab_size, (args.batch, args.seq), generator=torch.Generator().manual_seed(0)
+    ).to(args.device)
     cuda = args.device.startswith("cuda")
 
     def sync():
@@ -85,8 +89,12 @@ def main() -> int:
             hooks.handles.append(b.register_forward_pre_hook(hook, with_kwargs=True))
         return hooks
 
-    attach = {"none": lambda: None, "noop": lambda: attach_noop(blocks), "discard": attach_discard,
-              "int8": lambda: attach_compression(blocks, "absmax", 8, "compressed")}
+    attach = {
+        "none": lambda: None,
+        "noop": lambda: attach_noop(blocks),
+        "discard": attach_discard,
+        "int8": lambda: attach_compression(blocks, "absmax", 8, "compressed"),
+    }
 
     def arith():
         with torch.inference_mode():
@@ -120,15 +128,26 @@ def main() -> int:
     in_model = med["discard"] - med["noop"]
     beyond = (med["int8"] - med["none"] - in_model) / med["none"]
     noop = (med["noop"] - med["none"]) / med["none"]
-    out = {"model": args.model, "device": args.device, "dtype": dtype, "batch": [args.batch, args.seq], "reps": args.reps,
-           "moe_blocks": len(blocks), "threads": torch.get_num_threads(), "ms": {k: round(v, 3) for k, v in med.items()},
-           "arith_in_model_ms": round(in_model, 3),
-           "noop_overhead": round(noop, 4), "hook_overhead_beyond_arith": round(beyond, 4),
-           "int8_total_overhead": round((med["int8"] - med["none"]) / med["none"], 4)}
+    out = {
+        "model": args.model,
+        "device": args.device,
+        "dtype": dtype,
+        "batch": [args.batch, args.seq],
+        "reps": args.reps,
+        "moe_blocks": len(blocks),
+        "threads": torch.get_num_threads(),
+        "ms": {k: round(v, 3) for k, v in med.items()},
+        "arith_in_model_ms": round(in_model, 3),
+        "noop_overhead": round(noop, 4),
+        "hook_overhead_beyond_arith": round(beyond, 4),
+        "int8_total_overhead": round((med["int8"] - med["none"]) / med["none"], 4),
+    }
     print(json.dumps(out))
     ok = beyond <= args.target
-    print(f"hook overhead beyond the quantize arithmetic: {100 * beyond:+.2f}% of a pass (no-op hook {100 * noop:+.2f}%); "
-          f"target <= {100 * args.target:g}%: {'met' if ok else 'NOT met'}")
+    print(
+        f"hook overhead beyond the quantize arithmetic: {100 * beyond:+.2f}% of a pass (no-op hook {100 * noop:+.2f}%); "
+        f"target <= {100 * args.target:g}%: {'met' if ok else 'NOT met'}"
+    )
     return 0 if ok else 1
 
 

@@ -38,8 +38,12 @@ def main(argv=None) -> int:
             print("forensics 30B fit: torch is not installed")
             return 2
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "pack", "run", "shape30b-exp0", "--scale", a.scale, "--out", str(a.out)],
-                         cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "pack", "run", "shape30b-exp0", "--scale", a.scale, "--out", str(a.out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     line = (res.stdout.strip().splitlines() or [""])[-1]
     if res.returncode != 0 or "\t" not in line:
@@ -51,20 +55,30 @@ def main(argv=None) -> int:
     doc = json.loads(next((run_dir / "summary").glob("reference_baseline.json")).read_text())
     cfg = doc["configurations"][0]
     m = run["metrics"]
-    out = {"scale": a.scale, "run_dir": str(run_dir), "status": run["status"], "wall_s": round(wall, 1),
-           "model": doc["experiment_metadata"]["model"], "model_size": doc["experiment_metadata"]["model_size"],
-           "gpu": run.get("gpu_models"), "prompt_tokens": doc["experiment_metadata"]["sequence_length"],
-           "decode_steps": doc["experiment_metadata"]["decode_steps"],
-           "load_s": cfg["model_info"].get("load_s"), "runtime_s_per_rep": m.get("baseline.runtime_s", {}).get("values"),
-           "peak_memory_gib": m.get("baseline.peak_memory_gib", {}).get("values", [None])[0],
-           "reps_bit_identical": m.get("baseline.reps_bit_identical", {}).get("values", [None])[0]}
+    out = {
+        "scale": a.scale,
+        "run_dir": str(run_dir),
+        "status": run["status"],
+        "wall_s": round(wall, 1),
+        "model": doc["experiment_metadata"]["model"],
+        "model_size": doc["experiment_metadata"]["model_size"],
+        "gpu": run.get("gpu_models"),
+        "prompt_tokens": doc["experiment_metadata"]["sequence_length"],
+        "decode_steps": doc["experiment_metadata"]["decode_steps"],
+        "load_s": cfg["model_info"].get("load_s"),
+        "runtime_s_per_rep": m.get("baseline.runtime_s", {}).get("values"),
+        "peak_memory_gib": m.get("baseline.peak_memory_gib", {}).get("values", [None])[0],
+        "reps_bit_identical": m.get("baseline.reps_bit_identical", {}).get("values", [None])[0],
+    }
     if a.json:
         a.json.write_text(json.dumps(out, indent=2))
     rts = out["runtime_s_per_rep"] or []
-    print(f"forensics 30B fit: {out['status']}, {out['model']} ({out['model_size']}), build {out['load_s']} s, "
-          f"decode {', '.join(f'{x:.2f}' for x in rts)} s per rep ({out['prompt_tokens']}-token prompt, "
-          f"{out['decode_steps']} steps), peak {out['peak_memory_gib']} GiB, bit-identical reps: "
-          f"{out['reps_bit_identical']}, total {out['wall_s']} s")
+    print(
+        f"forensics 30B fit: {out['status']}, {out['model']} ({out['model_size']}), build {out['load_s']} s, "
+        f"decode {', '.join(f'{x:.2f}' for x in rts)} s per rep ({out['prompt_tokens']}-token prompt, "
+        f"{out['decode_steps']} steps), peak {out['peak_memory_gib']} GiB, bit-identical reps: "
+        f"{out['reps_bit_identical']}, total {out['wall_s']} s"
+    )
     return 0 if run["status"] == "complete" else 1
 
 

@@ -43,12 +43,18 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     loaded = load_causal_lm(a.model, dtype=a.dtype, device=a.device, attention="auto")
     n_layers = loaded.model.config.num_hidden_layers
-    spec = ExtractionSpec(layers=resolve_layers([1, 2, 4, 12, "last"], n_layers, a.model), positions=(-3, -2, -1),
-                          top_k=10, steps=a.steps)
+    spec = ExtractionSpec(
+        layers=resolve_layers([1, 2, 4, 12, "last"], n_layers, a.model),
+        positions=(-3, -2, -1),
+        top_k=10,
+        steps=a.steps,
+    )
     prompt = build_prompt(loaded.tokenizer, a.prompt_tokens)
     ids = torch.tensor([prompt.token_ids], device=a.device)
-    run = {"with": lambda: greedy_decode(loaded.model, ids, spec),
-           "without": lambda: greedy_decode(loaded.model, ids, None, steps=a.steps)}
+    run = {
+        "with": lambda: greedy_decode(loaded.model, ids, spec),
+        "without": lambda: greedy_decode(loaded.model, ids, None, steps=a.steps),
+    }
     tokens = {k: f().tokens.tolist() for k, f in run.items()}  # warm-up (kernels, allocator, lazy init)
     times: dict[str, list[float]] = {"with": [], "without": []}
     for _ in range(a.rounds):
@@ -60,15 +66,27 @@ def main(argv=None) -> int:
     same = tokens["with"] is not None and tokens["with"] == tokens["without"]
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["with"] / med["without"]
-    out = {"model": a.model, "device": a.device, "gpu": torch.cuda.get_device_name(0) if a.device == "cuda" else None,
-           "prompt_tokens": len(prompt.token_ids), "steps": a.steps, "rounds": a.rounds,
-           "median_s_with": med["with"], "median_s_without": med["without"], "overhead_ratio": ratio,
-           "overhead_percent": (ratio - 1) * 100, "same_tokens": same, "times_s": times}
+    out = {
+        "model": a.model,
+        "device": a.device,
+        "gpu": torch.cuda.get_device_name(0) if a.device == "cuda" else None,
+        "prompt_tokens": len(prompt.token_ids),
+        "steps": a.steps,
+        "rounds": a.rounds,
+        "median_s_with": med["with"],
+        "median_s_without": med["without"],
+        "overhead_ratio": ratio,
+        "overhead_percent": (ratio - 1) * 100,
+        "same_tokens": same,
+        "times_s": times,
+    }
     if a.json:
         a.json.write_text(json.dumps(out, indent=2))
-    print(f"extraction overhead: {out['overhead_percent']:+.2f}% (median {med['with']:.4f}s with vs "
-          f"{med['without']:.4f}s without, {a.rounds} rounds, {len(prompt.token_ids)}-token prompt, {a.steps} steps, "
-          f"{a.model} on {out['gpu'] or a.device}); same greedy tokens: {'yes' if same else 'NO'}")
+    print(
+        f"extraction overhead: {out['overhead_percent']:+.2f}% (median {med['with']:.4f}s with vs "
+        f"{med['without']:.4f}s without, {a.rounds} rounds, {len(prompt.token_ids)}-token prompt, {a.steps} steps, "
+        f"{a.model} on {out['gpu'] or a.device}); same greedy tokens: {'yes' if same else 'NO'}"
+    )
     return 0 if same else 1
 
 

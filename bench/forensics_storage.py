@@ -28,18 +28,32 @@ def ratio_for(tensors: dict, key: str, spec, layers, tokens) -> tuple[int, int]:
     from pack.experiments.forensics import uniform
 
     one = {n: t for n, t in tensors.items() if n.startswith(key + "/")}
-    doc = {"experiment_metadata": {"decode_steps": spec.steps,
-                                   "extraction_config": {"positions": list(spec.positions), "layers": list(layers)}},
-           "configurations": [],
-           "runs": [{"config_id": "c", "rep_id": 0, "signals_key": key,
-                     "decode_steps": [{"step": t, "token_id": int(i), "token_text": ""} for t, i in enumerate(tokens)]}]}
+    doc = {
+        "experiment_metadata": {
+            "decode_steps": spec.steps,
+            "extraction_config": {"positions": list(spec.positions), "layers": list(layers)},
+        },
+        "configurations": [],
+        "runs": [
+            {
+                "config_id": "c",
+                "rep_id": 0,
+                "signals_key": key,
+                "decode_steps": [
+                    {"step": t, "token_id": int(i), "token_text": ""} for t, i in enumerate(tokens)
+                ],
+            }
+        ],
+    }
     steps = uniform.expand(doc, one, all_reps=True)["runs"][0]["decode_steps"]
     return len(save(one)), len(json.dumps(steps).encode())
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shape", help="synthetic architecture for random values at its true dims (no model run)")
+    ap.add_argument(
+        "--shape", help="synthetic architecture for random values at its true dims (no model run)"
+    )
     ap.add_argument("--file", type=Path, help="a forensics uniform JSON (compact) from a run")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--json", type=Path)
@@ -65,19 +79,25 @@ def main(argv=None) -> int:
             spec = ExtractionSpec(layers=layers, positions=(-3, -2, -1), top_k=10, steps=a.steps)
             g = torch.Generator().manual_seed(0)
             kd = cfg["num_key_value_heads"] * cfg["head_dim"]
-            sig = Signals(tokens=torch.randint(0, cfg["vocab_size"], (spec.steps,), generator=g),
-                          hidden={k: torch.randn(spec.n_unique, cfg["hidden_size"], generator=g).bfloat16() for k in layers},
-                          keys={k: torch.randn(spec.n_unique, kd, generator=g).bfloat16() for k in layers},
-                          top_ids=torch.randint(0, cfg["vocab_size"], (spec.n_unique, 10), generator=g),
-                          top_logprobs=-torch.rand(spec.n_unique, 10, generator=g).sort(dim=1).values * 10,
-                          prompt_len=0)
+            sig = Signals(
+                tokens=torch.randint(0, cfg["vocab_size"], (spec.steps,), generator=g),
+                hidden={
+                    k: torch.randn(spec.n_unique, cfg["hidden_size"], generator=g).bfloat16() for k in layers
+                },
+                keys={k: torch.randn(spec.n_unique, kd, generator=g).bfloat16() for k in layers},
+                top_ids=torch.randint(0, cfg["vocab_size"], (spec.n_unique, 10), generator=g),
+                top_logprobs=-torch.rand(spec.n_unique, 10, generator=g).sort(dim=1).values * 10,
+                prompt_len=0,
+            )
             source = f"random bf16 values at {a.shape} dims (hidden {cfg['hidden_size']}, keys {kd})"
         else:
             from pack.experiments.forensics.prompts import build_prompt
             from pack.models.sources import load_causal_lm
 
             torch.set_num_threads(1)
-            loaded = load_causal_lm("synthetic:tiny-qwen3-moe", dtype="bfloat16", device="cpu", attention="sdpa")
+            loaded = load_causal_lm(
+                "synthetic:tiny-qwen3-moe", dtype="bfloat16", device="cpu", attention="sdpa"
+            )
             layers = resolve_layers([1, 2, 4, 12, "last"], loaded.model.config.num_hidden_layers)
             spec = ExtractionSpec(layers=layers, positions=(-3, -2, -1), top_k=10, steps=a.steps)
             ids = torch.tensor([build_prompt(loaded.tokenizer, 128).token_ids])
@@ -89,8 +109,10 @@ def main(argv=None) -> int:
     out = {"source": source, "sidecar_bytes": side, "seed_json_bytes": seed, "ratio": r, "target": 0.25}
     if a.json:
         a.json.write_text(json.dumps(out, indent=2))
-    print(f"storage: sidecar {side} B vs seed JSON {seed} B = {r:.4f} of the seed's bytes "
-          f"({'within' if r <= 0.25 else 'ABOVE'} the 0.25 target); {source}")
+    print(
+        f"storage: sidecar {side} B vs seed JSON {seed} B = {r:.4f} of the seed's bytes "
+        f"({'within' if r <= 0.25 else 'ABOVE'} the 0.25 target); {source}"
+    )
     return 0 if r <= 0.25 else 1
 
 

@@ -23,12 +23,17 @@ def main() -> None:
     n = ap.parse_args().n
     env = dict(os.environ, PYTHONPATH=str(REPO), PACK_HOME=str(REPO))
     py = sys.executable
-    med = interleaved({
-        "python -c pass": [py, "-c", "pass"],
-        "pack list": [py, "-m", "pack", "list"],
-        "pack verify --help": [py, "-m", "pack", "verify", "--help"],
-        "pack --help": [py, "-m", "pack", "--help"],
-    }, n, env=env, cwd=REPO)
+    med = interleaved(
+        {
+            "python -c pass": [py, "-c", "pass"],
+            "pack list": [py, "-m", "pack", "list"],
+            "pack verify --help": [py, "-m", "pack", "verify", "--help"],
+            "pack --help": [py, "-m", "pack", "--help"],
+        },
+        n,
+        env=env,
+        cwd=REPO,
+    )
     base = med["python -c pass"]
     print(f"machine: {machine()}  (median of {n}, interleaved)")
     for k, v in med.items():

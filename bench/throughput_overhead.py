@@ -39,28 +39,52 @@ def main() -> None:
     from pack.experiments.throughput.harness import DEFAULT_PROMPT
     from pack.experiments.throughput.llamacpp import _greedy_decode
     from pack.models.gguf import check_gguf, synthetic_gguf
-
     from pack.models.synthetic import arch
 
     # The arch's own layer count writes the same cached file a row with model synthetic:mid-llama uses.
-    layers = {} if args.layers == arch("mid-llama")["num_hidden_layers"] else {"num_hidden_layers": args.layers}
+    layers = (
+        {} if args.layers == arch("mid-llama")["num_hidden_layers"] else {"num_hidden_layers": args.layers}
+    )
     path = synthetic_gguf("mid-llama", qtype=args.qtype, **layers)
     info = check_gguf(path)
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_batch=512, n_threads=args.threads,
-                          n_threads_batch=args.threads, n_gpu_layers=args.n_gpu_layers, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=str(path),
+        n_ctx=512,
+        n_batch=512,
+        n_threads=args.threads,
+        n_threads_batch=args.threads,
+        n_gpu_layers=args.n_gpu_layers,
+        verbose=False,
+    )
     tokens = llm.tokenize(DEFAULT_PROMPT.encode(), add_bos=True)
     _greedy_decode(llm, tokens, args.n_decode)  # warm-up
     runs = []
     for _ in range(args.runs):
         r = _greedy_decode(llm, tokens, args.n_decode)
-        runs.append({"decode_tok_s": r["decode_tok_s"], "decode_wall_tok_s": r["decode_wall_tok_s"],
-                     "harness_overhead_pct": r["harness_overhead_pct"]})
+        runs.append(
+            {
+                "decode_tok_s": r["decode_tok_s"],
+                "decode_wall_tok_s": r["decode_wall_tok_s"],
+                "harness_overhead_pct": r["harness_overhead_pct"],
+            }
+        )
     mean = statistics.fmean(r["harness_overhead_pct"] for r in runs)
-    print(json.dumps({"bench": "throughput_overhead", "model": f"mid-llama x{args.layers} layers {args.qtype}",
-                      "n_gpu_layers": args.n_gpu_layers,
-                      "weights_mib": round(info.weight_bytes / 2**20, 1), "threads": args.threads,
-                      "n_decode": args.n_decode, "runs": runs, "overhead_pct_mean": round(mean, 4),
-                      "target_pct": 1.0, "ok": mean < 1.0}))
+    print(
+        json.dumps(
+            {
+                "bench": "throughput_overhead",
+                "model": f"mid-llama x{args.layers} layers {args.qtype}",
+                "n_gpu_layers": args.n_gpu_layers,
+                "weights_mib": round(info.weight_bytes / 2**20, 1),
+                "threads": args.threads,
+                "n_decode": args.n_decode,
+                "runs": runs,
+                "overhead_pct_mean": round(mean, 4),
+                "target_pct": 1.0,
+                "ok": mean < 1.0,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,17 @@ def main() -> None:
         home = tmp / "home"
         shutil.copytree(REPO / "manifests", home / "manifests")
         (home / "expected").mkdir()
-        (tmp / "spew.py").write_text(textwrap.dedent(f"""
+        (tmp / "spew.py").write_text(
+            textwrap.dedent(f"""
             import os, sys
             chunk = os.urandom(1 << 20).hex()[: 1 << 20]
             for _ in range({args.mb // reps}):
                 sys.stdout.write(chunk + "\\n")
             print("VALUE 1.0")
-        """))
-        (home / "manifests" / "bench.yaml").write_text(textwrap.dedent(f"""
+        """)
+        )
+        (home / "manifests" / "bench.yaml").write_text(
+            textwrap.dedent(f"""
             paper: bench
             title: verify throughput bench
             source: bench/verify_throughput.py
@@ -55,17 +58,27 @@ def main() -> None:
                   repo: {tmp}
                   interpreter: python3
                   parsers: [{{name: value, regex: 'VALUE (?P<value>[\\d.]+)'}}]
-        """))
+        """)
+        )
         env = dict(os.environ, PYTHONPATH=str(REPO), PACK_HOME=str(home), PACK_RUNS=str(tmp / "runs"))
-        subprocess.run([sys.executable, "-m", "pack", "run", "big"], env=env, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "pack", "run", "big"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         run = next((tmp / "runs" / "bench" / "big").iterdir())
         files = [str(p) for p in run.rglob("*") if p.is_file() and p.name != "SHA256SUMS"]
         total = sum(os.path.getsize(f) for f in files)
-        med = interleaved({
-            "sha256sum": ["sha256sum", *files],
-            "pack verify": [sys.executable, "-m", "pack", "verify", str(run)],
-        }, args.n, env=env)
+        med = interleaved(
+            {
+                "sha256sum": ["sha256sum", *files],
+                "pack verify": [sys.executable, "-m", "pack", "verify", str(run)],
+            },
+            args.n,
+            env=env,
+        )
         ratio = med["pack verify"] / med["sha256sum"]
         print(f"machine: {machine()}  (median of {args.n}, interleaved, warm page cache)")
         print(f"run: {len(files)} files, {total / 1e6:.0f} MB")

@@ -56,17 +56,31 @@ def make(run_dirs: list[Path], out: Path, sign_key: Path | None = None) -> Path:
         run = json.loads((d / "run.json").read_text())
         env = json.loads((d / "env.json").read_text()) if (d / "env.json").is_file() else {}
         arc = PurePosixPath("runs", run["paper"], run["row"], run["run_id"])
-        runs_meta.append({"paper": run["paper"], "row": run["row"], "run_id": run["run_id"], "status": run["status"],
-                          "scale": run.get("scale"), "hardware": run.get("hardware"), "path": str(arc), "gpu": env.get("gpu", {}),
-                          "pack": env.get("pack", {})})
+        runs_meta.append(
+            {
+                "paper": run["paper"],
+                "row": run["row"],
+                "run_id": run["run_id"],
+                "status": run["status"],
+                "scale": run.get("scale"),
+                "hardware": run.get("hardware"),
+                "path": str(arc),
+                "gpu": env.get("gpu", {}),
+                "pack": env.get("pack", {}),
+            }
+        )
         members += [(p, str(arc / p.relative_to(d).as_posix())) for p in fsio.list_files(d, exclude=())]
     context = _context_files({(r["paper"], r["row"]) for r in runs_meta})
     members += sorted(((p, name) for name, p in context.items()), key=lambda x: x[1])
     digests = fsio.sha256_many([p for p, _ in members])
     context_sums = {name: digests[p] for name, p in context.items()}
-    meta = {"schema": BUNDLE_SCHEMA, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "pack": {"version": __version__, "git_sha": _git_sha()}, "runs": runs_meta,
-            "context": {"sha256": context_digest(context_sums), "files": context_sums}}
+    meta = {
+        "schema": BUNDLE_SCHEMA,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pack": {"version": __version__, "git_sha": _git_sha()},
+        "runs": runs_meta,
+        "context": {"sha256": context_digest(context_sums), "files": context_sums},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         (tmpd / "BUNDLE.json").write_text(json.dumps(meta, indent=2))
@@ -81,7 +95,9 @@ def make(run_dirs: list[Path], out: Path, sign_key: Path | None = None) -> Path:
             head.append((signing.sign(sums, sign_key), untar.SIG))
         head.append((tmpd / "BUNDLE.json", "BUNDLE.json"))
         if out.is_dir():
-            raise PackError(f"{out}: is a directory; give the bundle's file name, e.g. -o {out / 'bundle.tar.gz'}")
+            raise PackError(
+                f"{out}: is a directory; give the bundle's file name, e.g. -o {out / 'bundle.tar.gz'}"
+            )
         part = out.with_name(out.name + ".part")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +108,9 @@ def make(run_dirs: list[Path], out: Path, sign_key: Path | None = None) -> Path:
         except OSError as e:
             with contextlib.suppress(OSError):
                 part.unlink()
-            raise PackError(f"{out}: cannot write the bundle ({e.strerror or e}); choose another -o path") from None
+            raise PackError(
+                f"{out}: cannot write the bundle ({e.strerror or e}); choose another -o path"
+            ) from None
     return out
 
 
@@ -121,7 +139,9 @@ def _run_of(name: str) -> str | None:
     return "/".join(parts[:4]) if len(parts) > 4 and parts[0] == "runs" else None
 
 
-def open_bundle(path: Path, dest: Path, limits: untar.Limits | None = None, trust: Path | None = None) -> Opened:
+def open_bundle(
+    path: Path, dest: Path, limits: untar.Limits | None = None, trust: Path | None = None
+) -> Opened:
     """Extract `path` into `dest` and sort every problem under the run it belongs to.
 
     With `trust` (an SSH public key), an unsigned or wrongly signed bundle is refused before any file
@@ -168,8 +188,15 @@ def open_bundle(path: Path, dest: Path, limits: untar.Limits | None = None, trus
         if f"{k}/run.json" not in ex.sums and not r.problems:
             r.problems.append(f"{k}/run.json: not in the bundle, though other files of this run folder are")
     context = {n: d for n, d in ex.sums.items() if n.startswith("context/") and n not in damaged}
-    return Opened(source=path, root=dest, meta=meta, runs=list(runs.values()), problems=bundle_problems,
-                  context=context, signed_by=signer.get("who"))
+    return Opened(
+        source=path,
+        root=dest,
+        meta=meta,
+        runs=list(runs.values()),
+        problems=bundle_problems,
+        context=context,
+        signed_by=signer.get("who"),
+    )
 
 
 def safe_open(path: Path, limits: untar.Limits | None = None, trust: Path | None = None):
@@ -182,18 +209,33 @@ def safe_open(path: Path, limits: untar.Limits | None = None, trust: Path | None
         raise
 
 
-
 def damaged_row(opened: Opened | None, run: BundleRun | None):
     """The FAIL verdict of a damaged run (or, with run=None, of the bundle's own files), naming every file."""
     from .verify import RowVerdict
 
     if run is None:
-        return RowVerdict(paper="bundle", row=opened.source.name, run_id="-", run_dir=str(opened.source),
-                          scale="-", hardware="-", gpu_models=[], verdict="FAIL",
-                          why=f"integrity: {len(opened.problems)} problem(s): " + "; ".join(opened.problems), metrics=[])
+        return RowVerdict(
+            paper="bundle",
+            row=opened.source.name,
+            run_id="-",
+            run_dir=str(opened.source),
+            scale="-",
+            hardware="-",
+            gpu_models=[],
+            verdict="FAIL",
+            why=f"integrity: {len(opened.problems)} problem(s): " + "; ".join(opened.problems),
+            metrics=[],
+        )
     m = run.meta
-    return RowVerdict(paper=str(m.get("paper", "?")), row=str(m.get("row", "?")), run_id=str(m.get("run_id", "?")),
-                      run_dir=str(run.path), scale=str(m.get("scale") or "?"), hardware=str(m.get("hardware") or "?"),
-                      gpu_models=[], verdict="FAIL",
-                      why=f"integrity: {len(run.problems)} damaged file(s) in the bundle: " + "; ".join(run.problems),
-                      metrics=[])
+    return RowVerdict(
+        paper=str(m.get("paper", "?")),
+        row=str(m.get("row", "?")),
+        run_id=str(m.get("run_id", "?")),
+        run_dir=str(run.path),
+        scale=str(m.get("scale") or "?"),
+        hardware=str(m.get("hardware") or "?"),
+        gpu_models=[],
+        verdict="FAIL",
+        why=f"integrity: {len(run.problems)} damaged file(s) in the bundle: " + "; ".join(run.problems),
+        metrics=[],
+    )

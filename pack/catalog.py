@@ -136,9 +136,11 @@ def resolve_hardware(name: str, detected_gpu_models: list[str]) -> HardwareMatch
     table = hardware()
     if name not in table:
         close = did_you_mean(name, table, listing=False)
-        raise ManifestError(f"unknown hardware '{name}' (from --hw or PACK_HW; see "
-                            f"{paths.manifests_dir() / 'hardware.yaml'}); {close + ' ' if close else ''}"
-                            f"the catalogue has: {', '.join(sorted(table))}")
+        raise ManifestError(
+            f"unknown hardware '{name}' (from --hw or PACK_HW; see "
+            f"{paths.manifests_dir() / 'hardware.yaml'}); {close + ' ' if close else ''}"
+            f"the catalogue has: {', '.join(sorted(table))}"
+        )
     hw = table[name]
     return HardwareMatch(name, hw, _mismatch(name, hw, list(detected_gpu_models)))
 

@@ -87,16 +87,36 @@ def show(row, as_json):
     from .tolerance import describe_rule
 
     m, r = find_row(row)
-    doc = {"paper": m.paper, "row": r.id, "cell": r.cell, "experiment": r.experiment, "description": r.description}
+    doc = {
+        "paper": m.paper,
+        "row": r.id,
+        "cell": r.cell,
+        "experiment": r.experiment,
+        "description": r.description,
+    }
     for s in ("smoke", "full"):
         rr = r.at(s)
-        doc[s] = {"target": rr.target.model_dump(exclude_none=True), "reps": rr.reps, "params": rr.params,
-                  "max_runtime_s": rr.max_runtime_s, "runtime_estimate_s": rr.runtime_estimate_s}
-    doc["metrics"] = {k: describe_rule(v.tolerance) + (f" [{v.unit}]" if v.unit else "") for k, v in r.metrics.items()}
+        doc[s] = {
+            "target": rr.target.model_dump(exclude_none=True),
+            "reps": rr.reps,
+            "params": rr.params,
+            "max_runtime_s": rr.max_runtime_s,
+            "runtime_estimate_s": rr.runtime_estimate_s,
+        }
+    doc["metrics"] = {
+        k: describe_rule(v.tolerance) + (f" [{v.unit}]" if v.unit else "") for k, v in r.metrics.items()
+    }
     ef = expected.for_row(m.paper, r.id)
     if ef:
-        doc["expected"] = [{"metric": e.metric, "value": e.value, "scope": e.scope.model_dump(exclude_none=True),
-                            "source": e.source.model_dump(exclude_none=True)} for e in ef.expectations]
+        doc["expected"] = [
+            {
+                "metric": e.metric,
+                "value": e.value,
+                "scope": e.scope.model_dump(exclude_none=True),
+                "source": e.source.model_dump(exclude_none=True),
+            }
+            for e in ef.expectations
+        ]
     if as_json:
         _out(fsio.json_text(doc))
         return
@@ -120,7 +140,11 @@ def validate(files):
     targets = list(files) or manifest.manifest_files() + expected.expected_files()
     loaded: dict = {}
     for f in targets:
-        if f.parent.name != "manifests" and f.suffix in (".yaml", ".yml") and f.parent.parent.name == "expected":
+        if (
+            f.parent.name != "manifests"
+            and f.suffix in (".yaml", ".yml")
+            and f.parent.parent.name == "expected"
+        ):
             continue
         if f.name in manifest.NON_MANIFESTS:
             continue
@@ -144,8 +168,11 @@ def validate(files):
                 unchecked[f.parent.name] = unchecked.get(f.parent.name, 0) + 1
                 continue
             problems += expected.check_file(f, loaded)
-        problems += [f"{paths.expected_dir() / paper}: {n} expected file(s) not checked until "
-                     f"manifests/{paper}.yaml loads" for paper, n in unchecked.items()]
+        problems += [
+            f"{paths.expected_dir() / paper}: {n} expected file(s) not checked until "
+            f"manifests/{paper}.yaml loads"
+            for paper, n in unchecked.items()
+        ]
     if problems:
         raise ManifestError(list(dict.fromkeys(problems)))
     n_rows = sum(len(m.rows) for m in loaded.values())
@@ -175,13 +202,26 @@ def plan(paper, hw, scale, as_json):
 @click.argument("rows", nargs=-1, required=True)
 @click.option("--scale", type=click.Choice(["smoke", "full"]), default="smoke", show_default=True)
 @click.option("--reps", type=click.IntRange(min=1), help="Override the row's repetitions.")
-@click.option("--resume", is_flag=True, help="Continue the newest unfinished run with the same params "
-              "(a complete, up-to-date one is left as it is).")
-@click.option("--force", is_flag=True, help="With --resume: start a new run even when the last one is up to date.")
-@click.option("--out", "out", type=click.Path(path_type=Path), help="Runs directory (default ./runs or $PACK_RUNS).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the newest unfinished run with the same params "
+    "(a complete, up-to-date one is left as it is).",
+)
+@click.option(
+    "--force", is_flag=True, help="With --resume: start a new run even when the last one is up to date."
+)
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path), help="Runs directory (default ./runs or $PACK_RUNS)."
+)
 @click.option("--hw", "hw", help="Catalogue name of this machine (default $PACK_HW, else cpu/local-gpu).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of {row, status, run_dir, up_to_date} at the end.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON list of {row, status, run_dir, up_to_date} at the end.",
+)
 def run(rows, scale, reps, resume, force, out, hw, seed, as_json):
     """Run ROWS (row ids, or a paper name for all its rows that this machine can run)."""
     import dataclasses
@@ -239,8 +279,10 @@ def run(rows, scale, reps, resume, force, out, hw, seed, as_json):
 
             done = up_to_date(runs_root / m.paper / r.id, rr, seed)
             if done is not None:
-                _err(f"{ref}: up to date ({done.name} is complete, intact, same params, pack and image); "
-                     "nothing to do — add --force for a new run")
+                _err(
+                    f"{ref}: up to date ({done.name} is complete, intact, same params, pack and image); "
+                    "nothing to do — add --force for a new run"
+                )
                 said(RowOutcome(ref, "complete", "", done), done, up_to_date=True)
                 continue
         try:
@@ -275,21 +317,37 @@ def _collect(target: str | None, scale: str | None = None, run_id: str | None = 
 def _selection_options(f):
     """--scale / --run-id: which runs verify, report and bundle take (pack/selection.py decides)."""
     f = click.option("--run-id", help="Judge exactly this run (a run folder's name).")(f)
-    return click.option("--scale", type=click.Choice(["smoke", "full"]),
-                        help="Only runs of this scale (default: the newest finished run per row and scale).")(f)
+    return click.option(
+        "--scale",
+        type=click.Choice(["smoke", "full"]),
+        help="Only runs of this scale (default: the newest finished run per row and scale).",
+    )(f)
 
 
 def _bundle_options(f, review: bool = True):
     """Caps on what an untrusted bundle may make this machine hold; the key it must be signed with and
     the expectations to judge it against (review=True)."""
-    f = click.option("--max-members", help="Most members a bundle may have (default 100000; $PACK_BUNDLE_MAX_MEMBERS).")(f)
-    f = click.option("--max-member-bytes", help="Largest file a bundle may hold, e.g. 2G ($PACK_BUNDLE_MAX_MEMBER_BYTES).")(f)
-    f = click.option("--max-bundle-bytes", help="Most bytes a bundle may extract to, e.g. 8G ($PACK_BUNDLE_MAX_BYTES).")(f)
+    f = click.option(
+        "--max-members", help="Most members a bundle may have (default 100000; $PACK_BUNDLE_MAX_MEMBERS)."
+    )(f)
+    f = click.option(
+        "--max-member-bytes", help="Largest file a bundle may hold, e.g. 2G ($PACK_BUNDLE_MAX_MEMBER_BYTES)."
+    )(f)
+    f = click.option(
+        "--max-bundle-bytes", help="Most bytes a bundle may extract to, e.g. 8G ($PACK_BUNDLE_MAX_BYTES)."
+    )(f)
     if review:
-        f = click.option("--trust", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-                         help="SSH public key (.pub) a BUNDLE must be signed with; others are refused.")(f)
-        f = click.option("--expected", "expected", type=click.Path(path_type=Path, exists=True, file_okay=False),
-                         help="Judge a BUNDLE against this checkout's manifests/ and expected/, not its own.")(f)
+        f = click.option(
+            "--trust",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            help="SSH public key (.pub) a BUNDLE must be signed with; others are refused.",
+        )(f)
+        f = click.option(
+            "--expected",
+            "expected",
+            type=click.Path(path_type=Path, exists=True, file_okay=False),
+            help="Judge a BUNDLE against this checkout's manifests/ and expected/, not its own.",
+        )(f)
     return f
 
 
@@ -320,18 +378,35 @@ def _verdicts(targets, limits=None, trust=None, expected=None, scale=None, run_i
 def _limits(max_bundle_bytes, max_member_bytes, max_members):
     from .untar import Limits
 
-    return Limits.from_env(max_bytes=max_bundle_bytes, max_member_bytes=max_member_bytes, max_members=max_members)
+    return Limits.from_env(
+        max_bytes=max_bundle_bytes, max_member_bytes=max_member_bytes, max_members=max_members
+    )
 
 
 @cli.command()
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print verdicts as JSON.")
 @click.option("--brief", is_flag=True, help="One line per row, no per-metric lines.")
-@click.option("--report-dir", type=click.Path(path_type=Path), help="Also write report.md/.html/.json and junit.xml here.")
+@click.option(
+    "--report-dir",
+    type=click.Path(path_type=Path),
+    help="Also write report.md/.html/.json and junit.xml here.",
+)
 @_bundle_options
 @_selection_options
-def verify(targets, as_json, brief, report_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected,
-           scale, run_id):
+def verify(
+    targets,
+    as_json,
+    brief,
+    report_dir,
+    max_bundle_bytes,
+    max_member_bytes,
+    max_members,
+    trust,
+    expected,
+    scale,
+    run_id,
+):
     """Judge runs against expected/: RUN_DIRs, runs trees, BUNDLE tarballs, PAPER names, PAPER:ROW or ROW ids
     (default: ./runs; per row and scale the newest finished run)."""
     from . import report
@@ -339,8 +414,9 @@ def verify(targets, as_json, brief, report_dir, max_bundle_bytes, max_member_byt
     from .verify import exit_code
 
     _check_review(targets, trust, expected)
-    judged = _verdicts(targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected,
-                       scale, run_id)
+    judged = _verdicts(
+        targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected, scale, run_id
+    )
     rows, meta = judged.rows, verdict_meta(judged.basis)
     if as_json:
         _out(report.to_json(rows, meta))
@@ -356,8 +432,12 @@ def _write_reports(rows, out_dir: Path, meta: dict | None = None) -> None:
     from . import fsio, report
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"report.md": report.markdown(rows), "report.html": report.html_report(rows),
-             "report.json": report.to_json(rows, meta), "junit.xml": report.junit(rows)}
+    files = {
+        "report.md": report.markdown(rows),
+        "report.html": report.html_report(rows),
+        "report.json": report.to_json(rows, meta),
+        "junit.xml": report.junit(rows),
+    }
     for name, text in files.items():
         fsio.write_text_atomic(out_dir / name, text)
         _err(f"wrote {out_dir / name}")
@@ -368,15 +448,18 @@ def _write_reports(rows, out_dir: Path, meta: dict | None = None) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @_bundle_options
 @_selection_options
-def report_cmd(targets, out_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected, scale, run_id):
+def report_cmd(
+    targets, out_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected, scale, run_id
+):
     """Write report.md, report.html (with plots), report.json and junit.xml for TARGETS' runs."""
     from . import report
     from .reviewer import verdict_meta
     from .verify import exit_code
 
     _check_review(targets, trust, expected)
-    judged = _verdicts(targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected,
-                       scale, run_id)
+    judged = _verdicts(
+        targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected, scale, run_id
+    )
     rows = judged.rows
     _write_reports(rows, out_dir, verdict_meta(judged.basis))
     _out("\n".join(report.headline(rows)))  # what the report is evidence of, by basis
@@ -386,9 +469,15 @@ def report_cmd(targets, out_dir, max_bundle_bytes, max_member_bytes, max_members
 
 @cli.command("bundle")
 @click.argument("targets", nargs=-1)
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("bundle.tar.gz"), show_default=True)
-@click.option("--sign", "sign_key", type=click.Path(path_type=Path, dir_okay=False),
-              help="Sign the bundle's checksums with this SSH private key (ssh-keygen -t ed25519).")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), default=Path("bundle.tar.gz"), show_default=True
+)
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Sign the bundle's checksums with this SSH private key (ssh-keygen -t ed25519).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was bundled as JSON.")
 @_selection_options
 def bundle_cmd(targets, output, sign_key, as_json, scale, run_id):
@@ -403,8 +492,17 @@ def bundle_cmd(targets, output, sign_key, as_json, scale, run_id):
     bundle.make(dirs, output, sign_key=sign_key)
     _err(f"bundled {len(dirs)} run(s)" + (f", signed with {sign_key}" if sign_key else ""))
     if as_json:
-        _out(fsio.json_text({"bundle": str(output), "sha256": fsio.sha256_file(output), "signed": sign_key is not None,
-                         "runs": [str(d) for d in dirs]}, indent=2))
+        _out(
+            fsio.json_text(
+                {
+                    "bundle": str(output),
+                    "sha256": fsio.sha256_file(output),
+                    "signed": sign_key is not None,
+                    "runs": [str(d) for d in dirs],
+                },
+                indent=2,
+            )
+        )
         return
     _out(str(output))
 
@@ -427,8 +525,10 @@ def diff_cmd(a, b, as_json, max_bundle_bytes, max_member_bytes, max_members):
     with ExitStack() as stack:
         doc = diff.compare(diff.open_side(a, a, stack, limits), diff.open_side(b, b, stack, limits))
     if not doc["rows"]:
-        raise PackError(f"{a} and {b} have no intact row in common to compare (A: {', '.join(doc['only_in_a']) or '-'}; "
-                        f"B: {', '.join(doc['only_in_b']) or '-'}" + "".join(f"; {x}" for x in doc["skipped"]) + ")")
+        raise PackError(
+            f"{a} and {b} have no intact row in common to compare (A: {', '.join(doc['only_in_a']) or '-'}; "
+            f"B: {', '.join(doc['only_in_b']) or '-'}" + "".join(f"; {x}" for x in doc["skipped"]) + ")"
+        )
     _out(fsio.json_text(doc) if as_json else diff.render(doc))
     sys.exit(1 if diff.beyond(doc) else 0)
 
@@ -469,8 +569,16 @@ def bless(run_dir, metrics, note):
 
 
 @cli.command()
-@click.option("--diff", "diff", nargs=2, type=click.Path(path_type=Path, exists=True), help="Compare two fingerprints (env.json or run dirs).")
-@click.option("--all", "include_volatile", is_flag=True, help="With --diff, include timestamps and GPU processes.")
+@click.option(
+    "--diff",
+    "diff",
+    nargs=2,
+    type=click.Path(path_type=Path, exists=True),
+    help="Compare two fingerprints (env.json or run dirs).",
+)
+@click.option(
+    "--all", "include_volatile", is_flag=True, help="With --diff, include timestamps and GPU processes."
+)
 @click.option("--no-torch", is_flag=True, help="Skip the torch import (no CUDA runtime/cuDNN facts).")
 @click.option("--json", "as_json", is_flag=True, help="With --diff, print the differences as JSON.")
 def env(diff, include_volatile, no_torch, as_json):

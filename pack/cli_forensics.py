@@ -16,11 +16,27 @@ import click
 
 from .errors import PackError
 
-TYPES = ("reference", "batch_size", "compile", "quantization", "attention", "concurrent_streams",
-         "cuda_version", "tensor_parallel", "expert_parallel")
-VARIABLE_OF = {"cuda_version": "cuda_version", "batch_size": "batch_size", "compile": "compile",
-               "quantization": "quantization", "attention": "attention_impl", "concurrent_streams": "concurrent_streams",
-               "tensor_parallel": "tp_size", "expert_parallel": "ep_size"}
+TYPES = (
+    "reference",
+    "batch_size",
+    "compile",
+    "quantization",
+    "attention",
+    "concurrent_streams",
+    "cuda_version",
+    "tensor_parallel",
+    "expert_parallel",
+)
+VARIABLE_OF = {
+    "cuda_version": "cuda_version",
+    "batch_size": "batch_size",
+    "compile": "compile",
+    "quantization": "quantization",
+    "attention": "attention_impl",
+    "concurrent_streams": "concurrent_streams",
+    "tensor_parallel": "tp_size",
+    "expert_parallel": "ep_size",
+}
 
 
 def _uniform_files_in_run(run_dir: Path) -> list[Path]:
@@ -50,7 +66,9 @@ def collect(inputs) -> list[Path]:
         else:
             raise PackError(f"'{raw}' is neither a forensics JSON file nor a directory")
     if not files:
-        raise PackError(f"no forensics uniform JSON found in {', '.join(map(str, inputs))}; run a forensics row first")
+        raise PackError(
+            f"no forensics uniform JSON found in {', '.join(map(str, inputs))}; run a forensics row first"
+        )
     return files
 
 
@@ -61,8 +79,11 @@ def load_groups(inputs, as_type: str | None) -> list[tuple[dict, dict]]:
     items = [(uniform.read(f), str(f)) for f in collect(inputs)]
     if as_type:
         docs = [x for x, _ in items]
-        return [uniform.merge(docs, variable=VARIABLE_OF.get(as_type), experiment_type=as_type,
-                              names=[n for _, n in items])]
+        return [
+            uniform.merge(
+                docs, variable=VARIABLE_OF.get(as_type), experiment_type=as_type, names=[n for _, n in items]
+            )
+        ]
     groups: dict[str, list] = {}
     for (doc, tens), name in items:
         groups.setdefault(doc["experiment_metadata"]["experiment_type"], []).append(((doc, tens), name))
@@ -83,9 +104,17 @@ def analyze():
 
 @analyze.command("forensics")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/forensics"), show_default=True,
-              help="Where analysis.json, analysis.md, summary.json and the plots go.")
-@click.option("--as", "as_type", type=click.Choice(TYPES), help="Merge every input into one experiment of this type.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("reports/forensics"),
+    show_default=True,
+    help="Where analysis.json, analysis.md, summary.json and the plots go.",
+)
+@click.option(
+    "--as", "as_type", type=click.Choice(TYPES), help="Merge every input into one experiment of this type."
+)
 @click.option("--title", default="Floating-point forensics (seed 001)", show_default=True)
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 def analyze_forensics(inputs, out_dir, as_type, title, no_plots):
@@ -97,29 +126,50 @@ def analyze_forensics(inputs, out_dir, as_type, title, no_plots):
 
     reports = [analysis.Experiment(doc, tens).report() for doc, tens in load_groups(inputs, as_type)]
     hw = sorted({h for r in reports for h in r["hardware_names"]})
-    header = {"hardware": ", ".join(hw) or "none", "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "inputs": ", ".join(str(i) for i in inputs)}
+    header = {
+        "hardware": ", ".join(hw) or "none",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "inputs": ", ".join(str(i) for i in inputs),
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     fsio.write_json_atomic(out_dir / "analysis.json", report.jsonable({"header": header, "reports": reports}))
-    fsio.write_json_atomic(out_dir / "summary.json", report.jsonable([analysis.summary_row(r) for r in reports]))
+    fsio.write_json_atomic(
+        out_dir / "summary.json", report.jsonable([analysis.summary_row(r) for r in reports])
+    )
     fsio.write_text_atomic(out_dir / "analysis.md", report.markdown(reports, title=title, header=header))
     written = [] if no_plots else report.plots(reports, out_dir)
     click.echo(report.summary_table(reports))
     if all(r["one_hardware_kind"] for r in reports):
-        click.echo("\nonly one hardware kind in these files: SNR needs a second GPU kind; see analysis.md "
-                   "for within-hardware distances")
+        click.echo(
+            "\nonly one hardware kind in these files: SNR needs a second GPU kind; see analysis.md "
+            "for within-hardware distances"
+        )
     for p in [out_dir / "analysis.md", out_dir / "analysis.json", out_dir / "summary.json", *written]:
         click.echo(f"wrote {p}", err=True)
 
 
 @click.command("export")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["seed-json", "compact"]), required=True,
-              help="seed-json: the seed's per-step layout with vectors inline; compact: JSON + safetensors sidecar.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Output JSON file (compact also writes the sidecar next to it).")
-@click.option("--as", "as_type", type=click.Choice(TYPES), help="Merge every input into one experiment of this type.")
-@click.option("--all-reps", is_flag=True, help="seed-json: put the vectors in every repetition, not only the last.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["seed-json", "compact"]),
+    required=True,
+    help="seed-json: the seed's per-step layout with vectors inline; compact: JSON + safetensors sidecar.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output JSON file (compact also writes the sidecar next to it).",
+)
+@click.option(
+    "--as", "as_type", type=click.Choice(TYPES), help="Merge every input into one experiment of this type."
+)
+@click.option(
+    "--all-reps", is_flag=True, help="seed-json: put the vectors in every repetition, not only the last."
+)
 def export(inputs, fmt, output, as_type, all_reps):
     """Export forensics INPUTS (merged when several) as the seed's uniform JSON."""
     from . import fsio
@@ -128,8 +178,10 @@ def export(inputs, fmt, output, as_type, all_reps):
     groups = load_groups(inputs, as_type)
     if len(groups) != 1:
         kinds = sorted({g[0]["experiment_metadata"]["experiment_type"] for g in groups})
-        raise PackError(f"the inputs hold {len(groups)} experiments ({', '.join(kinds)}); export one at a time "
-                        f"or merge them with --as TYPE")
+        raise PackError(
+            f"the inputs hold {len(groups)} experiments ({', '.join(kinds)}); export one at a time "
+            f"or merge them with --as TYPE"
+        )
     doc, tensors = groups[0]
     problems = uniform.validate(doc)
     if problems:
@@ -140,7 +192,9 @@ def export(inputs, fmt, output, as_type, all_reps):
         from .experiments.forensics import signals as sigmod
 
         doc = json.loads(json.dumps(doc))
-        doc["experiment_metadata"].setdefault("storage", {})["sidecar"] = output.with_suffix(".safetensors").name
+        doc["experiment_metadata"].setdefault("storage", {})["sidecar"] = output.with_suffix(
+            ".safetensors"
+        ).name
         sigmod.save(tensors, output.with_suffix(".safetensors"))
         fsio.write_json_atomic(output, doc)
     click.echo(str(output))

@@ -59,16 +59,23 @@ def open_side(target: str, label: str, stack: ExitStack, limits=None) -> Side:
 
         opened, tmp = bundle.safe_open(p, limits)
         stack.callback(tmp.cleanup)
-        runs = {(str(r.meta.get("paper")), str(r.meta.get("row"))): r.path for r in opened.runs if not r.problems}
-        skipped = [f"{r.meta.get('paper')}:{r.meta.get('row')}: damaged ({'; '.join(r.problems)})"
-                   for r in opened.runs if r.problems]
+        runs = {
+            (str(r.meta.get("paper")), str(r.meta.get("row"))): r.path for r in opened.runs if not r.problems
+        }
+        skipped = [
+            f"{r.meta.get('paper')}:{r.meta.get('row')}: damaged ({'; '.join(r.problems)})"
+            for r in opened.runs
+            if r.problems
+        ]
         root = opened.root / "context" if (opened.root / "context" / "manifests").is_dir() else None
         return Side(label, runs, root, skipped)
     if not p.is_dir():
         root = paths.runs_dir() / target
         if not root.is_dir():
-            raise PackError(f"{target}: no such run folder, runs tree or bundle (nor runs of a paper of that name "
-                            f"under {paths.runs_dir()})")
+            raise PackError(
+                f"{target}: no such run folder, runs tree or bundle (nor runs of a paper of that name "
+                f"under {paths.runs_dir()})"
+            )
         p = root
     side = Side(label, {})
     for d in latest_runs(p):
@@ -122,7 +129,9 @@ def diff_row(a_dir: Path, b_dir: Path, root: Path | None) -> RowDiff:
         if row is not None:
             exps = ef.for_metric(name) if ef else []
             in_scope = [e for e in exps if e.scope.mismatch(a) is None]
-            rule = exp_mod.rule_for(in_scope[0], row, name) if in_scope else (spec.tolerance if spec else None)
+            rule = (
+                exp_mod.rule_for(in_scope[0], row, name) if in_scope else (spec.tolerance if spec else None)
+            )
         fa, fb = _number(va), _number(vb)
         delta = fb - fa if fa is not None and fb is not None else None
         rel = delta / abs(fa) if delta is not None and fa else None
@@ -147,19 +156,32 @@ def diff_row(a_dir: Path, b_dir: Path, root: Path | None) -> RowDiff:
     env_a, env_b = _read(a_dir / "env.json") or {}, _read(b_dir / "env.json") or {}
     note = ""
     if a.get("scale") != b.get("scale") or a.get("params_hash") != b.get("params_hash"):
-        note = (f"A ran scale {a.get('scale')} (params {str(a.get('params_hash'))[:8]}), B scale {b.get('scale')} "
-                f"(params {str(b.get('params_hash'))[:8]}): different settings, so a difference is expected")
-    return RowDiff(a["paper"], a["row"], a.get("run_id", a_dir.name), b.get("run_id", b_dir.name), metrics,
-                   env_diff(env_a, env_b), note)
+        note = (
+            f"A ran scale {a.get('scale')} (params {str(a.get('params_hash'))[:8]}), B scale {b.get('scale')} "
+            f"(params {str(b.get('params_hash'))[:8]}): different settings, so a difference is expected"
+        )
+    return RowDiff(
+        a["paper"],
+        a["row"],
+        a.get("run_id", a_dir.name),
+        b.get("run_id", b_dir.name),
+        metrics,
+        env_diff(env_a, env_b),
+        note,
+    )
 
 
 def compare(a: Side, b: Side) -> dict:
     rows = [diff_row(a.runs[k], b.runs[k], a.root or b.root) for k in sorted(set(a.runs) & set(b.runs))]
-    return {"schema": "pack.diff/1", "a": a.label, "b": b.label,
-            "rows": [asdict(r) for r in rows],
-            "only_in_a": [f"{p}:{r}" for p, r in sorted(set(a.runs) - set(b.runs))],
-            "only_in_b": [f"{p}:{r}" for p, r in sorted(set(b.runs) - set(a.runs))],
-            "skipped": [f"A {s}" for s in a.skipped] + [f"B {s}" for s in b.skipped]}
+    return {
+        "schema": "pack.diff/1",
+        "a": a.label,
+        "b": b.label,
+        "rows": [asdict(r) for r in rows],
+        "only_in_a": [f"{p}:{r}" for p, r in sorted(set(a.runs) - set(b.runs))],
+        "only_in_b": [f"{p}:{r}" for p, r in sorted(set(b.runs) - set(a.runs))],
+        "skipped": [f"A {s}" for s in a.skipped] + [f"B {s}" for s in b.skipped],
+    }
 
 
 def beyond(doc: dict) -> int:
@@ -185,8 +207,11 @@ def render(doc: dict) -> str:
             within = {True: "yes", False: "NO", None: "—"}[m["within"]]
             rel = f"{m['rel'] * 100:+.3g}%" if m["rel"] is not None else "—"
             delta = f"{m['delta']:+.4g}" if m["delta"] is not None else "—"
-            out.append(f"  {m['metric']:<{w}}  {_fmt(m['a']):>12}  {_fmt(m['b']):>12}  {delta:>11}  {rel:>8}  "
-                       f"{within:<6}  {m['rule']}" + (f" — {m['why']}" if m["why"] and m["within"] is not True else ""))
+            out.append(
+                f"  {m['metric']:<{w}}  {_fmt(m['a']):>12}  {_fmt(m['b']):>12}  {delta:>11}  {rel:>8}  "
+                f"{within:<6}  {m['rule']}"
+                + (f" — {m['why']}" if m["why"] and m["within"] is not True else "")
+            )
         if r["env"]:
             out.append("  environment (A -> B):")
             kw = max(len(k) for k, _, _ in r["env"])

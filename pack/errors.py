@@ -110,7 +110,7 @@ def _os_faults() -> dict[int, str]:
     # handler both read this one table.
     return {
         errno.ENOSPC: "no space left on the device (disk full); free space and run the command again "
-                      "(finished repetitions are kept; --resume continues)",
+        "(finished repetitions are kept; --resume continues)",
         errno.EDQUOT: "disk quota exceeded; free space and run the command again",
         errno.EROFS: "the file system is read-only; use a writable folder (--out DIR or PACK_RUNS)",
         errno.EACCES: "permission denied; use a folder you can write to (--out DIR or PACK_RUNS)",

@@ -48,7 +48,9 @@ class Source(Strict):
 
 class Expectation(Strict):
     metric: str
-    value: StrictInt | Number | StrictStr | None = None  # a finite number, or a string for exact rules (a sha256)
+    value: StrictInt | Number | StrictStr | None = (
+        None  # a finite number, or a string for exact rules (a sha256)
+    )
     values: list[Number] | None = None  # a reference sample, for stat rules against "expected"
     tolerance: Tolerance | None = None
     scope: Scope = Scope()
@@ -131,31 +133,47 @@ def check_file(path: Path, manifests: dict[str, Manifest]) -> list[str]:
     problems = []
     m = manifests.get(ef.paper)
     if m is None:
-        return [f"{path}:{line_for(lines, ('paper',))}: no manifest for paper '{ef.paper}'; check manifests/{ef.paper}.yaml exists"]
+        return [
+            f"{path}:{line_for(lines, ('paper',))}: no manifest for paper '{ef.paper}'; check manifests/{ef.paper}.yaml exists"
+        ]
     if path.parent.name != ef.paper or path.stem != ef.row:
-        problems.append(f"{path}: file must be expected/{ef.paper}/{ef.row}.yaml to match its paper and row fields")
+        problems.append(
+            f"{path}: file must be expected/{ef.paper}/{ef.row}.yaml to match its paper and row fields"
+        )
     ids = [r.id for r in m.rows]
     if ef.row not in ids:
         hint = did_you_mean(ef.row, ids, n=1, listing=False) or f"rows of {ef.paper}: {', '.join(ids)}"
-        return problems + [f"{path}:{line_for(lines, ('row',))}: expectation for row '{ef.row}', which does not exist in {m.path}; {hint}"]
+        return problems + [
+            f"{path}:{line_for(lines, ('row',))}: expectation for row '{ef.row}', which does not exist in {m.path}; {hint}"
+        ]
     row = m.row(ef.row)
     for i, e in enumerate(ef.expectations):
         where = f"{path}:{line_for(lines, ('expectations', i))}"
         rule = rule_for(e, row, e.metric)
         if rule is None:
-            problems.append(f"{where}: metric '{e.metric}' has no tolerance; add 'tolerance' here or under the row's metrics in {m.path}")
+            problems.append(
+                f"{where}: metric '{e.metric}' has no tolerance; add 'tolerance' here or under the row's metrics in {m.path}"
+            )
             continue
         if rule.needs_value and e.value is None:
-            problems.append(f"{where}: metric '{e.metric}' uses a {rule.kind} tolerance but has no 'value'; add the expected value")
+            problems.append(
+                f"{where}: metric '{e.metric}' uses a {rule.kind} tolerance but has no 'value'; add the expected value"
+            )
         elif rule.needs_value and rule.needs_number and isinstance(e.value, str):
-            problems.append(f"{where}: metric '{e.metric}' uses a {rule.kind} tolerance but its value {e.value!r} is a "
-                            "string; write it as a number (no quotes)")
+            problems.append(
+                f"{where}: metric '{e.metric}' uses a {rule.kind} tolerance but its value {e.value!r} is a "
+                "string; write it as a number (no quotes)"
+            )
         elif isinstance(e.value, str) and _reads_as_number(e.value):  # exact '79367' never equals 79367
-            problems.append(f"{where}: metric '{e.metric}' value {e.value!r} is text that reads as a number (YAML "
-                            "reads a quoted number, or one like 1e400 without a dot, as text), so an exact check "
-                            "could never pass; write a finite number without quotes, like 79367 or 1.0e+3")
+            problems.append(
+                f"{where}: metric '{e.metric}' value {e.value!r} is text that reads as a number (YAML "
+                "reads a quoted number, or one like 1e400 without a dot, as text), so an exact check "
+                "could never pass; write a finite number without quotes, like 79367 or 1.0e+3"
+            )
         if rule.kind == "stat" and rule.against_metric is None and not e.values:
-            problems.append(f"{where}: metric '{e.metric}' uses a stat test against 'expected' but has no 'values' sample")
+            problems.append(
+                f"{where}: metric '{e.metric}' uses a stat test against 'expected' but has no 'values' sample"
+            )
     return problems
 
 
@@ -191,29 +209,48 @@ def bless(run: dict, metrics: list[str] | None, row: Row, note: str = "") -> Pat
     chosen = metrics or [m for m in sorted(run["metrics"]) if not _paper_value_in_scope(existing, m, run)]
     unknown = [m for m in chosen if m not in run["metrics"]]
     if unknown:
-        raise ManifestError(f"run {run['run_id']} has no metric {', '.join(unknown)}; it has: {', '.join(sorted(run['metrics']))}")
+        raise ManifestError(
+            f"run {run['run_id']} has no metric {', '.join(unknown)}; it has: {', '.join(sorted(run['metrics']))}"
+        )
     new: list[dict[str, Any]] = []
     for name in chosen:
         spec = metric_spec(row, name)
         entry = run["metrics"][name]
         agg = spec.aggregate if spec else "mean"
         vals = entry["values"]
-        if all(isinstance(v, int) for v in vals) or not isinstance(vals[0], (int, float)) or len(set(vals)) == 1:
+        if (
+            all(isinstance(v, int) for v in vals)
+            or not isinstance(vals[0], (int, float))
+            or len(set(vals)) == 1
+        ):
             value = vals[0]  # integers and identical repetitions are recorded as measured, not averaged
         else:
             value = entry.get(agg, vals[-1])
         item: dict[str, Any] = {"metric": name, "value": value}
         if spec is None or spec.tolerance is None:
-            item["tolerance"] = {"kind": "exact"} if isinstance(value, str) else {"kind": "rel", "value": 1e-6}
-        if spec and spec.tolerance is not None and spec.tolerance.kind == "stat" and spec.tolerance.against_metric is None:
+            item["tolerance"] = (
+                {"kind": "exact"} if isinstance(value, str) else {"kind": "rel", "value": 1e-6}
+            )
+        if (
+            spec
+            and spec.tolerance is not None
+            and spec.tolerance.kind == "stat"
+            and spec.tolerance.against_metric is None
+        ):
             item["values"] = entry["values"]
         item["scope"] = scope
-        item["source"] = {"blessed_run": run["run_id"], "blessed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        item["source"] = {
+            "blessed_run": run["run_id"],
+            "blessed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         if note:
             item["note"] = note
         new.append(item)
-    keep = [e.model_dump(exclude_none=True, exclude_defaults=True) for e in existing.expectations
-            if not (e.metric in chosen and e.scope.model_dump(exclude_none=True) == scope)]
+    keep = [
+        e.model_dump(exclude_none=True, exclude_defaults=True)
+        for e in existing.expectations
+        if not (e.metric in chosen and e.scope.model_dump(exclude_none=True) == scope)
+    ]
     doc = {"paper": run["paper"], "row": run["row"], "expectations": keep + new}
     ExpectedFile.model_validate(doc)  # never write a file the verifier would reject
     fsio.write_text_atomic(path, dump(doc))

@@ -78,8 +78,9 @@ def write_json_atomic(path: Path, obj) -> None:
 def json_text(obj, indent: int | None = 2) -> str:
     """The one way `--json` output and reports are written: valid JSON (RFC 8259), so a NaN or inf is
     written as null — never a bare NaN that strict parsers reject; numpy scalars and paths as values."""
-    return json.dumps(_finite(obj), indent=indent, default=lambda o: _finite(_json_default(o, str)),
-                      allow_nan=False)
+    return json.dumps(
+        _finite(obj), indent=indent, default=lambda o: _finite(_json_default(o, str)), allow_nan=False
+    )
 
 
 def _finite(v):

@@ -44,22 +44,39 @@ def gpus() -> tuple[dict, ...]:
         for i in range(nv.nvmlDeviceGetCount()):
             h = nv.nvmlDeviceGetHandleByIndex(i)
             mem = nv.nvmlDeviceGetMemoryInfo(h)
-            out.append({"index": i, "name": _text(nv.nvmlDeviceGetName(h)),
-                        "memory_gb": round(mem.total / 2**30, 2), "uuid": _text(nv.nvmlDeviceGetUUID(h))})
+            out.append(
+                {
+                    "index": i,
+                    "name": _text(nv.nvmlDeviceGetName(h)),
+                    "memory_gb": round(mem.total / 2**30, 2),
+                    "uuid": _text(nv.nvmlDeviceGetUUID(h)),
+                }
+            )
         return tuple(out)
     smi = shutil.which("nvidia-smi")
     if not smi:
         return ()
     try:
-        res = subprocess.run([smi, "--query-gpu=index,name,memory.total,uuid", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=20)
+        res = subprocess.run(
+            [smi, "--query-gpu=index,name,memory.total,uuid", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ()
     out = []
     for line in res.stdout.strip().splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 4:
-            out.append({"index": int(parts[0]), "name": parts[1], "memory_gb": round(float(parts[2]) / 1024, 2), "uuid": parts[3]})
+            out.append(
+                {
+                    "index": int(parts[0]),
+                    "name": parts[1],
+                    "memory_gb": round(float(parts[2]) / 1024, 2),
+                    "uuid": parts[3],
+                }
+            )
     return tuple(out)
 
 
@@ -88,8 +105,14 @@ def processes() -> list[dict]:
                 continue
             for p in procs:
                 used = getattr(p, "usedGpuMemory", None)
-                out.append({"gpu": i, "pid": p.pid, "used_mib": None if used is None else round(used / 2**20, 1),
-                            "name": _proc_name(p.pid)})
+                out.append(
+                    {
+                        "gpu": i,
+                        "pid": p.pid,
+                        "used_mib": None if used is None else round(used / 2**20, 1),
+                        "name": _proc_name(p.pid),
+                    }
+                )
     return out
 
 

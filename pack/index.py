@@ -53,13 +53,26 @@ def _build() -> tuple[list[dict], dict[str, list[str]]]:
     for m in manifests:
         for r in m.rows:
             scales = {s: r.at(s) for s in ("smoke", "full")}
-            out.append({
-                "paper": m.paper, "row": r.id, "experiment": r.experiment, "cell": r.cell,
-                "reps": r.reps, "tags": r.tags,
-                "scales": {s: {"hardware": rr.target.hardware, "image": rr.target.image,
-                               "runtime_estimate_s": rr.runtime_estimate_s, "reps": rr.reps}
-                           for s, rr in scales.items() if s in r.scales or s == "full"},
-            })
+            out.append(
+                {
+                    "paper": m.paper,
+                    "row": r.id,
+                    "experiment": r.experiment,
+                    "cell": r.cell,
+                    "reps": r.reps,
+                    "tags": r.tags,
+                    "scales": {
+                        s: {
+                            "hardware": rr.target.hardware,
+                            "image": rr.target.image,
+                            "runtime_estimate_s": rr.runtime_estimate_s,
+                            "reps": rr.reps,
+                        }
+                        for s, rr in scales.items()
+                        if s in r.scales or s == "full"
+                    },
+                }
+            )
     return out, {str(f): problems for f, problems in broken.items()}
 
 

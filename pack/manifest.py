@@ -104,8 +104,9 @@ class Row(Strict):
             target=prof.target or self.target,
             reps=prof.reps or self.reps,
             max_runtime_s=prof.max_runtime_s or self.max_runtime_s,
-            runtime_estimate_s=(self.runtime_estimate_s if prof.runtime_estimate_s is None
-                                else prof.runtime_estimate_s),
+            runtime_estimate_s=(
+                self.runtime_estimate_s if prof.runtime_estimate_s is None else prof.runtime_estimate_s
+            ),
         )
 
 
@@ -126,8 +127,11 @@ class ResolvedRow:
         return self.row.id
 
     def params_hash(self) -> str:
-        blob = json.dumps({"experiment": self.row.experiment, "params": self.params, "scale": self.scale},
-                          sort_keys=True, default=str)
+        blob = json.dumps(
+            {"experiment": self.row.experiment, "params": self.params, "scale": self.scale},
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -161,8 +165,11 @@ def deep_merge(base: dict, over: dict) -> dict:
 def expand_matrix(raw: dict) -> list[dict]:
     """`matrix: {rank: [256, 512]}` on row `sweep` -> rows `sweep.rank-256`, `sweep.rank-512`."""
     matrix = raw.get("matrix")
-    if (not isinstance(matrix, dict) or not matrix
-            or not all(isinstance(v, list) and v for v in matrix.values())):
+    if (
+        not isinstance(matrix, dict)
+        or not matrix
+        or not all(isinstance(v, list) and v for v in matrix.values())
+    ):
         return [raw]
     keys = list(matrix)
     out = []
@@ -205,13 +212,20 @@ def load_manifest(path: Path) -> Manifest:
                 row = Row.model_validate(expanded)
             except ValidationError as e:
                 if j == 0:
-                    problems += describe(e, path, lines, base=("rows", i),
-                                         models_by_loc=lambda loc: _allowed(("rows", 0) + loc))
+                    problems += describe(
+                        e,
+                        path,
+                        lines,
+                        base=("rows", i),
+                        models_by_loc=lambda loc: _allowed(("rows", 0) + loc),
+                    )
                 continue
             problems += check_params(row, path, lines, i, rid)
             if row.id in seen:
-                problems.append(f"{path}:{line_for(lines, ('rows', i))}: row id '{row.id}' is used twice; "
-                                f"give each row its own id")
+                problems.append(
+                    f"{path}:{line_for(lines, ('rows', i))}: row id '{row.id}' is used twice; "
+                    f"give each row its own id"
+                )
             seen[row.id] = i
             rows.append(row)
     header = {k: v for k, v in data.items() if k not in ("rows",)}
@@ -221,8 +235,10 @@ def load_manifest(path: Path) -> Manifest:
         problems += describe(e, path, lines, models_by_loc=_allowed)
         manifest = None
     if manifest is not None and manifest.paper != path.stem:
-        problems.append(f"{path}:{line_for(lines, ('paper',))}: paper '{manifest.paper}' must match the file "
-                        f"name '{path.stem}'")
+        problems.append(
+            f"{path}:{line_for(lines, ('paper',))}: paper '{manifest.paper}' must match the file "
+            f"name '{path.stem}'"
+        )
     if problems:
         raise ManifestError(list(dict.fromkeys(problems)))
     return manifest.model_copy(update={"rows": rows, "path": path})
@@ -243,9 +259,14 @@ def check_params(row: Row, path: Path, lines: dict, i: int, rid: str) -> list[st
             model.model_validate(row.at(scale).params)
             by_scale[scale] = []
         except ValidationError as e:
-            by_scale[scale] = describe(e, path, lines, base=("params",),
-                                       models_by_loc=lambda loc: fields_at(model, loc),
-                                       line_of=lambda loc, s=scale: _param_line(lines, i, s, loc))
+            by_scale[scale] = describe(
+                e,
+                path,
+                lines,
+                base=("params",),
+                models_by_loc=lambda loc: fields_at(model, loc),
+                line_of=lambda loc, s=scale: _param_line(lines, i, s, loc),
+            )
     # A mistake seen at both scales is said once; one seen at one scale names it.
     problems = []
     for scale in SCALES:
@@ -260,8 +281,12 @@ def check_params(row: Row, path: Path, lines: dict, i: int, rid: str) -> list[st
 def _param_line(lines: dict, i: int, scale: str, loc: tuple) -> int | None:
     """The line where param `loc` is set: the deepest key found in the sources a row's params merge."""
     loc = tuple(p for p in loc if p != "params")
-    bases = [("rows", i, "scales", scale, "params"), ("rows", i, "params"), ("rows", i, "matrix"),
-             ("defaults", "params")]
+    bases = [
+        ("rows", i, "scales", scale, "params"),
+        ("rows", i, "params"),
+        ("rows", i, "matrix"),
+        ("defaults", "params"),
+    ]
     for n in range(len(loc), -1, -1):
         for b in bases:
             if b + loc[:n] in lines:
@@ -288,14 +313,18 @@ def _check_refs(raw: dict, path: Path, lines: dict, i: int) -> list[str]:
         hw, img = t.get("hardware"), t.get("image")
         if isinstance(hw, str) and hw not in catalog.hardware():
             where = f"{path}:{line_for(lines, ('rows', i) + loc + ('hardware',))}"
-            problems.append(f"{where}: row '{rid}' {field}.hardware: "
-                            + catalog.unknown("hardware", hw, catalog.hardware(),
-                                              paths.manifests_dir() / "hardware.yaml"))
+            problems.append(
+                f"{where}: row '{rid}' {field}.hardware: "
+                + catalog.unknown("hardware", hw, catalog.hardware(), paths.manifests_dir() / "hardware.yaml")
+            )
         if isinstance(img, str) and img not in catalog.images().variants:
             where = f"{path}:{line_for(lines, ('rows', i) + loc + ('image',))}"
-            problems.append(f"{where}: row '{rid}' {field}.image: "
-                            + catalog.unknown("image", img, catalog.images().variants,
-                                              paths.manifests_dir() / "images.yaml"))
+            problems.append(
+                f"{where}: row '{rid}' {field}.image: "
+                + catalog.unknown(
+                    "image", img, catalog.images().variants, paths.manifests_dir() / "images.yaml"
+                )
+            )
     return problems
 
 
@@ -303,12 +332,16 @@ def manifest_files() -> list[Path]:
     """The paper manifests; a manifests folder that is missing or holds none is an error naming it."""
     d = paths.manifests_dir()
     if not d.is_dir():
-        raise ManifestError(f"{d}: no manifests folder here ({paths.where_from()}); point PACK_HOME at a "
-                            f"checkout of the pack or run from inside one")
+        raise ManifestError(
+            f"{d}: no manifests folder here ({paths.where_from()}); point PACK_HOME at a "
+            f"checkout of the pack or run from inside one"
+        )
     files = sorted(p for p in d.glob("*.yaml") if p.name not in NON_MANIFESTS)
     if not files:
-        raise ManifestError(f"{d}: holds no paper manifests (*.yaml) ({paths.where_from()}); point "
-                            f"PACK_HOME at a checkout of the pack")
+        raise ManifestError(
+            f"{d}: holds no paper manifests (*.yaml) ({paths.where_from()}); point "
+            f"PACK_HOME at a checkout of the pack"
+        )
     return files
 
 
@@ -355,8 +388,9 @@ def get_manifest(paper: str) -> Manifest:
     path = paths.manifests_dir() / f"{paper}.yaml"
     if not path.is_file():
         known = [p.stem for p in manifest_files()]
-        raise ManifestError(f"no manifest for paper '{paper}' ({path} does not exist); "
-                            + did_you_mean(paper, known, n=2))
+        raise ManifestError(
+            f"no manifest for paper '{paper}' ({path} does not exist); " + did_you_mean(paper, known, n=2)
+        )
     return load_manifest(path)
 
 

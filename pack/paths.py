@@ -34,8 +34,10 @@ def project_root() -> Path:
         root = Path(env).expanduser()
         if not root.is_dir():
             what = "is not a folder" if root.exists() else "does not exist"
-            raise UsageError(f"PACK_HOME={env} {what}; point it at a checkout of the pack (a folder with "
-                             f"manifests/ and expected/) or unset it")
+            raise UsageError(
+                f"PACK_HOME={env} {what}; point it at a checkout of the pack (a folder with "
+                f"manifests/ and expected/) or unset it"
+            )
         return root.resolve()
     here = Path.cwd().resolve()
     for p in (here, *here.parents):

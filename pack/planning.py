@@ -71,10 +71,17 @@ def plan_rows(refs, hw: str, scale: str = "full") -> dict:
         rr = r.at(scale)
         need = catalog.get_hardware(rr.target.hardware)
         why = fits(need, have)
-        item = {"paper": m.paper, "row": r.id, "target": rr.target.hardware, "image": rr.target.image,
-                "reps": rr.reps, "runtime_estimate_s": rr.runtime_estimate_s,
-                "max_runtime_s": rr.max_runtime_s,
-                "named": named, "seed_cost": seed_cost(r.tags)}
+        item = {
+            "paper": m.paper,
+            "row": r.id,
+            "target": rr.target.hardware,
+            "image": rr.target.image,
+            "reps": rr.reps,
+            "runtime_estimate_s": rr.runtime_estimate_s,
+            "max_runtime_s": rr.max_runtime_s,
+            "named": named,
+            "seed_cost": seed_cost(r.tags),
+        }
         if why:
             refused.append(item | {"why": why})
             continue
@@ -84,9 +91,14 @@ def plan_rows(refs, hw: str, scale: str = "full") -> dict:
         rows_ok.append(item)
     total_s = sum(i["runtime_estimate_s"] for i in rows_ok)
     return {
-        "paper": ",".join(refs), "hardware": hw_name, "scale": scale,
-        "price_usd_per_hour": have.price_usd_per_hour, "price_date": have.price_date,
-        "price_source": have.price_source, "rows_ok": rows_ok, "refused": refused,
+        "paper": ",".join(refs),
+        "hardware": hw_name,
+        "scale": scale,
+        "price_usd_per_hour": have.price_usd_per_hour,
+        "price_date": have.price_date,
+        "price_source": have.price_source,
+        "rows_ok": rows_ok,
+        "refused": refused,
         "total_runtime_s": total_s,
         "total_cost_usd": round(sum(i["cost_usd"] for i in rows_ok), 4),
         "max_cost_usd": round(sum(i["max_cost_usd"] for i in rows_ok), 4),
@@ -118,14 +130,17 @@ def launch_plan(refs, hw: str, scale: str, *, overhead_s: float, grace_s: float)
     named = [i for i in p["refused"] if i["named"]]
     if named:
         i = named[0]
-        raise RowRefused(f"row '{i['row']}' at scale {scale} targets {i['target']} and {p['hardware']} "
-                         "cannot run it "
-                         f"({i['why']}); pick a hardware class that can (see manifests/hardware.yaml) "
-                         f"or --scale smoke")
+        raise RowRefused(
+            f"row '{i['row']}' at scale {scale} targets {i['target']} and {p['hardware']} "
+            "cannot run it "
+            f"({i['why']}); pick a hardware class that can (see manifests/hardware.yaml) "
+            f"or --scale smoke"
+        )
     if not p["rows_ok"]:
         whys = "; ".join(f"{i['row']}: {i['why']}" for i in p["refused"][:3])
-        raise RowRefused(f"{p['hardware']} can run none of the rows of {p['paper']} at scale {scale} "
-                         f"({whys})")
+        raise RowRefused(
+            f"{p['hardware']} can run none of the rows of {p['paper']} at scale {scale} ({whys})"
+        )
     runtime = sum(i["max_runtime_s"] for i in p["rows_ok"])
     p["overhead_s"] = overhead_s
     p["grace_s"] = grace_s
@@ -161,7 +176,8 @@ def check_budget(p: dict, budget: float | None) -> None:
             f"refusing to launch: the worst case for {p['paper']} on {p['hardware']} is "
             f"{p['worst_case_usd']:.2f} USD "
             f"({_bound(p)} at {p['price_usd_per_hour']:g} USD/h), above the budget of "
-            f"{budget:.2f} USD; raise BUDGET_USD/--budget or launch fewer rows")
+            f"{budget:.2f} USD; raise BUDGET_USD/--budget or launch fewer rows"
+        )
 
 
 def _price_basis(p: dict) -> str:
@@ -176,28 +192,42 @@ def _bound(p: dict) -> str:
 
 
 def render(p: dict) -> str:
-    lines = [f"plan: {p['paper']} on {p['hardware']} at scale {p['scale']} "
-             f"({p['price_usd_per_hour']:g} USD/h: {_price_basis(p)})", ""]
+    lines = [
+        f"plan: {p['paper']} on {p['hardware']} at scale {p['scale']} "
+        f"({p['price_usd_per_hour']:g} USD/h: {_price_basis(p)})",
+        "",
+    ]
     lines.append(f"{'ROW':<32} {'TARGET':<22} {'EST':>8} {'COST USD':>9} {'WORST USD':>9}")
     for i in p["rows_ok"]:
-        seed = (f"  ({i['seed_cost']}; {i['cost_usd']:.2f} here at {p['price_usd_per_hour']:g} USD/h, "
-                f"{_price_basis(p)})"
-                if i.get("seed_cost") else "")
-        lines.append(f"{i['row']:<32} {i['target']:<22} {_dur(i['runtime_estimate_s']):>8} "
-                     f"{i['cost_usd']:>9.2f} {i['max_cost_usd']:>9.2f}{seed}")
+        seed = (
+            f"  ({i['seed_cost']}; {i['cost_usd']:.2f} here at {p['price_usd_per_hour']:g} USD/h, "
+            f"{_price_basis(p)})"
+            if i.get("seed_cost")
+            else ""
+        )
+        lines.append(
+            f"{i['row']:<32} {i['target']:<22} {_dur(i['runtime_estimate_s']):>8} "
+            f"{i['cost_usd']:>9.2f} {i['max_cost_usd']:>9.2f}{seed}"
+        )
     for i in p["refused"]:
         lines.append(f"{i['row']:<32} {i['target']:<22} {'refused':>8}  {i['why']}")
     lines.append("")
-    lines.append(f"total: {_dur(p['total_runtime_s'])}, about {p['total_cost_usd']:.2f} USD "
-                 f"(at most {p['max_cost_usd']:.2f} USD if every row hits its max runtime)")
+    lines.append(
+        f"total: {_dur(p['total_runtime_s'])}, about {p['total_cost_usd']:.2f} USD "
+        f"(at most {p['max_cost_usd']:.2f} USD if every row hits its max runtime)"
+    )
     if p.get("launches", 1) > 1:
-        lines.append(f"launch: {p['launches']} launches (one per image), each +{_dur(p['overhead_s'])} "
-                     "boot/pull/upload; "
-                     f"about {p['estimate_usd']:.2f} USD, at most {p['worst_case_usd']:.2f} USD")
+        lines.append(
+            f"launch: {p['launches']} launches (one per image), each +{_dur(p['overhead_s'])} "
+            "boot/pull/upload; "
+            f"about {p['estimate_usd']:.2f} USD, at most {p['worst_case_usd']:.2f} USD"
+        )
     elif "deadline_s" in p:
-        lines.append(f"launch: +{_dur(p['overhead_s'])} boot/pull/upload; about {p['estimate_usd']:.2f} USD; "
-                     f"deadline {_dur(p['deadline_s'])} (+{_dur(p['grace_s'])} grace), so at most "
-                     f"{p['worst_case_usd']:.2f} USD")
+        lines.append(
+            f"launch: +{_dur(p['overhead_s'])} boot/pull/upload; about {p['estimate_usd']:.2f} USD; "
+            f"deadline {_dur(p['deadline_s'])} (+{_dur(p['grace_s'])} grace), so at most "
+            f"{p['worst_case_usd']:.2f} USD"
+        )
     return "\n".join(lines)
 
 

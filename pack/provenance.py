@@ -17,12 +17,36 @@ from importlib import metadata
 from . import __version__, gpuinfo, paths
 
 UNAVAILABLE = "unavailable"
-BACKENDS = ("torch", "transformers", "accelerate", "safetensors", "tokenizers", "flash-attn", "autoawq",
-            "gptqmodel", "auto-gptq", "bitsandbytes", "vllm", "llama_cpp_python", "gguf", "lm_eval", "numpy",
-            "scipy", "pydantic", "click", "nvidia-ml-py")
-DETERMINISM_ENV = ("CUBLAS_WORKSPACE_CONFIG", "PYTHONHASHSEED", "CUDA_LAUNCH_BLOCKING",
-                   "NVIDIA_TF32_OVERRIDE",
-                   "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
+BACKENDS = (
+    "torch",
+    "transformers",
+    "accelerate",
+    "safetensors",
+    "tokenizers",
+    "flash-attn",
+    "autoawq",
+    "gptqmodel",
+    "auto-gptq",
+    "bitsandbytes",
+    "vllm",
+    "llama_cpp_python",
+    "gguf",
+    "lm_eval",
+    "numpy",
+    "scipy",
+    "pydantic",
+    "click",
+    "nvidia-ml-py",
+)
+DETERMINISM_ENV = (
+    "CUBLAS_WORKSPACE_CONFIG",
+    "PYTHONHASHSEED",
+    "CUDA_LAUNCH_BLOCKING",
+    "NVIDIA_TF32_OVERRIDE",
+    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+)
 
 
 def _version(dist: str):
@@ -40,12 +64,17 @@ def _git_sha() -> str:
     if env_sha:
         return env_sha
     try:
-        res = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10)
+        res = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         sha = res.stdout.strip()
         if res.returncode == 0 and sha:
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
             return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
         pass
@@ -92,8 +121,12 @@ def torch_facts() -> dict:
     try:
         import torch
     except ImportError:
-        return {"cuda_runtime": UNAVAILABLE, "cudnn": UNAVAILABLE, "nccl": UNAVAILABLE,
-                "determinism": {"reason": "torch not installed"}}
+        return {
+            "cuda_runtime": UNAVAILABLE,
+            "cudnn": UNAVAILABLE,
+            "nccl": UNAVAILABLE,
+            "determinism": {"reason": "torch not installed"},
+        }
     facts: dict = {}
     # torch.version.cuda is the runtime torch ships with and loads (not the system nvcc).
     facts["cuda_runtime"] = torch.version.cuda or UNAVAILABLE
@@ -127,8 +160,11 @@ def fingerprint(with_torch: bool = True) -> dict:
         "pack": {"version": __version__, "git_sha": _git_sha()},
         "host": {"hostname": platform.node(), "os": platform.platform(), "kernel": platform.release()},
         "cpu": _cpu(),
-        "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
-                   "executable": sys.executable},
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
         "gpu": {
             "count": len(gpus),
             "models": [g["name"] for g in gpus],
@@ -176,21 +212,27 @@ def load_fingerprint(path) -> dict:
     except OSError as e:
         raise UsageError(f"{file}: cannot be read ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
-        raise UsageError(f"{file}: is not UTF-8 text (byte at offset {e.start}); is it an env.json?") \
-            from None
+        raise UsageError(
+            f"{file}: is not UTF-8 text (byte at offset {e.start}); is it an env.json?"
+        ) from None
     try:
         data = json.loads(text)
     except ValueError as e:
         where = f"line {e.lineno}, column {e.colno}: {e.msg}" if hasattr(e, "lineno") else str(e)
-        raise UsageError(f"{file}: is not valid JSON ({where}); pass an env.json that 'pack env' "
-                         f"wrote") from None
+        raise UsageError(
+            f"{file}: is not valid JSON ({where}); pass an env.json that 'pack env' wrote"
+        ) from None
     if not isinstance(data, dict):
-        raise UsageError(f"{file}: holds a JSON {type(data).__name__}, not an environment fingerprint "
-                         f"(a JSON object); pass an env.json that 'pack env' wrote")
+        raise UsageError(
+            f"{file}: holds a JSON {type(data).__name__}, not an environment fingerprint "
+            f"(a JSON object); pass an env.json that 'pack env' wrote"
+        )
     if not str(data.get("schema", "")).startswith("pack.env/"):
-        raise UsageError(f"{file}: is JSON but not an environment fingerprint (no \"schema\": "
-                         "\"pack.env/1\"); "
-                         f"pass an env.json that 'pack env' wrote")
+        raise UsageError(
+            f'{file}: is JSON but not an environment fingerprint (no "schema": '
+            '"pack.env/1"); '
+            f"pass an env.json that 'pack env' wrote"
+        )
     return data
 
 

@@ -31,6 +31,7 @@ EXPERIMENTS: dict[str, str] = {
     "dense_quant": "pack.experiments.dense_quant",
 }
 
+
 def known(name: str) -> bool:
     return name in EXPERIMENTS
 
@@ -55,6 +56,7 @@ def params_model(name: str):
         raise ManifestError(unknown_message(name))
     module = importlib.import_module(EXPERIMENTS[name])
     if not hasattr(module, "Params"):
-        raise TypeError(f"{module.__name__} exports no Params model; every experiment needs one (see "
-                        "pack/registry.py)")
+        raise TypeError(
+            f"{module.__name__} exports no Params model; every experiment needs one (see pack/registry.py)"
+        )
     return module.Params

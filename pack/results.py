@@ -29,14 +29,23 @@ class RepResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"metrics": self.metrics, "errors": self.errors, "contamination": self.contamination,
-                "not_applicable": self.not_applicable, "info": self.info}
+        return {
+            "metrics": self.metrics,
+            "errors": self.errors,
+            "contamination": self.contamination,
+            "not_applicable": self.not_applicable,
+            "info": self.info,
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> RepResult:
-        return cls(metrics=d.get("metrics", {}), errors=d.get("errors", {}),
-                   contamination=d.get("contamination", []), not_applicable=d.get("not_applicable", {}),
-                   info=d.get("info", {}))
+        return cls(
+            metrics=d.get("metrics", {}),
+            errors=d.get("errors", {}),
+            contamination=d.get("contamination", []),
+            not_applicable=d.get("not_applicable", {}),
+            info=d.get("info", {}),
+        )
 
 
 @dataclass

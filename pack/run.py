@@ -38,8 +38,15 @@ from .rundir import (
 )
 
 # OSErrors inside an experiment that are the machine's, not the experiment's: a sentence, exit 2.
-ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
-                      errno.EISDIR}
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOTDIR,
+    errno.EISDIR,
+}
 
 __all__ = ["RUN_SCHEMA", "aggregate", "check_runnable", "execute", "local_hardware_name"]
 
@@ -59,15 +66,20 @@ def check_runnable(rrow: ResolvedRow, hw_name: str) -> None:
     if need.gpu_count == 0:
         return
     have = list(gpuinfo.gpus())
-    where = (f"row '{rrow.id}' at scale {rrow.scale} targets {rrow.target.hardware} "
-             f"({need.gpu_count}×{need.gpu or 'GPU'}")
+    where = (
+        f"row '{rrow.id}' at scale {rrow.scale} targets {rrow.target.hardware} "
+        f"({need.gpu_count}×{need.gpu or 'GPU'}"
+    )
     where += f", {need.vram_gb:g} GB)" if need.vram_gb else ")"
     if not have:
-        raise NotRunnableHere(f"{where} but this machine has no CUDA GPU; run it with --scale smoke here, "
-                              f"or on a GPU machine with 'pack launch {rrow.id} --hw {rrow.target.hardware}'")
+        raise NotRunnableHere(
+            f"{where} but this machine has no CUDA GPU; run it with --scale smoke here, "
+            f"or on a GPU machine with 'pack launch {rrow.id} --hw {rrow.target.hardware}'"
+        )
     if len(have) < need.gpu_count:
-        raise NotRunnableHere(f"{where} but this machine has {len(have)} GPU(s); "
-                              f"use a machine with {need.gpu_count}")
+        raise NotRunnableHere(
+            f"{where} but this machine has {len(have)} GPU(s); use a machine with {need.gpu_count}"
+        )
     small = [g for g in have[: need.gpu_count] if g["memory_gb"] < 0.9 * need.vram_gb]
     if small:
         g = small[0]
@@ -151,8 +163,9 @@ def _new_run_dir(row_dir: Path, rrow: ResolvedRow) -> RunDir:
             time.sleep(1.0)  # two runs in one second
 
 
-def _claim(row_dir: Path, rrow: ResolvedRow, resume: bool,
-           stack: contextlib.ExitStack) -> tuple[RunDir, bool]:
+def _claim(
+    row_dir: Path, rrow: ResolvedRow, resume: bool, stack: contextlib.ExitStack
+) -> tuple[RunDir, bool]:
     """(run folder, resumed): the newest unfinished one (resume) or a new one, locked for this process."""
     rd = find_resumable(row_dir, rrow) if resume else None
     if rd is None:
@@ -173,8 +186,15 @@ def _claim(row_dir: Path, rrow: ResolvedRow, resume: bool,
     return rd, True
 
 
-def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: bool = False,
-            hw_name: str | None = None, seed: int = 0) -> Path:
+def execute(
+    manifest: Manifest,
+    rrow: ResolvedRow,
+    *,
+    runs_root: Path,
+    resume: bool = False,
+    hw_name: str | None = None,
+    seed: int = 0,
+) -> Path:
     """Run (or resume) one row at one scale; return the run directory. Raises NotRunnableHere early."""
     hw_name = hw_name or local_hardware_name()
     catalog.resolve_hardware(hw_name, [])  # an unknown --hw / PACK_HW is refused before anything is written
@@ -200,8 +220,17 @@ def execute(manifest: Manifest, rrow: ResolvedRow, *, runs_root: Path, resume: b
 class _Runner:
     """One execution of a row into one run folder (fresh or resumed)."""
 
-    def __init__(self, manifest: Manifest, rrow: ResolvedRow, rd: RunDir, module, log: logging.Logger,
-                 hw_name: str, seed: int, previous: RunRecord | None):
+    def __init__(
+        self,
+        manifest: Manifest,
+        rrow: ResolvedRow,
+        rd: RunDir,
+        module,
+        log: logging.Logger,
+        hw_name: str,
+        seed: int,
+        previous: RunRecord | None,
+    ):
         self.rrow, self.rd, self.module, self.log = rrow, rd, module, log
         self.hw_name, self.seed = hw_name, seed
         # torch facts (CUDA runtime, cuDNN, TF32 flags) are added at the end, once the experiment has
@@ -211,15 +240,27 @@ class _Runner:
         self.env = env
         self.gpu_models = env["gpu"]["models"]
         self.record = RunRecord(
-            paper=manifest.paper, row=rrow.id, run_id=rd.name, cell=rrow.row.cell,
-            experiment=rrow.row.experiment, scale=rrow.scale, params=rrow.params,
-            params_hash=rrow.params_hash(), target=rrow.target.model_dump(),
-            hardware=hw_name, gpu_models=self.gpu_models,
+            paper=manifest.paper,
+            row=rrow.id,
+            run_id=rd.name,
+            cell=rrow.row.cell,
+            experiment=rrow.row.experiment,
+            scale=rrow.scale,
+            params=rrow.params,
+            params_hash=rrow.params_hash(),
+            target=rrow.target.model_dump(),
+            hardware=hw_name,
+            gpu_models=self.gpu_models,
             hardware_mismatch=catalog.resolve_hardware(hw_name, self.gpu_models).mismatch,
             image=os.environ.get("PACK_IMAGE_VARIANT") or None,
-            seed=seed, reps_planned=rrow.reps, max_runtime_s=rrow.max_runtime_s,
-            status=RunStatus.running, started_at=(previous.started_at if previous else None) or _now(),
-            resumed=previous is not None, expected_sha256=_expected_sha256(manifest.paper, rrow.id))
+            seed=seed,
+            reps_planned=rrow.reps,
+            max_runtime_s=rrow.max_runtime_s,
+            status=RunStatus.running,
+            started_at=(previous.started_at if previous else None) or _now(),
+            resumed=previous is not None,
+            expected_sha256=_expected_sha256(manifest.paper, rrow.id),
+        )
         self.results: list[RepResult] = []
         self.ctx: RunContext | None = None
         self.counters: dict = {}  # shared by every repetition's context: a model loaded in rep 1 counts once
@@ -227,11 +268,21 @@ class _Runner:
         self.deadline = self.started + rrow.max_runtime_s
 
     def _context(self, rep_dir: Path, index: int) -> RunContext:
-        return RunContext(run_dir=self.rd.path, rep_dir=rep_dir, rep_index=index, reps=self.rrow.reps,
-                          scale=self.rrow.scale, seed=self.seed, device="cuda" if self.gpu_models else "cpu",
-                          hardware=self.hw_name, deadline=self.deadline, cache=CACHE,
-                          provenance=self.record.experiment_provenance, counters=self.counters,
-                          previous=list(self.results))
+        return RunContext(
+            run_dir=self.rd.path,
+            rep_dir=rep_dir,
+            rep_index=index,
+            reps=self.rrow.reps,
+            scale=self.rrow.scale,
+            seed=self.seed,
+            device="cuda" if self.gpu_models else "cpu",
+            hardware=self.hw_name,
+            deadline=self.deadline,
+            cache=CACHE,
+            provenance=self.record.experiment_provenance,
+            counters=self.counters,
+            previous=list(self.results),
+        )
 
     def run(self) -> None:
         rec, rd, log = self.record, self.rd, self.log
@@ -252,8 +303,9 @@ class _Runner:
                     rec.status = RunStatus.complete
         except RowTimeout:
             rec.status = RunStatus.error
-            rec.errors["__run__"] = (f"exceeded the row's max runtime of {self.rrow.max_runtime_s:g} s "
-                                     "(watchdog)")
+            rec.errors["__run__"] = (
+                f"exceeded the row's max runtime of {self.rrow.max_runtime_s:g} s (watchdog)"
+            )
             log.info(rec.errors["__run__"])
         except (PackError, OSError) as e:  # bad input or a filesystem fault: record it, keep what finished
             err = e if isinstance(e, PackError) else FilesystemError(e)
@@ -418,8 +470,11 @@ def run_summary(outcomes: list[RowOutcome]) -> RunSummary:
     code = 1 if errored else (2 if len(skipped) == len(outcomes) else 0)
     if any(o.input_error for o in outcomes):
         code = 2
-    head = (f"pack run: nothing ran; all {len(skipped)} row(s) were skipped on this machine:" if code == 2
-            else f"pack run: {len(errored)} of {len(outcomes)} row(s) errored, {len(skipped)} skipped:")
+    head = (
+        f"pack run: nothing ran; all {len(skipped)} row(s) were skipped on this machine:"
+        if code == 2
+        else f"pack run: {len(errored)} of {len(outcomes)} row(s) errored, {len(skipped)} skipped:"
+    )
     w = max(len(o.ref) for o in outcomes)
     lines = [head] + [f"  {o.ref:<{w}}  {o.state:<8}  {o.why}".rstrip() for o in outcomes]
     return RunSummary(lines, code)

@@ -147,29 +147,33 @@ def read_record(path: Path) -> RunRecord:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RunRecordError(f"{path}: missing; this is not a finished run directory "
-                             "(or the file was deleted)") from None
+        raise RunRecordError(
+            f"{path}: missing; this is not a finished run directory (or the file was deleted)"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise RunRecordError(f"{path}: cannot be read ({e.__class__.__name__}: {e})") from None
     try:
         data = json.loads(text)
     except ValueError:
-        raise RunRecordError(f"{path}: truncated or not JSON; the run was interrupted while writing, "
-                             "or the file was damaged") from None
+        raise RunRecordError(
+            f"{path}: truncated or not JSON; the run was interrupted while writing, or the file was damaged"
+        ) from None
     if not isinstance(data, dict):
         raise RunRecordError(f"{path}: not a run record (a JSON object is expected)")
     schema = data.get("schema")
     if schema != RUN_SCHEMA:
         what = f"schema '{schema}'" if schema else "no 'schema' field"
-        raise RunRecordError(f"{path}: {what}; this pack reads '{RUN_SCHEMA}' run records — "
-                             "upgrade pack to read newer runs")
+        raise RunRecordError(
+            f"{path}: {what}; this pack reads '{RUN_SCHEMA}' run records — upgrade pack to read newer runs"
+        )
     try:
         return RunRecord.model_validate(data)
     except ValidationError as e:
         err = e.errors(include_url=False)[0]
         field = ".".join(str(p) for p in err["loc"])
-        raise RunRecordError(f"{path}: field '{field}': {err['msg']}; "
-                             "the run record was damaged or edited") from None
+        raise RunRecordError(
+            f"{path}: field '{field}': {err['msg']}; the run record was damaged or edited"
+        ) from None
 
 
 def aggregate(reps: list[RepResult], summary: RepResult | None) -> dict[str, dict]:
@@ -192,7 +196,9 @@ def aggregate(reps: list[RepResult], summary: RepResult | None) -> dict[str, dic
             try:
                 mean = statistics.fmean(finite) if finite else float("nan")
                 std = statistics.stdev(finite) if len(finite) > 1 else 0.0
-            except OverflowError:  # values near ±1.8e308: recorded as NaN, judged (never passed) from `values`
+            except (
+                OverflowError
+            ):  # values near ±1.8e308: recorded as NaN, judged (never passed) from `values`
                 mean = std = float("nan")
             entry.update(mean=mean, std=std, min=min(nums), max=max(nums), median=statistics.median(nums))
         out[name] = entry
@@ -275,8 +281,10 @@ class RunDir:
             except BlockingIOError:
                 pid = _lock_pid(fd)
                 who = f" (pid {pid})" if pid else ""
-                raise RunInUse(f"{self.path} is being run by another pack process{who}; "
-                               "wait for it to finish, or stop it and continue with --resume") from None
+                raise RunInUse(
+                    f"{self.path} is being run by another pack process{who}; "
+                    "wait for it to finish, or stop it and continue with --resume"
+                ) from None
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
             yield
@@ -374,12 +382,16 @@ class RunDir:
         for t in rec.reps:
             doc = self.rep_doc(t.index)
             if doc is None or "result" not in doc:
-                return [f"{self.rep_dir(t.index) / REP_FILE}: missing or unreadable, but run.json lists "
-                        f"repetition {t.index + 1}"]
+                return [
+                    f"{self.rep_dir(t.index) / REP_FILE}: missing or unreadable, but run.json lists "
+                    f"repetition {t.index + 1}"
+                ]
             reps.append(RepResult.from_json(doc["result"]))
         summary = self.summary_result() if rec.status == RunStatus.complete else None
         recomputed = {k: MetricAggregate.model_validate(v) for k, v in aggregate(reps, summary).items()}
-        return compare_aggregates(self.run_json, rec.metrics, recomputed) + self._notes_problems(reps, summary)
+        return compare_aggregates(self.run_json, rec.metrics, recomputed) + self._notes_problems(
+            reps, summary
+        )
 
     def _notes_problems(self, reps: list[RepResult], summary: RepResult | None) -> list[str]:
         """What the repetitions reported that run.json must carry: an error, contamination or
@@ -390,11 +402,19 @@ class RunDir:
         for r in reps + ([summary] if summary else []):
             for k in r.errors:
                 if k not in rec.errors:
-                    out.append(f"{self.run_json}: a repetition reported error '{k}', which run.json does not carry")
-            out += [f"{self.run_json}: a repetition reported contamination '{c}', which run.json does not carry"
-                    for c in r.contamination if str(c) not in rec.contamination]
-            out += [f"{self.run_json}: a repetition reported '{k}' not applicable, which run.json does not carry"
-                    for k in r.not_applicable if k not in rec.not_applicable]
+                    out.append(
+                        f"{self.run_json}: a repetition reported error '{k}', which run.json does not carry"
+                    )
+            out += [
+                f"{self.run_json}: a repetition reported contamination '{c}', which run.json does not carry"
+                for c in r.contamination
+                if str(c) not in rec.contamination
+            ]
+            out += [
+                f"{self.run_json}: a repetition reported '{k}' not applicable, which run.json does not carry"
+                for k in r.not_applicable
+                if k not in rec.not_applicable
+            ]
         return list(dict.fromkeys(out))
 
 
@@ -410,13 +430,16 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def compare_aggregates(where: Path, recorded: dict[str, MetricAggregate],
-                       recomputed: dict[str, MetricAggregate]) -> list[str]:
+def compare_aggregates(
+    where: Path, recorded: dict[str, MetricAggregate], recomputed: dict[str, MetricAggregate]
+) -> list[str]:
     problems = []
     for name in sorted(set(recorded) | set(recomputed)):
         if name not in recomputed:
-            problems.append(f"{where}: metric '{name}' is not in any repetition's {REP_FILE}; "
-                            "run.json disagrees with the per-repetition files")
+            problems.append(
+                f"{where}: metric '{name}' is not in any repetition's {REP_FILE}; "
+                "run.json disagrees with the per-repetition files"
+            )
             continue
         if name not in recorded:
             problems.append(f"{where}: metric '{name}' of the per-repetition files is absent from run.json")
@@ -424,9 +447,11 @@ def compare_aggregates(where: Path, recorded: dict[str, MetricAggregate],
         got, want = recorded[name].as_dict(), recomputed[name].as_dict()
         for key in ("values", "n", "mean", "std", "min", "max", "median"):
             if not _same(got.get(key), want.get(key)):
-                problems.append(f"{where}: metric '{name}' {key} is {got.get(key)!r} but the per-repetition "
-                                f"files give {want.get(key)!r}; run.json was edited or the repetitions "
-                                "replaced")
+                problems.append(
+                    f"{where}: metric '{name}' {key} is {got.get(key)!r} but the per-repetition "
+                    f"files give {want.get(key)!r}; run.json was edited or the repetitions "
+                    "replaced"
+                )
                 break
     return problems
 
@@ -435,8 +460,9 @@ def runs_of(row_dir: Path) -> list[RunDir]:
     """The run folders of one row, newest first (a folder counts once it holds run.json)."""
     if not row_dir.is_dir():
         return []
-    dirs = [p for p in row_dir.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / RUN_FILE).is_file()]
+    dirs = [
+        p for p in row_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / RUN_FILE).is_file()
+    ]
     return [RunDir(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
 
 
@@ -451,7 +477,7 @@ def all_runs(root: Path) -> list[RunDir]:
     out = []
     for rj in sorted(root.rglob(RUN_FILE)):
         d = rj.parent
-        rel = d.parts[len(root.parts):]
+        rel = d.parts[len(root.parts) :]
         if ".tmp" in d.name or REPS_DIR in rel or SUMMARY_DIR in rel or d.name.startswith("."):
             continue
         out.append(RunDir(d))

@@ -20,8 +20,14 @@ def field_path(loc: tuple) -> str:
     return out
 
 
-def describe(exc, file: Path | None, lines: dict, base: tuple = (), models_by_loc=None,
-             line_of: Callable[[tuple], int | None] | None = None) -> list[str]:
+def describe(
+    exc,
+    file: Path | None,
+    lines: dict,
+    base: tuple = (),
+    models_by_loc=None,
+    line_of: Callable[[tuple], int | None] | None = None,
+) -> list[str]:
     """One readable sentence per pydantic error (all of them, not only the first).
 
     `line_of(loc)` finds the line when the data was merged from several places (a row's params);
@@ -38,7 +44,7 @@ def describe(exc, file: Path | None, lines: dict, base: tuple = (), models_by_lo
         kind = err["type"]
         if kind == "extra_forbidden":
             allowed = _allowed_fields(err, models_by_loc, loc)
-            fix = (did_you_mean(str(loc[-1]), allowed, n=1) if allowed else "remove it")
+            fix = did_you_mean(str(loc[-1]), allowed, n=1) if allowed else "remove it"
             problems.append(f"{where}unknown key '{field}'; {fix}")
         elif kind == "missing":
             problems.append(f"{where}'{field}' is required but missing; add it")
@@ -52,8 +58,9 @@ def describe(exc, file: Path | None, lines: dict, base: tuple = (), models_by_lo
 
 def sentences(exc, model: type[BaseModel], prefix: str = "") -> list[str]:
     """The same sentences without file and line, for a caller that validates data outside a file."""
-    return describe(exc, None, {}, base=(prefix,) if prefix else (),
-                    models_by_loc=lambda loc: fields_at(model, loc))
+    return describe(
+        exc, None, {}, base=(prefix,) if prefix else (), models_by_loc=lambda loc: fields_at(model, loc)
+    )
 
 
 def _number_problem(err) -> str:
@@ -69,12 +76,16 @@ def _number_problem(err) -> str:
         if as_float == as_float and abs(as_float) != float("inf"):
             whole = err["type"].startswith("int") and as_float.is_integer()
             like = str(int(as_float)) if whole else repr(as_float)
-            return (f"{msg}, not the text {value!r} (YAML reads a quoted number, or one like 1e-3 without a "
-                    f"dot, as text); write it like {like}")
+            return (
+                f"{msg}, not the text {value!r} (YAML reads a quoted number, or one like 1e-3 without a "
+                f"dot, as text); write it like {like}"
+            )
         return f"{msg}, not {value!r}; NaN and infinity would switch the check off, so write a finite number"
     if isinstance(value, float) and (value != value or abs(value) == float("inf")):
-        return (f"{msg}, not {value}; NaN and infinity (or a literal too large for a float, like 1.0e+400) "
-                f"would switch the check off, so write a finite number")
+        return (
+            f"{msg}, not {value}; NaN and infinity (or a literal too large for a float, like 1.0e+400) "
+            f"would switch the check off, so write a finite number"
+        )
     if isinstance(value, int) and err["type"] == "float_type":
         return f"{msg}; {value} is too large for a float, so write a smaller number"
     if isinstance(value, float) and err["type"] == "int_type":
@@ -84,7 +95,15 @@ def _number_problem(err) -> str:
 
 def _is_tag(part: str) -> bool:
     return any(t in part for t in ("[", "function-", "tagged-union")) or part in {
-        "str", "list[str]", "int", "float", "bool", "dict[str,any]", "list[any]", "none"}
+        "str",
+        "list[str]",
+        "int",
+        "float",
+        "bool",
+        "dict[str,any]",
+        "list[any]",
+        "none",
+    }
 
 
 def _allowed_fields(err, models_by_loc, loc) -> list[str]:

@@ -68,8 +68,10 @@ def select(root: Path, *, scale: str | None = None, run_id: str | None = None) -
         chosen.append(group[pick])
         ref = f"{row_dir.parent.name}:{row_dir.name}"
         for rd, st in zip(group[:pick], states[:pick], strict=True):
-            notes.append(f"{ref} ({sc}): judged {group[pick].name}, not the newer run {rd.name}: {st} "
-                         f"(pass --run-id {rd.name} to judge it)")
+            notes.append(
+                f"{ref} ({sc}): judged {group[pick].name}, not the newer run {rd.name}: {st} "
+                f"(pass --run-id {rd.name} to judge it)"
+            )
     return Selection(chosen, notes)
 
 
@@ -82,8 +84,10 @@ def _root_for(target: str, runs_root: Path) -> Path:
     from .strict import did_you_mean
 
     if "/" in target or target.startswith(".") or target.endswith(BUNDLE_SUFFIXES):
-        raise PackError(f"{target}: no such file or directory; pass a run folder, a runs tree, a bundle, "
-                        "a paper name or a paper:row id")
+        raise PackError(
+            f"{target}: no such file or directory; pass a run folder, a runs tree, a bundle, "
+            "a paper name or a paper:row id"
+        )
     manifests = usable_manifests()
     papers = {m.paper for m in manifests}
     if target in papers:
@@ -91,14 +95,18 @@ def _root_for(target: str, runs_root: Path) -> Path:
     rows = [r.id for m in manifests for r in m.rows]
     if ":" not in target and target not in rows:
         hint = did_you_mean(target, sorted(papers) + rows, listing=False)
-        raise PackError(f"'{target}' is neither a file or folder here nor a known paper or row; "
-                        + (f"{hint} " if hint else "") + "(`pack list` shows the papers and rows)")
+        raise PackError(
+            f"'{target}' is neither a file or folder here nor a known paper or row; "
+            + (f"{hint} " if hint else "")
+            + "(`pack list` shows the papers and rows)"
+        )
     m, r = find_row(target)
     return runs_root / m.paper / r.id
 
 
-def runs_for(target: str | None, *, runs_root: Path, scale: str | None = None,
-             run_id: str | None = None) -> Selection:
+def runs_for(
+    target: str | None, *, runs_root: Path, scale: str | None = None, run_id: str | None = None
+) -> Selection:
     """The selected runs of one target: a run folder, a runs tree, a paper, paper:row or row id, or (None)
     the whole runs root. A target naming nothing, or holding no run, is one sentence."""
     if target is None:
@@ -110,11 +118,15 @@ def runs_for(target: str | None, *, runs_root: Path, scale: str | None = None,
     else:
         root = _root_for(target, runs_root)
     if not root.is_dir():
-        raise PackError(f"no runs found under {root}; run rows first with 'pack run', "
-                        "or pass a run folder or bundle")
+        raise PackError(
+            f"no runs found under {root}; run rows first with 'pack run', or pass a run folder or bundle"
+        )
     sel = select(root, scale=scale, run_id=run_id)
     if not sel.runs:
         what = f"run {run_id}" if run_id else "run folders"
-        raise PackError(f"no {what} found in {root}" + (f" at scale {scale}" if scale else "")
-                        + "; run rows first with 'pack run'")
+        raise PackError(
+            f"no {what} found in {root}"
+            + (f" at scale {scale}" if scale else "")
+            + "; run rows first with 'pack run'"
+        )
     return sel

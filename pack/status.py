@@ -66,7 +66,9 @@ def staleness(rec: dict, env: dict, rrow, expected_path: Path | None) -> list[st
     """What changed since the run (empty: up to date); expected_path=None leaves the expectation out."""
     out = []
     if rec.get("params_hash") != rrow.params_hash():
-        out.append(f"params changed (run {str(rec.get('params_hash'))[:8]}, manifest now {rrow.params_hash()[:8]})")
+        out.append(
+            f"params changed (run {str(rec.get('params_hash'))[:8]}, manifest now {rrow.params_hash()[:8]})"
+        )
     ran_with = (env.get("pack") or {}).get("version")
     if ran_with and ran_with != __version__:
         out.append(f"pack version changed ({ran_with} -> {__version__})")
@@ -130,13 +132,35 @@ def status(paper: str | None = None, runs_root: Path | None = None) -> list[RowS
                 rrow = row.at(scale)
                 d, rec = last_finished(runs_root / m.paper / row.id, scale)
                 if d is None:
-                    out.append(RowStatus(m.paper, row.id, scale, None, None, None, None,
-                                         f"no finished {scale} run under {runs_root / m.paper / row.id}"))
+                    out.append(
+                        RowStatus(
+                            m.paper,
+                            row.id,
+                            scale,
+                            None,
+                            None,
+                            None,
+                            None,
+                            f"no finished {scale} run under {runs_root / m.paper / row.id}",
+                        )
+                    )
                     continue
                 verdict = verify_run(d)
                 stale = staleness(rec, _read(d / "env.json"), rrow, expected.path_for(m.paper, row.id))
-                out.append(RowStatus(m.paper, row.id, scale, rec.get("run_id", d.name), str(d), rec.get("finished_at"),
-                                     verdict.verdict, verdict.why, getattr(verdict, "basis", ""), stale))
+                out.append(
+                    RowStatus(
+                        m.paper,
+                        row.id,
+                        scale,
+                        rec.get("run_id", d.name),
+                        str(d),
+                        rec.get("finished_at"),
+                        verdict.verdict,
+                        verdict.why,
+                        getattr(verdict, "basis", ""),
+                        stale,
+                    )
+                )
     return out
 
 
@@ -148,10 +172,17 @@ def render(rows: list[RowStatus]) -> str:
     w = max([len(f"{r.paper}:{r.row}") for r in rows] + [3])
     lines = [f"{'ROW':<{w}}  {'SCALE':<5}  {'VERDICT':<14}  {'BASIS':<9}  {'LAST FINISHED RUN':<33}  STATE"]
     for r in rows:
-        state = "missing" if r.run_id is None else ("stale: " + "; ".join(r.stale) if r.stale else "up to date")
-        lines.append(f"{r.paper + ':' + r.row:<{w}}  {r.scale:<5}  {r.verdict or '—':<14}  {r.basis or '—':<9}  {r.run_id or '—':<33}  {state}")
+        state = (
+            "missing" if r.run_id is None else ("stale: " + "; ".join(r.stale) if r.stale else "up to date")
+        )
+        lines.append(
+            f"{r.paper + ':' + r.row:<{w}}  {r.scale:<5}  {r.verdict or '—':<14}  {r.basis or '—':<9}  {r.run_id or '—':<33}  {state}"
+        )
     n_missing = sum(r.run_id is None for r in rows)
     n_stale = sum(bool(r.stale) for r in rows)
-    lines += ["", f"{len(rows)} row-scale(s): {len(rows) - n_missing - n_stale} up to date, {n_stale} stale, "
-                  f"{n_missing} missing"]
+    lines += [
+        "",
+        f"{len(rows)} row-scale(s): {len(rows) - n_missing - n_stale} up to date, {n_stale} stale, "
+        f"{n_missing} missing",
+    ]
     return "\n".join(lines)

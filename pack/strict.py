@@ -31,7 +31,7 @@ def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
 
 
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3, listing: bool = True) -> str:
-    """"did you mean 'a' or 'b'?" — or, with no close match, "known: a, b, c" (listing=True) or ""."""
+    """ "did you mean 'a' or 'b'?" — or, with no close match, "known: a, b, c" (listing=True) or ""."""
     choices = [str(c) for c in choices]
     close = close_matches(name, choices, n=n)
     if close:

@@ -134,7 +134,9 @@ class _Band(Rule):
         got = aggregate_of(_numbers(values), aggregate)
         allowed = self.allowed(exp_f)
         if not math.isfinite(allowed):  # e.g. rel 1e300 of 1e10: an infinite band would pass anything
-            raise ValueError(f"the tolerance band around {exp_f:g} overflows to infinity; give a smaller tolerance")
+            raise ValueError(
+                f"the tolerance band around {exp_f:g} overflows to infinity; give a smaller tolerance"
+            )
         diff = got - exp_f
         ok = abs(diff) <= allowed * (1 + 1e-12)
         rel = f" ({diff / exp_f * 100:+.3g}%)" if exp_f else ""
@@ -303,7 +305,9 @@ class Stat(Rule):
             with np.errstate(over="ignore"):
                 huge = not all(math.isfinite(float(np.var(x))) for x in (a, b))
             if huge:  # t would be 0/inf: "no difference"
-                raise ValueError("the values are too large for a welch test (their variance overflows a float)")
+                raise ValueError(
+                    "the values are too large for a welch test (their variance overflows a float)"
+                )
             p = float(stats.ttest_ind(a, b, equal_var=False, alternative=alt).pvalue)
         else:
             p = float(stats.mannwhitneyu(a, b, alternative=alt).pvalue)
@@ -383,7 +387,7 @@ def gpu_matches(patterns, gpu_models) -> bool:
             if any(ch in p for ch in "*?["):
                 if fnmatch.fnmatchcase(m, p):
                     return True
-            elif m == p or (m.startswith(p) and m[len(p)] in SEPARATORS and not _is_variant(m[len(p) + 1:])):
+            elif m == p or (m.startswith(p) and m[len(p)] in SEPARATORS and not _is_variant(m[len(p) + 1 :])):
                 return True
     return False
 

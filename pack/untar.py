@@ -47,7 +47,9 @@ def parse_size(text: str, what: str) -> int:
     """'8G', '512M', '100000' -> bytes (binary units); a bad value is one sentence naming `what`."""
     m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
     if not m:
-        raise BundleError(f"{what}: '{text}' is not a size; give a whole number with an optional K/M/G/T suffix")
+        raise BundleError(
+            f"{what}: '{text}' is not a size; give a whole number with an optional K/M/G/T suffix"
+        )
     return int(m.group(1)) * _UNITS[m.group(2).upper()]
 
 
@@ -66,10 +68,16 @@ class Limits:
     max_member_bytes: int = 2 << 30
     max_members: int = 100_000
 
-    ENV = {"max_bytes": "PACK_BUNDLE_MAX_BYTES", "max_member_bytes": "PACK_BUNDLE_MAX_MEMBER_BYTES",
-           "max_members": "PACK_BUNDLE_MAX_MEMBERS"}
-    OPTION = {"max_bytes": "--max-bundle-bytes", "max_member_bytes": "--max-member-bytes",
-              "max_members": "--max-members"}
+    ENV = {
+        "max_bytes": "PACK_BUNDLE_MAX_BYTES",
+        "max_member_bytes": "PACK_BUNDLE_MAX_MEMBER_BYTES",
+        "max_members": "PACK_BUNDLE_MAX_MEMBERS",
+    }
+    OPTION = {
+        "max_bytes": "--max-bundle-bytes",
+        "max_member_bytes": "--max-member-bytes",
+        "max_members": "--max-members",
+    }
 
     @classmethod
     def from_env(cls, **given) -> Limits:
@@ -123,8 +131,10 @@ class _Capped:
         data = self.f.read(CHUNK if size is None or size < 0 else min(size, CHUNK))
         self.n += len(data)
         if self.n > self.cap:
-            raise BundleError(f"{self.path}: decompresses to more than {human(self.cap)} (a compression bomb, "
-                              f"or bigger than the caps allow); {Limits().raise_hint('max_bytes')}")
+            raise BundleError(
+                f"{self.path}: decompresses to more than {human(self.cap)} (a compression bomb, "
+                f"or bigger than the caps allow); {Limits().raise_hint('max_bytes')}"
+            )
         return data
 
 
@@ -146,33 +156,50 @@ def _open(path: Path, limits: Limits):
 class _TarInfo(tarfile.TarInfo):
     """Refuses oversized pax/GNU long-name headers, which tarfile would otherwise read whole into memory."""
 
-    META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-                  tarfile.GNUTYPE_LONGLINK)
+    META_TYPES = (
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+    )
 
     def _proc_member(self, tarfile_):
         if self.type in self.META_TYPES and self.size > HEADER_CAP:
-            raise BundleError(f"a tar extended header of {self.size} bytes (more than {human(HEADER_CAP)}); "
-                              "the bundle is damaged or hostile")
+            raise BundleError(
+                f"a tar extended header of {self.size} bytes (more than {human(HEADER_CAP)}); "
+                "the bundle is damaged or hostile"
+            )
         return super()._proc_member(tarfile_)
 
 
 def _safe_name(m: tarfile.TarInfo, path: Path, dest: Path) -> str:
     """The member's normalised name, or a BundleError saying why it may not be extracted."""
     name, what = m.name, show(m.name)
-    kinds = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link", tarfile.CHRTYPE: "a device",
-             tarfile.BLKTYPE: "a device", tarfile.FIFOTYPE: "a FIFO", tarfile.GNUTYPE_SPARSE: "a sparse file",
-             tarfile.CONTTYPE: "a contiguous file"}
+    kinds = {
+        tarfile.SYMTYPE: "a symbolic link",
+        tarfile.LNKTYPE: "a hard link",
+        tarfile.CHRTYPE: "a device",
+        tarfile.BLKTYPE: "a device",
+        tarfile.FIFOTYPE: "a FIFO",
+        tarfile.GNUTYPE_SPARSE: "a sparse file",
+        tarfile.CONTTYPE: "a contiguous file",
+    }
     if m.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE) or m.sparse is not None:
         kind = "a sparse file" if m.sparse is not None else kinds.get(m.type, f"of tar type {m.type!r}")
         raise BundleError(f"{path}: refusing member '{what}' ({kind}); a bundle holds plain files only")
     p = PurePosixPath(name)
     if not name or "\x00" in name or p.is_absolute() or ".." in p.parts or name.startswith("\\"):
-        raise BundleError(f"{path}: refusing member '{what}' (an absolute, empty or '..' path); "
-                          "the bundle is unsafe to extract")
+        raise BundleError(
+            f"{path}: refusing member '{what}' (an absolute, empty or '..' path); "
+            "the bundle is unsafe to extract"
+        )
     try:
         tarfile.data_filter(m, str(dest))  # tar's own checks (outside the destination, special files, …)
     except tarfile.FilterError as e:
-        raise BundleError(f"{path}: refusing member '{what}' ({e}); the bundle is unsafe to extract") from None
+        raise BundleError(
+            f"{path}: refusing member '{what}' ({e}); the bundle is unsafe to extract"
+        ) from None
     return p.as_posix().removeprefix("./") if p.as_posix() != "." else "."
 
 
@@ -181,15 +208,19 @@ def parse_sums(data: bytes, where: str) -> dict[str, str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise BundleError(f"{where}: SHA256SUMS is not UTF-8 text (bad byte at offset {e.start}); "
-                          "the bundle is damaged or was not made by 'pack bundle'") from None
+        raise BundleError(
+            f"{where}: SHA256SUMS is not UTF-8 text (bad byte at offset {e.start}); "
+            "the bundle is damaged or was not made by 'pack bundle'"
+        ) from None
     out: dict[str, str] = {}
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         m = _SUM_LINE.fullmatch(line)
         if not m:
-            raise BundleError(f"{where}: SHA256SUMS line {i} is not '<sha256>  <name>'; the bundle is damaged")
+            raise BundleError(
+                f"{where}: SHA256SUMS line {i} is not '<sha256>  <name>'; the bundle is damaged"
+            )
         digest, name = m.groups()
         p = PurePosixPath(name)
         if p.is_absolute() or ".." in p.parts or p.as_posix() in out:
@@ -201,7 +232,9 @@ def parse_sums(data: bytes, where: str) -> dict[str, str]:
 
 def _read_small(tar: tarfile.TarFile, m: tarfile.TarInfo, path: Path) -> bytes:
     if m.size > SMALL_CAP:
-        raise BundleError(f"{path}: '{show(m.name)}' is {m.size} bytes, more than the {human(SMALL_CAP)} it may be")
+        raise BundleError(
+            f"{path}: '{show(m.name)}' is {m.size} bytes, more than the {human(SMALL_CAP)} it may be"
+        )
     return tar.extractfile(m).read()
 
 
@@ -224,8 +257,12 @@ def _member_chunks(tar: tarfile.TarFile, m: tarfile.TarInfo):
         yield chunk
 
 
-def extract(path: Path, dest: Path, limits: Limits | None = None,
-            on_sums: Callable[[bytes, bytes | None], None] | None = None) -> Extracted:
+def extract(
+    path: Path,
+    dest: Path,
+    limits: Limits | None = None,
+    on_sums: Callable[[bytes, bytes | None], None] | None = None,
+) -> Extracted:
     """Extract the files SHA256SUMS lists from bundle `path` into the empty folder `dest`.
 
     `on_sums(sums_bytes, signature_bytes_or_None)` runs once the manifest (and the signature member
@@ -252,8 +289,10 @@ def extract(path: Path, dest: Path, limits: Limits | None = None,
         raise BundleError(str(e)) from None
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError) as e:
         reason = str(e) or type(e).__name__
-        raise BundleError(f"{path}: truncated or corrupt, or not a tar archive ({reason}); "
-                          "download it again or re-create it with 'pack bundle'") from None
+        raise BundleError(
+            f"{path}: truncated or corrupt, or not a tar archive ({reason}); "
+            "download it again or re-create it with 'pack bundle'"
+        ) from None
 
 
 _MACHINE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
@@ -285,18 +324,26 @@ def _walk(tar, path: Path, dest: Path, limits: Limits, on_sums) -> Extracted:
 
     def _place(name: str, chunks) -> None:
         if name not in out.sums:
-            out.problems.append(Problem(name, "in the bundle but not listed in its SHA256SUMS (not extracted)"))
+            out.problems.append(
+                Problem(name, "in the bundle but not listed in its SHA256SUMS (not extracted)")
+            )
             return
         try:
             written[name] = _write(dest, name, chunks)
         except (FileExistsError, IsADirectoryError, NotADirectoryError):
-            out.problems.append(Problem(name, "cannot be extracted: a file and a directory of the bundle share this path"))
+            out.problems.append(
+                Problem(name, "cannot be extracted: a file and a directory of the bundle share this path")
+            )
             return
         except OSError as e:
             if e.errno in _MACHINE_FAULTS:  # this machine's fault, not the bundle's: stop, say what to fix
-                raise _WriteError(f"{dest}: cannot write the extracted bundle ({e.strerror or e}); "
-                                  "free space or choose another TMPDIR") from None
-            out.problems.append(Problem(name, f"cannot be extracted here ({e.strerror or e})"))  # e.g. too long
+                raise _WriteError(
+                    f"{dest}: cannot write the extracted bundle ({e.strerror or e}); "
+                    "free space or choose another TMPDIR"
+                ) from None
+            out.problems.append(
+                Problem(name, f"cannot be extracted here ({e.strerror or e})")
+            )  # e.g. too long
             return
         if written[name] != out.sums[name]:
             out.problems.append(Problem(name, "checksum mismatch (changed or truncated after bundling)"))
@@ -304,24 +351,32 @@ def _walk(tar, path: Path, dest: Path, limits: Limits, on_sums) -> Extracted:
     for m in tar:
         count += 1
         if count > limits.max_members:
-            raise BundleError(f"{path}: more than {limits.max_members} members, over the member-count cap; "
-                              + limits.raise_hint("max_members"))
+            raise BundleError(
+                f"{path}: more than {limits.max_members} members, over the member-count cap; "
+                + limits.raise_hint("max_members")
+            )
         name = _safe_name(m, path, dest)
         folded = name.casefold()
         if folded in seen:
             same = "the same name" if seen[folded] == name else "names that differ only in case"
-            raise BundleError(f"{path}: two members have {same} ('{show(name)}'); a bundle names each file once")
+            raise BundleError(
+                f"{path}: two members have {same} ('{show(name)}'); a bundle names each file once"
+            )
         seen[folded] = name
         kinds[name] = "dir" if m.isdir() else "file"
         if m.isdir():
             continue  # folders are made only as parents of listed files
         if m.size > limits.max_member_bytes:
-            raise BundleError(f"{path}: member '{show(name)}' is {m.size} bytes, over the per-member cap of "
-                              f"{human(limits.max_member_bytes)}; " + limits.raise_hint("max_member_bytes"))
+            raise BundleError(
+                f"{path}: member '{show(name)}' is {m.size} bytes, over the per-member cap of "
+                f"{human(limits.max_member_bytes)}; " + limits.raise_hint("max_member_bytes")
+            )
         total += m.size
         if total > limits.max_bytes:
-            raise BundleError(f"{path}: its files add up to more than the total cap of {human(limits.max_bytes)}; "
-                              + limits.raise_hint("max_bytes"))
+            raise BundleError(
+                f"{path}: its files add up to more than the total cap of {human(limits.max_bytes)}; "
+                + limits.raise_hint("max_bytes")
+            )
         if sums_data is None:
             if name == SUMS:
                 sums_data = _read_small(tar, m, path)
@@ -329,8 +384,10 @@ def _walk(tar, path: Path, dest: Path, limits: Limits, on_sums) -> Extracted:
             elif name in BEFORE_SUMS:
                 held[name] = _read_small(tar, m, path)
             else:
-                raise BundleError(f"{path}: '{show(name)}' comes before SHA256SUMS; a bundle's checksum manifest "
-                                  "must come first (re-create the bundle with 'pack bundle')")
+                raise BundleError(
+                    f"{path}: '{show(name)}' comes before SHA256SUMS; a bundle's checksum manifest "
+                    "must come first (re-create the bundle with 'pack bundle')"
+                )
             continue
         if name == SIG and not checked and signature is None:
             signature = out.signature = _read_small(tar, m, path)
@@ -339,16 +396,23 @@ def _walk(tar, path: Path, dest: Path, limits: Limits, on_sums) -> Extracted:
         if name in out.sums:
             _place(name, _member_chunks(tar, m))
         else:
-            out.problems.append(Problem(name, "in the bundle but not listed in its SHA256SUMS (not extracted)"))
+            out.problems.append(
+                Problem(name, "in the bundle but not listed in its SHA256SUMS (not extracted)")
+            )
     if sums_data is None:
-        raise BundleError(f"{path}: holds no SHA256SUMS, so nothing in it can be checked; "
-                          "it was not made by 'pack bundle' or lost its checksum manifest")
+        raise BundleError(
+            f"{path}: holds no SHA256SUMS, so nothing in it can be checked; "
+            "it was not made by 'pack bundle' or lost its checksum manifest"
+        )
     vouch()
     for name in sorted(set(out.sums) - set(written)):
         if any(p.name == name for p in out.problems):
             continue
-        why = ("is a directory in the bundle, where SHA256SUMS lists a file" if kinds.get(name) == "dir"
-               else "listed in SHA256SUMS but not in the bundle")
+        why = (
+            "is a directory in the bundle, where SHA256SUMS lists a file"
+            if kinds.get(name) == "dir"
+            else "listed in SHA256SUMS but not in the bundle"
+        )
         out.problems.append(Problem(name, why))
     out.problems.sort(key=lambda p: p.name)
     return out

@@ -149,11 +149,22 @@ def verify_run(run_dir: Path, integrity: bool = True) -> RowVerdict:
     try:
         run = rd.record.as_dict()
     except rundir.RunRecordError as e:  # one damaged run.json is that row's ERROR; the other rows are judged
-        in_layout = len(run_dir.parts) >= 3 and re.match(r"\d{8}T\d{6}Z-", run_dir.name)  # runs/<paper>/<row>/<id>
+        in_layout = len(run_dir.parts) >= 3 and re.match(
+            r"\d{8}T\d{6}Z-", run_dir.name
+        )  # runs/<paper>/<row>/<id>
         paper, row = (run_dir.parts[-3], run_dir.parts[-2]) if in_layout else ("?", "?")
-        return RowVerdict(paper=paper, row=row,
-                          run_id=run_dir.name, run_dir=str(run_dir), scale="?", hardware="?", gpu_models=[],
-                          verdict="ERROR", why=str(e), metrics=[])
+        return RowVerdict(
+            paper=paper,
+            row=row,
+            run_id=run_dir.name,
+            run_dir=str(run_dir),
+            scale="?",
+            hardware="?",
+            gpu_models=[],
+            verdict="ERROR",
+            why=str(e),
+            metrics=[],
+        )
     base = dict(
         paper=run.get("paper", "?"),
         row=run.get("row", "?"),

@@ -53,8 +53,9 @@ def _loader():
             self._depth = getattr(self, "_depth", 0) + 1
             try:
                 if self._depth > MAX_DEPTH:
-                    raise ComposerError(None, None, f"nesting deeper than {MAX_DEPTH} levels",
-                                        self.peek_event().start_mark)
+                    raise ComposerError(
+                        None, None, f"nesting deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
+                    )
                 return super().compose_node(parent, index)
             finally:
                 self._depth -= 1
@@ -70,28 +71,34 @@ def _read_text(path: Path) -> str:
     except FileNotFoundError:
         raise ManifestError(f"{path}: file not found") from None
     except OSError as e:
-        raise ManifestError(f"{path}: cannot be read ({e.strerror or e}); check the path and its "
-                            f"permissions") from None
+        raise ManifestError(
+            f"{path}: cannot be read ({e.strerror or e}); check the path and its permissions"
+        ) from None
     if stat.S_ISDIR(st.st_mode):
         raise ManifestError(f"{path}: is a folder, not a YAML file; name a .yaml file")
     if not stat.S_ISREG(st.st_mode):
         raise ManifestError(f"{path}: is not a regular file (a device, pipe or socket); name a .yaml file")
     if st.st_size > MAX_BYTES:
-        raise ManifestError(f"{path}: {st.st_size} bytes is larger than the {MAX_BYTES} a YAML file of the "
-                            f"pack may have; is it the right file?")
+        raise ManifestError(
+            f"{path}: {st.st_size} bytes is larger than the {MAX_BYTES} a YAML file of the "
+            f"pack may have; is it the right file?"
+        )
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise ManifestError(f"{path}: cannot be read ({e.strerror or e}); check its permissions") from None
     if b"\x00" in raw:
-        raise ManifestError(f"{path}: is a binary file (it holds NUL bytes), not YAML text; "
-                            f"name a .yaml file")
+        raise ManifestError(
+            f"{path}: is a binary file (it holds NUL bytes), not YAML text; name a .yaml file"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise ManifestError(f"{path}:{line}: is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
-                            f"{e.start}); save the file as UTF-8") from None
+        raise ManifestError(
+            f"{path}:{line}: is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+            f"{e.start}); save the file as UTF-8"
+        ) from None
     return text.removeprefix("\ufeff")
 
 
@@ -142,8 +149,9 @@ def _yaml_error(path: Path, e, text: str) -> str:
     mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
     if mark is None and hasattr(e, "position"):  # ReaderError: a character YAML does not allow
         line = text.count("\n", 0, e.position) + 1
-        return (f"{path}:{line}: the control character U+{e.character:04X} is not allowed in YAML text; "
-                f"remove it")
+        return (
+            f"{path}:{line}: the control character U+{e.character:04X} is not allowed in YAML text; remove it"
+        )
     where = f"{path}:{mark.line + 1}" if mark else str(path)
     problem = getattr(e, "problem", None) or str(e).splitlines()[0]
     if "expected a single document" in str(e):
@@ -165,8 +173,10 @@ def _check_size(root, path: Path) -> None:
         if key in size:
             return size[key]
         if key in on_stack:
-            raise ManifestError(f"{path}:{node.start_mark.line + 1}: an alias refers to a node that "
-                                f"contains it; YAML data of the pack cannot be recursive")
+            raise ManifestError(
+                f"{path}:{node.start_mark.line + 1}: an alias refers to a node that "
+                f"contains it; YAML data of the pack cannot be recursive"
+            )
         on_stack.add(key)
         n = 1
         if isinstance(node, yaml.MappingNode):
@@ -178,9 +188,11 @@ def _check_size(root, path: Path) -> None:
         for child in children:
             n += count(child)
             if n > MAX_NODES:
-                raise ManifestError(f"{path}:{node.start_mark.line + 1}: its aliases expand to more than "
-                                    f"{MAX_NODES} nodes (a 'billion laughs' document); write fewer nested "
-                                    "aliases")
+                raise ManifestError(
+                    f"{path}:{node.start_mark.line + 1}: its aliases expand to more than "
+                    f"{MAX_NODES} nodes (a 'billion laughs' document); write fewer nested "
+                    "aliases"
+                )
         on_stack.discard(key)
         size[key] = n
         return n
@@ -204,15 +216,17 @@ def _walk(node, prefix: Path_t, lines: dict[Path_t, int], path: Path, problems: 
             line = key_node.start_mark.line + 1
             ident = (key_node.tag, key) if isinstance(key_node, yaml.ScalarNode) else None
             if ident is not None and ident in seen:
-                problems.append(f"{path}:{line}: duplicate key '{key}' (first given at line {seen[ident]}); "
-                                f"keep one of them")
+                problems.append(
+                    f"{path}:{line}: duplicate key '{key}' (first given at line {seen[ident]}); "
+                    f"keep one of them"
+                )
             if ident is not None:
                 seen.setdefault(ident, line)
             lines[prefix + (key,)] = line
             _walk(value_node, prefix + (key,), lines, path, problems)
         # `<<: *anchor` keys: their lines are the anchor's, unless the mapping gives the key itself.
         for m in merges:
-            for src in (m.value if isinstance(m, yaml.SequenceNode) else [m]):
+            for src in m.value if isinstance(m, yaml.SequenceNode) else [m]:
                 if isinstance(src, yaml.MappingNode):
                     for key_node, value_node in src.value:
                         if (prefix + (key_node.value,)) not in lines:
@@ -239,5 +253,6 @@ def dump(data: Any) -> str:
         def ignore_aliases(self, data):
             return True
 
-    return yaml.dump(data, Dumper=NoAliases, sort_keys=False, allow_unicode=True, default_flow_style=None,
-                     width=100)
+    return yaml.dump(
+        data, Dumper=NoAliases, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100
+    )

@@ -52,10 +52,18 @@ def pack(home, tmp_path):
         e = dict(os.environ)
         e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
         e.update(env or {})
-        res = subprocess.run([sys.executable, "-m", "pack", *map(str, args)], capture_output=True, text=True,
-                             env=e, cwd=tmp_path, timeout=timeout)
+        res = subprocess.run(
+            [sys.executable, "-m", "pack", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=e,
+            cwd=tmp_path,
+            timeout=timeout,
+        )
         if check is not None:
-            assert res.returncode == check, f"exit {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}"
+            assert res.returncode == check, (
+                f"exit {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}"
+            )
         return res
 
     return run
@@ -70,7 +78,9 @@ def write(path: Path, text: str) -> Path:
 @pytest.fixture
 def author_script(tmp_path) -> Path:
     """A small 'author engine' the command tests run: prints metric lines per its flags."""
-    return write(tmp_path / "engine.py", '''
+    return write(
+        tmp_path / "engine.py",
+        """
         import json, os, sys, time
         args = sys.argv[1:]
         if "--version" in args:
@@ -84,4 +94,5 @@ def author_script(tmp_path) -> Path:
         speed = 40.0 - (1.5 if "--compress" in args else 0.0)
         print(f"Decode-only: prefill 12.3 ms, {speed:.2f} tok/s")
         print("[PPL-JSON] " + json.dumps({"ppl": 6.1234, "nll": 1.8121}))
-        ''')
+        """,
+    )

@@ -40,11 +40,19 @@ print("RESULT", r["decode_tok_s"], r["harness_overhead_pct"])
 def main() -> None:
     out = Path(sys.argv[1])
     n_decode = sys.argv[sys.argv.index("--n-decode") + 1] if "--n-decode" in sys.argv else "8"
-    env = dict(os.environ, PYTHONFAULTHANDLER="1", PYTHONPATH=os.pathsep.join(
-        p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p))
+    env = dict(
+        os.environ,
+        PYTHONFAULTHANDLER="1",
+        PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
+    )
     models = {"tiny-f32": ["tiny-llama", "F32"], "mid-q8": ["mid-llama", "Q8_0"]}
-    w = subprocess.run([sys.executable, "-c", WRITE, json.dumps(models)], env=env, capture_output=True, text=True,
-                       timeout=240)
+    w = subprocess.run(
+        [sys.executable, "-c", WRITE, json.dumps(models)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     results: dict = {"write": {"rc": w.returncode, "tail": (w.stderr or "")[-1500:]}}
     paths = json.loads(w.stdout.strip().splitlines()[-1]) if w.returncode == 0 else {}
     cases = [(m, "0") for m in paths] + [("mid-q8", "1")] if paths else []
@@ -52,8 +60,13 @@ def main() -> None:
         name = model + ("+torch-first" if torch_first == "1" else "")
         t0 = time.time()
         try:
-            p = subprocess.run([sys.executable, "-c", DECODE, paths[model], n_decode, torch_first], env=env,
-                               capture_output=True, text=True, timeout=120)
+            p = subprocess.run(
+                [sys.executable, "-c", DECODE, paths[model], n_decode, torch_first],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             rc, text = p.returncode, (p.stdout or "") + (p.stderr or "")
         except subprocess.TimeoutExpired as e:
             rc, text = "timeout", str(e.stdout or "") + str(e.stderr or "")
@@ -63,7 +76,11 @@ def main() -> None:
                 res["tok_s"], res["overhead_pct"] = map(float, line.split()[1:3])
         results[name] = res
     out.write_text(json.dumps(results, indent=1))
-    print(json.dumps({k: {x: v.get(x) for x in ("rc", "seconds", "tok_s", "overhead_pct")} for k, v in results.items()}))
+    print(
+        json.dumps(
+            {k: {x: v.get(x) for x in ("rc", "seconds", "tok_s", "overhead_pct")} for k, v in results.items()}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,23 +7,77 @@ from __future__ import annotations
 
 import random
 
-SUBJECTS = ["the committee", "a research team", "the river authority", "our engineers", "the city council",
-            "a small company", "the museum", "the observatory", "the hospital board", "the farmers' union",
-            "the orchestra", "a group of students", "the harbour master", "the railway office", "the library"]
-VERBS = ["reviewed", "proposed", "measured", "rebuilt", "questioned", "documented", "compared", "funded",
-         "postponed", "simulated", "inspected", "approved", "recorded", "translated", "restored"]
-OBJECTS = ["the annual budget", "a new bridge design", "the flood defences", "seventeen old manuscripts",
-           "the heating system", "a long-term climate study", "the supply contracts", "the northern archive",
-           "an unusual set of measurements", "the evening timetable", "the water quality reports",
-           "a prototype engine", "the visitor survey", "the storage cellars", "three competing proposals"]
-CLAUSES = ["because the earlier figures did not agree", "after a winter of heavy rain",
-           "while the main hall was closed for repairs", "although several members objected",
-           "so that the results could be checked independently", "before the end of the financial year",
-           "despite the shortage of trained staff", "once the new instruments had been calibrated",
-           "as the public hearing had requested", "when the second survey came back incomplete"]
-FOLLOW = ["The report lists {n} separate findings.", "A second review is planned for {month}.",
-          "Costs rose by {n} percent over the period.", "Only {n} of the proposals were accepted.",
-          "The work is expected to take {n} months.", "Observers counted {n} distinct problems."]
+SUBJECTS = [
+    "the committee",
+    "a research team",
+    "the river authority",
+    "our engineers",
+    "the city council",
+    "a small company",
+    "the museum",
+    "the observatory",
+    "the hospital board",
+    "the farmers' union",
+    "the orchestra",
+    "a group of students",
+    "the harbour master",
+    "the railway office",
+    "the library",
+]
+VERBS = [
+    "reviewed",
+    "proposed",
+    "measured",
+    "rebuilt",
+    "questioned",
+    "documented",
+    "compared",
+    "funded",
+    "postponed",
+    "simulated",
+    "inspected",
+    "approved",
+    "recorded",
+    "translated",
+    "restored",
+]
+OBJECTS = [
+    "the annual budget",
+    "a new bridge design",
+    "the flood defences",
+    "seventeen old manuscripts",
+    "the heating system",
+    "a long-term climate study",
+    "the supply contracts",
+    "the northern archive",
+    "an unusual set of measurements",
+    "the evening timetable",
+    "the water quality reports",
+    "a prototype engine",
+    "the visitor survey",
+    "the storage cellars",
+    "three competing proposals",
+]
+CLAUSES = [
+    "because the earlier figures did not agree",
+    "after a winter of heavy rain",
+    "while the main hall was closed for repairs",
+    "although several members objected",
+    "so that the results could be checked independently",
+    "before the end of the financial year",
+    "despite the shortage of trained staff",
+    "once the new instruments had been calibrated",
+    "as the public hearing had requested",
+    "when the second survey came back incomplete",
+]
+FOLLOW = [
+    "The report lists {n} separate findings.",
+    "A second review is planned for {month}.",
+    "Costs rose by {n} percent over the period.",
+    "Only {n} of the proposals were accepted.",
+    "The work is expected to take {n} months.",
+    "Observers counted {n} distinct problems.",
+]
 MONTHS = ["January", "March", "May", "July", "September", "November"]
 
 

@@ -46,10 +46,15 @@ def arm_order(arms: list[str], rep_index: int, order: str = "interleaved") -> li
     return list(arms)
 
 
-def run_rep(arms: Mapping[str, dict], ctx: RunContext, measure: Callable[[str, dict], ArmOutcome], *,
-            order: str = "interleaved",
-            watches: Mapping[str, contextlib.AbstractContextManager] | None = None,
-            prepare: Callable[[str, dict], None] | None = None) -> RepResult:
+def run_rep(
+    arms: Mapping[str, dict],
+    ctx: RunContext,
+    measure: Callable[[str, dict], ArmOutcome],
+    *,
+    order: str = "interleaved",
+    watches: Mapping[str, contextlib.AbstractContextManager] | None = None,
+    prepare: Callable[[str, dict], None] | None = None,
+) -> RepResult:
     """Run every arm once (see the module doc); `prepare` (loading, warm-up) runs before the watches."""
     result = RepResult()
     for arm, spec in arms.items():
@@ -120,8 +125,9 @@ def merge_reasons(reps: list[RepResult]) -> list[str]:
     return out
 
 
-def summarize(params: dict, ctx: RunContext, reps: list[RepResult], *, arms: list[str],
-              fields: tuple[str, ...]) -> RepResult:
+def summarize(
+    params: dict, ctx: RunContext, reps: list[RepResult], *, arms: list[str], fields: tuple[str, ...]
+) -> RepResult:
     """A/B statistics, contamination verdict inputs, roofline and the output files, over all reps."""
     from .. import gpuinfo
     from .throughput import ab, outputs
@@ -135,8 +141,9 @@ def summarize(params: dict, ctx: RunContext, reps: list[RepResult], *, arms: lis
     samples = ab.collect(reps, arms, list(fields))
     samples = {a: {f: v for f, v in fs.items() if v} for a, fs in samples.items() if fs.get(cfg.metric)}
     stats = ab.summarize_ab(samples, cfg, [g["name"] for g in gpuinfo.gpus()])
-    out = RepResult(metrics=stats.metrics, contamination=merge_reasons(reps) + stats.reasons,
-                    info={"ab": stats.info})
+    out = RepResult(
+        metrics=stats.metrics, contamination=merge_reasons(reps) + stats.reasons, info={"ab": stats.info}
+    )
     outputs.add_roofline(params, ctx, reps, samples, cfg.metric, out)
     outputs.write(params, ctx, samples, cfg, out)
     return out

@@ -122,12 +122,18 @@ class Params(ArmParams):
         # param is a typo ("parser" for "parsers"). Unused values are allowed otherwise: rows share
         # their values through YAML merges (<<: *engine) and use some of them.
         used = self.template_names()
-        typos = {k: close_matches(k, type(self).model_fields, n=1)
-                 for k in sorted(set(self.model_extra or {}) - used)}
+        typos = {
+            k: close_matches(k, type(self).model_fields, n=1)
+            for k in sorted(set(self.model_extra or {}) - used)
+        }
         typos = {k: v[0] for k, v in typos.items() if v}
         if typos:
-            raise ValueError("; ".join(f"'{k}' is not a command param (did you mean '{v}'?) and no argument "
-                                       f"uses it as {{{k}}}" for k, v in typos.items()))
+            raise ValueError(
+                "; ".join(
+                    f"'{k}' is not a command param (did you mean '{v}'?) and no argument uses it as {{{k}}}"
+                    for k, v in typos.items()
+                )
+            )
         return self
 
     def template_names(self) -> set[str]:
@@ -182,21 +188,29 @@ def resolve_program(p: Params) -> Program:
             alt = (project_root() / repo / p.script).resolve()
             script = alt if alt.is_file() else script
         if not script.is_file():
-            return Program([], None, f"script '{p.script}' not found in repository {repo} "
-                                     "(set params.repo or PACK_AUTHOR_REPO)")
+            return Program(
+                [],
+                None,
+                f"script '{p.script}' not found in repository {repo} (set params.repo or PACK_AUTHOR_REPO)",
+            )
         if p.interpreter:
             exe = shutil.which(p.interpreter)
             if not exe:
                 return Program([], script, f"interpreter '{p.interpreter}' not found on PATH")
             return Program([exe] + [str(a) for a in p.interpreter_args] + [str(script)], script)
         if not os.access(script, os.X_OK):
-            return Program([], script,
-                           f"script {script} is not executable; set params.interpreter or chmod +x it")
+            return Program(
+                [], script, f"script {script} is not executable; set params.interpreter or chmod +x it"
+            )
         return Program([str(script)], script)
     raw, exe_name = str(p.executable), os.path.expandvars(str(p.executable))
     if "$" in exe_name:
-        return Program([], None, f"executable '{raw}' names an environment variable that is not set; "
-                                 "export it (see the row's description)")
+        return Program(
+            [],
+            None,
+            f"executable '{raw}' names an environment variable that is not set; "
+            "export it (see the row's description)",
+        )
     if os.sep in exe_name:
         exe = exe_name if os.access(exe_name, os.X_OK) else None
     else:
@@ -215,21 +229,24 @@ def _record_program(ctx: RunContext, prog: Program, p: Params) -> None:
         info["sha256"] = sha256_file(fp)
     if p.version_args:
         try:
-            res = subprocess.run(prog.argv + [str(a) for a in p.version_args], capture_output=True, text=True,
-                                 timeout=30)
+            res = subprocess.run(
+                prog.argv + [str(a) for a in p.version_args], capture_output=True, text=True, timeout=30
+            )
             info["version_text"] = (res.stdout + res.stderr).strip()[:2000]
         except (OSError, subprocess.TimeoutExpired) as e:
             info["version_text"] = f"unavailable: {e}"
     ctx.provenance["command"] = info
 
 
-def run_process(argv: list[str], env: dict, cwd: Path | None, out_path: Path, err_path: Path,
-                timeout_s: float) -> ProcessResult:
+def run_process(
+    argv: list[str], env: dict, cwd: Path | None, out_path: Path, err_path: Path, timeout_s: float
+) -> ProcessResult:
     """Run argv with output to files; exit code, wall seconds, peak RSS (MB), whether it timed out."""
     t0 = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                                start_new_session=True)  # own process group: a timeout kills its children too
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True
+        )  # own process group: a timeout kills its children too
         timed_out = False
         status, rusage = None, None
         while True:
@@ -262,7 +279,7 @@ def parse(text: str, parsers: list[Parser | dict], arm: str) -> Parsed:
                 if i < 0:
                     continue
                 try:
-                    obj = json.loads(line[i + len(p.json_prefix):].strip())
+                    obj = json.loads(line[i + len(p.json_prefix) :].strip())
                 except ValueError:
                     continue
                 for metric, key in (p.fields or {k: k for k in obj}).items():
@@ -281,9 +298,15 @@ def parse(text: str, parsers: list[Parser | dict], arm: str) -> Parsed:
                 unmatched.append(p.label)
             continue
         for metric, vals in found.items():
-            metrics[metric] = {"last": vals[-1], "first": vals[0], "mean": sum(vals) / len(vals),
-                               "sum": sum(vals), "count": float(len(vals)), "max": max(vals),
-                               "min": min(vals)}[p.take]
+            metrics[metric] = {
+                "last": vals[-1],
+                "first": vals[0],
+                "mean": sum(vals) / len(vals),
+                "sum": sum(vals),
+                "count": float(len(vals)),
+                "max": max(vals),
+                "min": min(vals),
+            }[p.take]
     return Parsed(metrics, unmatched)
 
 
@@ -308,9 +331,13 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
 
         watches["gpu_watch"] = gpu_watch_for(params, ctx, engine_gpu_processes)
     order = p.ab.order if p.ab is not None else "interleaved"
-    return arm_loop.run_rep({a: s.model_dump() for a, s in arms.items()}, ctx,
-                            lambda arm, _spec: _run_arm(p, params, ctx, prog, arm, arms[arm]),
-                            order=order, watches=watches)
+    return arm_loop.run_rep(
+        {a: s.model_dump() for a, s in arms.items()},
+        ctx,
+        lambda arm, _spec: _run_arm(p, params, ctx, prog, arm, arms[arm]),
+        order=order,
+        watches=watches,
+    )
 
 
 def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult:
@@ -318,12 +345,14 @@ def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult
     p = parse_params(Params, params, "command")
     if p.ab is None:
         return RepResult()
-    return arm_loop.summarize(params, ctx, reps, arms=list(p.arm_specs()),
-                              fields=("decode_tok_s", "prefill_ms", "wall_s"))
+    return arm_loop.summarize(
+        params, ctx, reps, arms=list(p.arm_specs()), fields=("decode_tok_s", "prefill_ms", "wall_s")
+    )
 
 
-def _run_arm(p: Params, params: dict, ctx: RunContext, prog: Program, arm: str,
-             spec: CommandArm) -> arm_loop.ArmOutcome:
+def _run_arm(
+    p: Params, params: dict, ctx: RunContext, prog: Program, arm: str, spec: CommandArm
+) -> arm_loop.ArmOutcome:
     argv = prog.argv + render_args(p.args, params) + render_args(spec.args, params)
     env = dict(os.environ)
     env.update({k: str(v) for k, v in p.env.items()})

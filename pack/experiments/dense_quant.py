@@ -59,21 +59,27 @@ def parse(params: dict) -> Params:
 def read_text(p: Params) -> tuple[str, dict]:
     path = Path(p.text).expanduser()
     if not path.is_file():
-        raise PackError(f"the evaluation text {path} (params.text) does not exist on this machine; Debian ships it "
-                        "in the base-files package, or point params.text at another UTF-8 file")
+        raise PackError(
+            f"the evaluation text {path} (params.text) does not exist on this machine; Debian ships it "
+            "in the base-files package, or point params.text at another UTF-8 file"
+        )
     raw = path.read_bytes()
     sha = hashlib.sha256(raw).hexdigest()
     if p.text_sha256 and sha != p.text_sha256:
-        raise PackError(f"the evaluation text {path} has sha256 {sha[:16]}…, not params.text_sha256 "
-                        f"{p.text_sha256[:16]}…; it is another version of the file, so the numbers would not compare")
+        raise PackError(
+            f"the evaluation text {path} has sha256 {sha[:16]}…, not params.text_sha256 "
+            f"{p.text_sha256[:16]}…; it is another version of the file, so the numbers would not compare"
+        )
     return raw.decode("utf-8"), {"path": str(path), "sha256": sha, "bytes": len(raw)}
 
 
 def mlp_blocks(model) -> list[tuple[str, object]]:
     blocks = [(n, m) for n, m in model.named_modules() if n.endswith(".mlp") and not hasattr(m, "experts")]
     if not blocks:
-        raise PackError(f"{type(model).__name__} has no dense '.mlp' blocks; this row needs a dense decoder "
-                        "such as Llama (an MoE model belongs to the ecmoe_task2 experiment)")
+        raise PackError(
+            f"{type(model).__name__} has no dense '.mlp' blocks; this row needs a dense decoder "
+            "such as Llama (an MoE model belongs to the ecmoe_task2 experiment)"
+        )
     return blocks
 
 
@@ -92,9 +98,11 @@ def windows(tok, text: str, p: Params) -> list[list[int]]:
     ids = tok(text, add_special_tokens=False)["input_ids"]
     n = min(p.chunks, len(ids) // p.ctx_tokens)
     if n < 1:
-        raise PackError(f"the text has {len(ids)} tokens, fewer than one window of params.ctx_tokens = "
-                        f"{p.ctx_tokens}; lower ctx_tokens or use a longer text")
-    return [ids[i * p.ctx_tokens:(i + 1) * p.ctx_tokens] for i in range(n)]
+        raise PackError(
+            f"the text has {len(ids)} tokens, fewer than one window of params.ctx_tokens = "
+            f"{p.ctx_tokens}; lower ctx_tokens or use a longer text"
+        )
+    return [ids[i * p.ctx_tokens : (i + 1) * p.ctx_tokens] for i in range(n)]
 
 
 def evaluate(model, chunks: list[list[int]], device: str) -> dict:
@@ -136,8 +144,15 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
         base = evaluate(model, chunks, device)
     stats = watcher.summary()
     res = RepResult(info={"text": text_facts, "windows": len(chunks), "ctx_tokens": p.ctx_tokens})
-    res.metrics.update({"baseline.ppl": base["ppl"], "baseline.nll": base["nll"], "n_tokens": base["n_tokens"],
-                        "n_mlp_blocks": len(blocks), "text_sha256": text_facts["sha256"]})
+    res.metrics.update(
+        {
+            "baseline.ppl": base["ppl"],
+            "baseline.nll": base["nll"],
+            "n_tokens": base["n_tokens"],
+            "n_mlp_blocks": len(blocks),
+            "text_sha256": text_facts["sha256"],
+        }
+    )
     ctx.log(f"baseline ppl {base['ppl']:.4f} over {base['n_tokens']} tokens of {text_facts['path']}")
     table = []
     for method, bits in configs:
@@ -148,9 +163,12 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
             out = evaluate(model, chunks, device)
         res.metrics[f"{t}.ppl"] = out["ppl"]
         res.metrics[f"{t}.ppl_delta"] = out["ppl"] - base["ppl"]
-        ctx.log(f"{t}: snr {stats[(method, bits)]['snr_db']:.2f} dB, ppl {out['ppl']:.4f} "
-                f"({out['ppl'] - base['ppl']:+.4f})")
+        ctx.log(
+            f"{t}: snr {stats[(method, bits)]['snr_db']:.2f} dB, ppl {out['ppl']:.4f} "
+            f"({out['ppl'] - base['ppl']:+.4f})"
+        )
         table.append({"method": method, "bits": bits, "ppl": out["ppl"], **stats[(method, bits)]})
-    (ctx.rep_dir / "dense_quant.json").write_text(json.dumps({"baseline": base, "text": text_facts, "rows": table},
-                                                             indent=2, default=float))
+    (ctx.rep_dir / "dense_quant.json").write_text(
+        json.dumps({"baseline": base, "text": text_facts, "rows": table}, indent=2, default=float)
+    )
     return res

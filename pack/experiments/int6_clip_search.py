@@ -83,11 +83,15 @@ class Params(Strict):
     @classmethod
     def _pct(cls, v):
         if not v or any(not 0 < p <= 1 for p in v):
-            raise ValueError("list clip percentiles as fractions in (0, 1], e.g. [0.999, 0.9995, 0.9999, 0.99999, 1.0]")
+            raise ValueError(
+                "list clip percentiles as fractions in (0, 1], e.g. [0.999, 0.9995, 0.9999, 0.99999, 1.0]"
+            )
         return v
 
 
-def synthetic_state_dict(layers: int, d: int, vocab: int, heads: int, kv_heads: int, mlp_mult: float, seed: int) -> dict:
+def synthetic_state_dict(
+    layers: int, d: int, vocab: int, heads: int, kv_heads: int, mlp_mult: float, seed: int
+) -> dict:
     """Random weights in the layout of parameter-golf's GPT (the PR's 9 x 512 at full scale): normal
     matrices scaled by 1/sqrt(fan_in), a 0.005-std tied embedding, the control tensors at their init."""
     rng = np.random.default_rng(seed)
@@ -97,8 +101,10 @@ def synthetic_state_dict(layers: int, d: int, vocab: int, heads: int, kv_heads: 
     def w(out_f, in_f):
         return (rng.standard_normal((out_f, in_f)) / np.sqrt(in_f)).astype(np.float32)
 
-    sd = {"tok_emb.weight": (rng.standard_normal((vocab, d)) * 0.005).astype(np.float32),
-          "skip_weights": np.ones((min(layers // 2, layers - layers // 2), d), np.float32)}
+    sd = {
+        "tok_emb.weight": (rng.standard_normal((vocab, d)) * 0.005).astype(np.float32),
+        "skip_weights": np.ones((min(layers // 2, layers - layers // 2), d), np.float32),
+    }
     for i in range(layers):
         p = f"blocks.{i}."
         sd[p + "attn.c_q.weight"] = w(d, d)
@@ -122,8 +128,10 @@ def layout_sha256(sd: dict) -> str:
 
 def load_checkpoint(path: Path) -> dict:
     if not path.is_file():
-        raise ManifestError(f"checkpoint {path} (params.checkpoint) not found; give the PR run's final_model.pt "
-                            "(train_gpt.py writes it next to itself) or set params.checkpoint: synthetic")
+        raise ManifestError(
+            f"checkpoint {path} (params.checkpoint) not found; give the PR run's final_model.pt "
+            "(train_gpt.py writes it next to itself) or set params.checkpoint: synthetic"
+        )
     if path.suffix == ".safetensors":
         from safetensors.numpy import load_file
 
@@ -186,7 +194,9 @@ def export(sd: dict, method: str, percentiles=PERCENTILES, keep_max: int = 65536
     out, back, num, den = {}, {}, 0.0, 0.0
     hist = np.zeros(len(percentiles), np.int64)
     for name, w in sd.items():
-        if w.size <= keep_max or w.ndim != 2:  # kept as floats (the model has no large tensor that is not 2-D)
+        if (
+            w.size <= keep_max or w.ndim != 2
+        ):  # kept as floats (the model has no large tensor that is not 2-D)
             kept = w.astype(np.float32) if any(c in name for c in CONTROL) else w.astype(np.float16)
             out[name] = kept
             back[name] = kept.astype(np.float32)
@@ -211,7 +221,9 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
         key = ("int6-synthetic", json.dumps(p.model_dump(), sort_keys=True))
         sd = ctx.cache.get(key)
         if sd is None:
-            sd = synthetic_state_dict(p.layers, p.d_model, p.vocab, p.heads, p.kv_heads, float(p.mlp_mult), p.seed)
+            sd = synthetic_state_dict(
+                p.layers, p.d_model, p.vocab, p.heads, p.kv_heads, float(p.mlp_mult), p.seed
+            )
             ctx.cache[key] = sd
             ctx.count("model_builds")
     else:
@@ -221,9 +233,11 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
     layout = layout_sha256(sd)
     res.info["checkpoint_layout_sha256"] = layout
     if p.checkpoint_layout_sha256 and p.checkpoint_layout_sha256 != layout:
-        raise ManifestError(f"checkpoint {p.checkpoint} has the tensor layout {layout[:12]}..., not the "
-                            f"{p.checkpoint_layout_sha256[:12]}... that params.checkpoint_layout_sha256 declares; "
-                            "give the checkpoint that row is about, or remove the declaration")
+        raise ManifestError(
+            f"checkpoint {p.checkpoint} has the tensor layout {layout[:12]}..., not the "
+            f"{p.checkpoint_layout_sha256[:12]}... that params.checkpoint_layout_sha256 declares; "
+            "give the checkpoint that row is about, or remove the declaration"
+        )
     pct = [float(x) for x in p.percentiles]
     res.metrics["n_params"] = int(sum(v.size for v in sd.values()))
     rebuilt = {}
@@ -238,11 +252,17 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
     if p.val_tokens and p.tokenizer:
         _bits_per_byte(p, ctx, res, rebuilt)
     else:
-        res.not_applicable["val_bpb_delta"] = ("needs validation data: give params.val_tokens (the PR's "
-                                               "fineweb_val_*.bin shards) and params.tokenizer")
-        res.not_applicable["int8.val_bpb"] = res.not_applicable["int6.val_bpb"] = res.not_applicable["val_bpb_delta"]
-    ctx.log(f"{res.metrics['n_params']} params: int8 {res.metrics['int8.zlib_bytes']} B, "
-            f"int6 {res.metrics['int6.zlib_bytes']} B (zlib)")
+        res.not_applicable["val_bpb_delta"] = (
+            "needs validation data: give params.val_tokens (the PR's "
+            "fineweb_val_*.bin shards) and params.tokenizer"
+        )
+        res.not_applicable["int8.val_bpb"] = res.not_applicable["int6.val_bpb"] = res.not_applicable[
+            "val_bpb_delta"
+        ]
+    ctx.log(
+        f"{res.metrics['n_params']} params: int8 {res.metrics['int8.zlib_bytes']} B, "
+        f"int6 {res.metrics['int6.zlib_bytes']} B (zlib)"
+    )
     return res
 
 
@@ -256,11 +276,20 @@ def _bits_per_byte(p: Params, ctx: RunContext, res: RepResult, rebuilt: dict) ->
 
     tokens = param_golf.load_tokens(str(_path(p.val_tokens)), p.seq_len, p.max_val_seqs)
     luts = param_golf.byte_luts(str(_path(p.tokenizer)), rebuilt["int8"]["tok_emb.weight"].shape[0])
-    model = {"seq_len": p.seq_len, "heads": p.heads, "kv_heads": p.kv_heads, "rope_dims": p.rope_dims,
-             "ln_scale": p.ln_scale, "batch": p.eval_batch, "device": ctx.device}
+    model = {
+        "seq_len": p.seq_len,
+        "heads": p.heads,
+        "kv_heads": p.kv_heads,
+        "rope_dims": p.rope_dims,
+        "ln_scale": p.ln_scale,
+        "batch": p.eval_batch,
+        "device": ctx.device,
+    }
     for method in ("int8", "int6"):
         res.metrics[f"{method}.val_bpb"] = param_golf.val_bpb(rebuilt[method], tokens, luts, **model)
     res.metrics["val_bpb_delta"] = res.metrics["int6.val_bpb"] - res.metrics["int8.val_bpb"]
     res.info["val_tokens"] = int(tokens.size - 1)
-    ctx.log(f"val_bpb int8 {res.metrics['int8.val_bpb']:.4f}, int6 {res.metrics['int6.val_bpb']:.4f} "
-            f"on {tokens.size - 1} tokens")
+    ctx.log(
+        f"val_bpb int8 {res.metrics['int8.val_bpb']:.4f}, int6 {res.metrics['int6.val_bpb']:.4f} "
+        f"on {tokens.size - 1} tokens"
+    )

@@ -97,7 +97,9 @@ def cache_nbytes(cache) -> int:
     """Bytes held by a transformers KV cache (Cache object with .layers, or legacy tuples of tensors)."""
     layers = getattr(cache, "layers", None)
     if layers is not None:
-        tensors = [t for layer in layers for t in (getattr(layer, "keys", None), getattr(layer, "values", None))]
+        tensors = [
+            t for layer in layers for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
+        ]
     else:
         tensors = [t for pair in cache for t in pair]
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
@@ -109,7 +111,9 @@ def measured_kv_bytes_per_token(torch, model, ids) -> int:
         out = model(input_ids=ids, use_cache=True)
     total = cache_nbytes(out.past_key_values)
     if total % ids.shape[1]:
-        raise ManifestError(f"the KV cache holds {total} bytes for {ids.shape[1]} tokens, not a whole number per token")
+        raise ManifestError(
+            f"the KV cache holds {total} bytes for {ids.shape[1]} tokens, not a whole number per token"
+        )
     return total // ids.shape[1]
 
 
@@ -134,9 +138,13 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
     res = RepResult()
     per_token = measured_kv_bytes_per_token(torch, model, texts[:1].to(dev))
     analytic = kv_cache_bytes(model.config, 1, 1, dtype.itemsize)
-    if per_token != analytic:  # a cache layout this formula does not describe: say so, keep the measured figure
+    if (
+        per_token != analytic
+    ):  # a cache layout this formula does not describe: say so, keep the measured figure
         res.info["kv_bytes_per_token_analytic"] = analytic
-        ctx.log(f"KV cache: measured {per_token} B/token, 2 x layers x kv heads x head dim x bytes gives {analytic}")
+        ctx.log(
+            f"KV cache: measured {per_token} B/token, 2 x layers x kv heads x head dim x bytes gives {analytic}"
+        )
     res.metrics["kv_bytes_per_token"] = per_token
     table = []
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -151,6 +159,7 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
             def make(rows, _lat=latents, _anc=anchor_ids):
                 with torch.no_grad():
                     return {"inputs_embeds": torch.cat([_lat[rows].to(dev), emb(_anc[rows].to(dev))], dim=1)}
+
             length = k + len(anchor)
         res.metrics[f"{name}.prompt_tokens"] = length
         for b in batch_sizes:
@@ -161,8 +170,15 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
                 first = next(iter(inputs.values()))
                 mask = torch.ones(first.shape[:2], dtype=torch.long, device=dev)
                 with torch.inference_mode():
-                    return model.generate(**inputs, attention_mask=mask, max_new_tokens=new, min_new_tokens=new,
-                                          do_sample=False, pad_token_id=pad, return_dict_in_generate=True)
+                    return model.generate(
+                        **inputs,
+                        attention_mask=mask,
+                        max_new_tokens=new,
+                        min_new_tokens=new,
+                        do_sample=False,
+                        pad_token_id=pad,
+                        return_dict_in_generate=True,
+                    )
 
             for _ in range(p.warmup):
                 run(chunks[0])
@@ -187,15 +203,23 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
             res.metrics[f"{pre}.ms_per_sample"] = 1000.0 * wall / n
             res.metrics[f"{pre}.samples_per_s"] = n / wall
             res.metrics[f"{pre}.kv_cache_mb"] = first_cache / 2**20
-            row = {"config": name, "batch": b, "prompt_tokens": length, "ms_per_sample": res.metrics[f"{pre}.ms_per_sample"],
-                   "samples_per_s": res.metrics[f"{pre}.samples_per_s"], "kv_cache_mb": res.metrics[f"{pre}.kv_cache_mb"]}
+            row = {
+                "config": name,
+                "batch": b,
+                "prompt_tokens": length,
+                "ms_per_sample": res.metrics[f"{pre}.ms_per_sample"],
+                "samples_per_s": res.metrics[f"{pre}.samples_per_s"],
+                "kv_cache_mb": res.metrics[f"{pre}.kv_cache_mb"],
+            }
             if cuda:
                 peak = torch.cuda.max_memory_allocated(dev)
                 res.metrics[f"{pre}.peak_mem_gb"] = peak / 1e9
                 res.metrics[f"{pre}.extra_mem_gb"] = (peak - before) / 1e9
                 row |= {"peak_mem_gb": peak / 1e9, "extra_mem_gb": (peak - before) / 1e9}
             else:
-                res.not_applicable[f"{pre}.peak_mem_gb"] = "peak GPU memory is read from torch.cuda; this run had no CUDA device"
+                res.not_applicable[f"{pre}.peak_mem_gb"] = (
+                    "peak GPU memory is read from torch.cuda; this run had no CUDA device"
+                )
             table.append(row)
             ctx.log(f"{pre}: {row['ms_per_sample']:.1f} ms/sample, {row['samples_per_s']:.2f} samples/s")
     for k in soft:
@@ -205,13 +229,22 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
         for b in batch_sizes:
             t, lt = f"text.b{b}", f"latent{k}.b{b}"
             if f"{t}.ms_per_sample" in res.metrics and f"{lt}.ms_per_sample" in res.metrics:
-                res.metrics[f"{lt}.speedup"] = res.metrics[f"{t}.ms_per_sample"] / res.metrics[f"{lt}.ms_per_sample"]
+                res.metrics[f"{lt}.speedup"] = (
+                    res.metrics[f"{t}.ms_per_sample"] / res.metrics[f"{lt}.ms_per_sample"]
+                )
             if f"{t}.peak_mem_gb" in res.metrics and f"{lt}.peak_mem_gb" in res.metrics:
-                res.metrics[f"{lt}.mem_reduction_pct"] = 100.0 * (1 - res.metrics[f"{lt}.peak_mem_gb"] / res.metrics[f"{t}.peak_mem_gb"])
+                res.metrics[f"{lt}.mem_reduction_pct"] = 100.0 * (
+                    1 - res.metrics[f"{lt}.peak_mem_gb"] / res.metrics[f"{t}.peak_mem_gb"]
+                )
             elif not cuda:
                 res.not_applicable[f"{lt}.mem_reduction_pct"] = "needs peak GPU memory (CUDA only)"
-    res.info = {"n_samples": n, "max_new_tokens": new, "device": str(dev), "dtype": str(dtype),
-                "gpu": torch.cuda.get_device_name(dev) if cuda else None}
+    res.info = {
+        "n_samples": n,
+        "max_new_tokens": new,
+        "device": str(dev),
+        "dtype": str(dtype),
+        "gpu": torch.cuda.get_device_name(dev) if cuda else None,
+    }
     (ctx.rep_dir / "inference_table.json").write_text(json.dumps(table, indent=2))
     if any(not math.isfinite(v) for v in res.metrics.values() if isinstance(v, float)):
         res.errors["__nonfinite__"] = "a timing came out non-finite"

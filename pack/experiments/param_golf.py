@@ -40,23 +40,31 @@ def load_tokens(pattern: str, seq_len: int, max_seqs: int | None) -> np.ndarray:
     """The validation stream (uint16 -> int64), cut to whole sequences plus the one target after them."""
     files = sorted(glob.glob(pattern))
     if not files:
-        raise ManifestError(f"no validation shard matches {pattern} (params.val_tokens); the PR reads "
-                            "data/datasets/fineweb10B_sp1024/fineweb_val_*.bin (parameter-golf's data/cached_challenge_fineweb.py)")
+        raise ManifestError(
+            f"no validation shard matches {pattern} (params.val_tokens); the PR reads "
+            "data/datasets/fineweb10B_sp1024/fineweb_val_*.bin (parameter-golf's data/cached_challenge_fineweb.py)"
+        )
     parts = []
     for f in files:
         header = np.fromfile(f, dtype="<i4", count=HEADER_WORDS)
         if header.size != HEADER_WORDS or header[0] != SHARD_MAGIC or header[1] != SHARD_VERSION:
-            raise ManifestError(f"{f}: not a parameter-golf token shard (header magic {SHARD_MAGIC}, version 1)")
+            raise ManifestError(
+                f"{f}: not a parameter-golf token shard (header magic {SHARD_MAGIC}, version 1)"
+            )
         n = int(header[2])
         if Path(f).stat().st_size != 4 * HEADER_WORDS + 2 * n:
-            raise ManifestError(f"{f}: its header says {n} tokens but the file size does not match; re-download it")
+            raise ManifestError(
+                f"{f}: its header says {n} tokens but the file size does not match; re-download it"
+            )
         parts.append(np.fromfile(f, dtype="<u2", count=n, offset=4 * HEADER_WORDS))
     tokens = np.concatenate(parts).astype(np.int64)
     seqs = (tokens.size - 1) // seq_len
     if max_seqs:
         seqs = min(seqs, max_seqs)
     if seqs < 1:
-        raise ManifestError(f"{pattern}: {tokens.size} tokens is less than one sequence of {seq_len} (params.seq_len)")
+        raise ManifestError(
+            f"{pattern}: {tokens.size} tokens is less than one sequence of {seq_len} (params.seq_len)"
+        )
     return tokens[: seqs * seq_len + 1]
 
 
@@ -64,8 +72,10 @@ def byte_luts(tokenizer_path: str, vocab: int):
     """(bytes per piece, has a leading '▁', is a boundary token) for every token id < vocab."""
     spm = require("sentencepiece", "hf", "bits per byte from the PR's SentencePiece tokenizer")
     if not Path(tokenizer_path).is_file():
-        raise ManifestError(f"tokenizer {tokenizer_path} (params.tokenizer) not found; the PR uses "
-                            "data/tokenizers/fineweb_1024_bpe.model from parameter-golf's data download")
+        raise ManifestError(
+            f"tokenizer {tokenizer_path} (params.tokenizer) not found; the PR uses "
+            "data/tokenizers/fineweb_1024_bpe.model from parameter-golf's data download"
+        )
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer_path))
     size = max(int(sp.vocab_size()), vocab)
     base = np.zeros(size, np.int64)
@@ -101,12 +111,24 @@ def _rope(torch, x, dims: int, base: float):
     ang = torch.outer(torch.arange(seq, dtype=torch.float32, device=x.device), inv)
     cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
     rot, rest = x[..., :dims], x[..., dims:]
-    a, b = rot[..., : dims // 2], rot[..., dims // 2:]
+    a, b = rot[..., : dims // 2], rot[..., dims // 2 :]
     return torch.cat((a * cos + b * sin, -a * sin + b * cos, rest), dim=-1)
 
 
-def mean_nll(sd: dict, tokens: np.ndarray, *, seq_len: int, heads: int, kv_heads: int, rope_dims: int, ln_scale: bool,
-             rope_base: float = 10000.0, softcap: float = 30.0, batch: int = 8, device: str = "cpu") -> float:
+def mean_nll(
+    sd: dict,
+    tokens: np.ndarray,
+    *,
+    seq_len: int,
+    heads: int,
+    kv_heads: int,
+    rope_dims: int,
+    ln_scale: bool,
+    rope_base: float = 10000.0,
+    softcap: float = 30.0,
+    batch: int = 8,
+    device: str = "cpu",
+) -> float:
     """Mean cross-entropy (nats per token) of the model in state dict `sd` over `tokens`."""
     torch = require("torch", "hf", "evaluating a parameter-golf checkpoint")
     F = torch.nn.functional
@@ -146,7 +168,7 @@ def mean_nll(sd: dict, tokens: np.ndarray, *, seq_len: int, heads: int, kv_heads
     with torch.inference_mode():
         for start in range(0, seqs, batch):
             stop = min(start + batch, seqs)
-            chunk = torch.as_tensor(tokens[start * seq_len: stop * seq_len + 1], device=device)
+            chunk = torch.as_tensor(tokens[start * seq_len : stop * seq_len + 1], device=device)
             x_ids, y_ids = chunk[:-1].view(-1, seq_len), chunk[1:].view(-1, seq_len)
             x = rms(emb[x_ids])
             x0, skips = x, []
@@ -158,7 +180,9 @@ def mean_nll(sd: dict, tokens: np.ndarray, *, seq_len: int, heads: int, kv_heads
                     x = x + w["skip_weights"][j] * skips.pop()
                 x = block(n_enc + j, x, x0)
             logits = softcap * torch.tanh((rms(x) @ emb.T) / softcap)
-            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), y_ids.reshape(-1), reduction="sum")
+            nll = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).double(), y_ids.reshape(-1), reduction="sum"
+            )
             total += float(nll)
             count += y_ids.numel()
     return total / count

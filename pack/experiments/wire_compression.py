@@ -41,10 +41,14 @@ DTYPE_CODES = {"fp16": 1, "int8": 2, "int6": 3, "int4": 4}
 BITS = {"fp16": 16, "int8": 8, "int6": 6, "int4": 4}
 assert HEADER.size == 16
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
-GSM8K_HOWTO = ("make it with `python -c \"from datasets import load_dataset; load_dataset('openai/gsm8k', 'main', "
-               "split='test').to_json('{path}')\"` (docs/latent-bridge.md), or set params.prompts: synthetic")
-LATENTS_HOWTO = ("export the Ablation 1 checkpoint's soft tokens for the same questions as an array "
-                 "[n_samples, soft_tokens, d_model] (.npy or .safetensors; docs/latent-bridge.md), or set params.latents: synthetic")
+GSM8K_HOWTO = (
+    "make it with `python -c \"from datasets import load_dataset; load_dataset('openai/gsm8k', 'main', "
+    "split='test').to_json('{path}')\"` (docs/latent-bridge.md), or set params.prompts: synthetic"
+)
+LATENTS_HOWTO = (
+    "export the Ablation 1 checkpoint's soft tokens for the same questions as an array "
+    "[n_samples, soft_tokens, d_model] (.npy or .safetensors; docs/latent-bridge.md), or set params.latents: synthetic"
+)
 
 
 class Params(Strict):
@@ -73,7 +77,7 @@ class Params(Strict):
 
 def pack_bits(u: np.ndarray, bits: int) -> bytes:
     """Pack unsigned integers < 2**bits, `bits` bits each, MSB first, into bytes."""
-    as_bits = np.unpackbits(u.astype(np.uint8)[:, None], axis=1)[:, 8 - bits:]
+    as_bits = np.unpackbits(u.astype(np.uint8)[:, None], axis=1)[:, 8 - bits :]
     return np.packbits(as_bits.reshape(-1)).tobytes()
 
 
@@ -97,18 +101,22 @@ def encode(x: np.ndarray, fmt: str, group: int) -> bytes:
     scale = np.where(absmax > 0, absmax / qmax, 1.0).astype(np.float32)
     q = np.clip(np.rint(groups / scale[:, None]), -qmax, qmax).astype(np.int16).reshape(-1)[: flat.size]
     payload = pack_bits((q + qmax).astype(np.uint8), bits)
-    return HEADER.pack(tokens, width, DTYPE_CODES[fmt], bits, group, len(scale)) + scale.astype("<f4").tobytes() + payload
+    return (
+        HEADER.pack(tokens, width, DTYPE_CODES[fmt], bits, group, len(scale))
+        + scale.astype("<f4").tobytes()
+        + payload
+    )
 
 
 def decode(msg: bytes) -> np.ndarray:
     tokens, width, code, bits, group, n_groups = HEADER.unpack_from(msg)
-    body = msg[HEADER.size:]
+    body = msg[HEADER.size :]
     n = tokens * width
     if bits == 16:
         return np.frombuffer(body, dtype="<f2", count=n).astype(np.float32).reshape(tokens, width)
     qmax = 2 ** (bits - 1) - 1
     scale = np.frombuffer(body, dtype="<f4", count=n_groups)
-    u = unpack_bits(body[4 * n_groups:], bits, n).astype(np.int16) - qmax
+    u = unpack_bits(body[4 * n_groups :], bits, n).astype(np.int16) - qmax
     per_value = np.repeat(scale, group)[:n]
     return (u.astype(np.float32) * per_value).reshape(tokens, width)
 
@@ -139,17 +147,23 @@ def load_prompts(spec: str, n: int, seed: int) -> list[str]:
         return synthetic_prompts(n, seed)
     path = Path(spec)
     if not path.is_file():
-        raise ManifestError(f"GSM8K prompts file {path} (params.prompts) not found; " + GSM8K_HOWTO.format(path=path))
+        raise ManifestError(
+            f"GSM8K prompts file {path} (params.prompts) not found; " + GSM8K_HOWTO.format(path=path)
+        )
     rows = []
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if line.strip():
                 rec = json.loads(line)
                 if "question" not in rec:
-                    raise ManifestError(f"{path}:{i}: record has no 'question' field (GSM8K format: question, answer)")
+                    raise ManifestError(
+                        f"{path}:{i}: record has no 'question' field (GSM8K format: question, answer)"
+                    )
                 rows.append(f"Question: {rec['question']}\n")
     if len(rows) < n:
-        raise ManifestError(f"{path}: has {len(rows)} questions but n_samples is {n}; lower n_samples or add data")
+        raise ManifestError(
+            f"{path}: has {len(rows)} questions but n_samples is {n}; lower n_samples or add data"
+        )
     return rows[:n]
 
 
@@ -171,13 +185,22 @@ def load_latents(spec: str, n: int, tokens: int, width: int, seed: int) -> np.nd
     else:
         raise ManifestError(f"latents file {path}: use .npy or .safetensors")
     if arr.ndim != 3 or arr.shape[0] < n or arr.shape[1] != tokens or arr.shape[2] != width:
-        raise ManifestError(f"latents file {path} has shape {arr.shape}; expected [>= {n}, {tokens}, {width}]")
+        raise ManifestError(
+            f"latents file {path} has shape {arr.shape}; expected [>= {n}, {tokens}, {width}]"
+        )
     return arr[:n].astype(np.float32)
 
 
 def run_rep(params: dict, ctx: RunContext) -> RepResult:
     p = parse(Params, params, "wire-compression")
-    n, tokens, width, group, anchor, formats = p.n_samples, p.soft_tokens, p.d_model, p.group_size, p.anchor, p.formats
+    n, tokens, width, group, anchor, formats = (
+        p.n_samples,
+        p.soft_tokens,
+        p.d_model,
+        p.group_size,
+        p.anchor,
+        p.formats,
+    )
     prompts = load_prompts(p.prompts, n, p.seed)
     latents = load_latents(p.latents, n, tokens, width, p.seed)
     anchor_bytes = len(anchor.encode("utf-8"))
@@ -201,9 +224,21 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
         res.metrics[f"{fmt}.ratio"] = float(text_bytes.mean() / mean_bytes)
         res.metrics[f"{fmt}.rel_error"] = float(np.mean(rel_err))
         res.metrics[f"{fmt}.cosine"] = float(np.mean(cos))
-        table.append({"format": fmt, "bytes": mean_bytes, "ratio": res.metrics[f"{fmt}.ratio"],
-                      "rel_error": res.metrics[f"{fmt}.rel_error"]})
-    res.info = {"header_bytes": HEADER.size, "anchor_bytes": anchor_bytes, "values_per_sample": tokens * width}
+        table.append(
+            {
+                "format": fmt,
+                "bytes": mean_bytes,
+                "ratio": res.metrics[f"{fmt}.ratio"],
+                "rel_error": res.metrics[f"{fmt}.rel_error"],
+            }
+        )
+    res.info = {
+        "header_bytes": HEADER.size,
+        "anchor_bytes": anchor_bytes,
+        "values_per_sample": tokens * width,
+    }
     (ctx.rep_dir / "wire_table.json").write_text(json.dumps(table, indent=2))
-    ctx.log(f"text {text_bytes.mean():.0f} B; " + "; ".join(f"{t['format']} {t['bytes']:.0f} B" for t in table))
+    ctx.log(
+        f"text {text_bytes.mean():.0f} B; " + "; ".join(f"{t['format']} {t['bytes']:.0f} B" for t in table)
+    )
     return res

@@ -51,8 +51,10 @@ def _hardware(hw: str):
         close = did_you_mean(hw, table, n=2, listing=False)
         hint = f" ({close})" if close else ""
         lines = "\n".join(f"  {n:<26} {h.provider:<7} {h.description}" for n, h in table.items())
-        raise ManifestError(f"unknown hardware '{hw}'{hint}; --hw takes 'local' or a name from "
-                            f"{paths.manifests_dir() / 'hardware.yaml'}:\n{lines}") from None
+        raise ManifestError(
+            f"unknown hardware '{hw}'{hint}; --hw takes 'local' or a name from "
+            f"{paths.manifests_dir() / 'hardware.yaml'}:\n{lines}"
+        ) from None
 
 
 def make_launcher(provider: str, runs_root: Path):
@@ -103,9 +105,13 @@ def launch_group():
 
 
 def _options(f):
-    f = click.option("--hw", "hw", required=True, help="'local' or a hardware class from manifests/hardware.yaml.")(f)
+    f = click.option(
+        "--hw", "hw", required=True, help="'local' or a hardware class from manifests/hardware.yaml."
+    )(f)
     f = click.option("--scale", type=click.Choice(["smoke", "full"]), default="full", show_default=True)(f)
-    f = click.option("--budget", type=float, help="Refuse if the worst case costs more (USD; default $BUDGET_USD).")(f)
+    f = click.option(
+        "--budget", type=float, help="Refuse if the worst case costs more (USD; default $BUDGET_USD)."
+    )(f)
     return f
 
 
@@ -120,7 +126,9 @@ def plan_cmd(refs, hw, scale, budget, as_json):
 
     name, have = _hardware(hw)
     cfg = settings.provider(provider_for(have, None))
-    p = planning.launch_plan(list(refs), hw, scale, overhead_s=cfg.get("overhead_s", 0), grace_s=cfg.get("grace_s", 300))
+    p = planning.launch_plan(
+        list(refs), hw, scale, overhead_s=cfg.get("overhead_s", 0), grace_s=cfg.get("grace_s", 300)
+    )
     b = planning.budget_from_env(budget)
     if as_json:
         from ..fsio import json_text
@@ -133,8 +141,16 @@ def plan_cmd(refs, hw, scale, budget, as_json):
     planning.check_budget(p, b)
 
 
-def build_specs(refs, hw: str, scale: str, *, budget: float | None = None, image: str | None = None,
-                results: str | None = None, log=_err):
+def build_specs(
+    refs,
+    hw: str,
+    scale: str,
+    *,
+    budget: float | None = None,
+    image: str | None = None,
+    results: str | None = None,
+    log=_err,
+):
     """Plan, refuse what cannot run, gate on the budget, and return (specs, provider, plan).
 
     One launch runs one image, so rows that ask for different images become one launch each
@@ -156,15 +172,24 @@ def build_specs(refs, hw: str, scale: str, *, budget: float | None = None, image
     p = planning.launch_plan(list(refs), hw, scale, overhead_s=overhead, grace_s=grace)
     groups: dict = {}
     for i in p["rows_ok"]:
-        variant = None if provider == "local" else images.choose_variant([i["image"]] if i["image"] else [], image)
+        variant = (
+            None if provider == "local" else images.choose_variant([i["image"]] if i["image"] else [], image)
+        )
         groups.setdefault(variant, []).append(i)
     if len(groups) > 1:  # one launch per image: each pays its own overhead and grace
         price = p["price_usd_per_hour"]
         p["launches"] = len(groups)
-        p["worst_case_usd"] = round(sum((math.ceil(sum(i["max_runtime_s"] for i in g) + overhead) + grace) / 3600 * price
-                                        for g in groups.values()), 4)
-        p["estimate_usd"] = round(sum((sum(i["runtime_estimate_s"] for i in g) + overhead) / 3600 * price
-                                      for g in groups.values()), 4)
+        p["worst_case_usd"] = round(
+            sum(
+                (math.ceil(sum(i["max_runtime_s"] for i in g) + overhead) + grace) / 3600 * price
+                for g in groups.values()
+            ),
+            4,
+        )
+        p["estimate_usd"] = round(
+            sum((sum(i["runtime_estimate_s"] for i in g) + overhead) / 3600 * price for g in groups.values()),
+            4,
+        )
     log(planning.render(p))
     for i in p["refused"]:
         log(f"skip {i['paper']}:{i['row']}: {i['why']} on {p['hardware']}")
@@ -177,11 +202,22 @@ def build_specs(refs, hw: str, scale: str, *, budget: float | None = None, image
         launch_id = new_launch_id()
         while any(s.launch_id == launch_id for s in specs):
             launch_id = new_launch_id()
-        specs.append(LaunchSpec(
-            launch_id=launch_id, refs=tuple(refs), rows=tuple(f"{i['paper']}:{i['row']}" for i in items), scale=scale,
-            hardware_name=p["hardware"], hardware=have, image_variant=variant, image_ref=ref, image_digest=digest,
-            deadline_s=math.ceil(sum(i["max_runtime_s"] for i in items) + overhead), grace_s=grace,
-            results=settings.results_uri(launch_id, results) if provider in ("ec2", "runpod") else None))
+        specs.append(
+            LaunchSpec(
+                launch_id=launch_id,
+                refs=tuple(refs),
+                rows=tuple(f"{i['paper']}:{i['row']}" for i in items),
+                scale=scale,
+                hardware_name=p["hardware"],
+                hardware=have,
+                image_variant=variant,
+                image_ref=ref,
+                image_digest=digest,
+                deadline_s=math.ceil(sum(i["max_runtime_s"] for i in items) + overhead),
+                grace_s=grace,
+                results=settings.results_uri(launch_id, results) if provider in ("ec2", "runpod") else None,
+            )
+        )
     return specs, provider, p
 
 
@@ -191,18 +227,26 @@ def build_spec(refs, hw: str, scale: str, **kwargs):
     if len(specs) != 1:
         from ..errors import LaunchError
 
-        raise LaunchError(f"these rows need {len(specs)} images ({', '.join(s.image_variant for s in specs)})")
+        raise LaunchError(
+            f"these rows need {len(specs)} images ({', '.join(s.image_variant for s in specs)})"
+        )
     return specs[0], provider, p
 
 
 @launch_group.command("start", hidden=True)
 @click.argument("refs", nargs=-1, required=True)
 @_options
-@click.option("--image", help="Run inside this image variant (manifests/images.yaml); default: the rows' own.")
+@click.option(
+    "--image", help="Run inside this image variant (manifests/images.yaml); default: the rows' own."
+)
 @click.option("--detach", is_flag=True, help="Return once the rows run; reattach with status / fetch.")
-@click.option("--results", help="Where a remote launch puts results (default s3://$PACK_S3_BUCKET/$PACK_S3_PREFIX).")
+@click.option(
+    "--results", help="Where a remote launch puts results (default s3://$PACK_S3_BUCKET/$PACK_S3_PREFIX)."
+)
 @click.option("--dry-run", is_flag=True, help="Plan and check the budget, launch nothing.")
-@click.option("--poll", "poll_s", type=float, default=30.0, show_default=True, help="Seconds between status polls.")
+@click.option(
+    "--poll", "poll_s", type=float, default=30.0, show_default=True, help="Seconds between status polls."
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Runs directory (default ./runs or $PACK_RUNS).")
 def start_cmd(refs, hw, scale, budget, image, detach, results, dry_run, poll_s, out):
     """Launch REFS (row ids or paper names) on HW."""
@@ -211,8 +255,11 @@ def start_cmd(refs, hw, scale, budget, image, detach, results, dry_run, poll_s, 
     specs, provider, _ = build_specs(refs, hw, scale, budget=budget, image=image, results=results)
     if dry_run:
         for spec in specs:
-            _err(f"dry run: would launch {len(spec.rows)} row(s) on {provider} ({spec.hardware_name})"
-                 + (f" in {spec.image_ref}" if spec.image_ref else "") + "; nothing was created")
+            _err(
+                f"dry run: would launch {len(spec.rows)} row(s) on {provider} ({spec.hardware_name})"
+                + (f" in {spec.image_ref}" if spec.image_ref else "")
+                + "; nothing was created"
+            )
         return
     failed = 0
     for spec in specs:  # one image per launch; detached launches all start, attached ones run in turn
@@ -244,16 +291,24 @@ def status_cmd(launch_id, out):
     from . import ledger
 
     runs_root = _runs_root(out)
-    recs = [ledger.get(launch_id, runs_root)] if launch_id else [r for r in ledger.records(runs_root).values() if not r.get("stop")]
+    recs = (
+        [ledger.get(launch_id, runs_root)]
+        if launch_id
+        else [r for r in ledger.records(runs_root).values() if not r.get("stop")]
+    )
     if not recs:
         click.echo("no running launches (see `pack launch ledger`)")
         return
     for rec in recs:
         if rec.get("stop"):
-            click.echo(f"{rec['launch_id']}\t{rec.get('status')}\tstopped {rec['stop']}\t{rec.get('cost_usd')} USD")
+            click.echo(
+                f"{rec['launch_id']}\t{rec.get('status')}\tstopped {rec['stop']}\t{rec.get('cost_usd')} USD"
+            )
             continue
         st = make_launcher(rec["provider"], runs_root).poll(rec)
-        click.echo(f"{rec['launch_id']}\t{st.state}\t{st.reps_done} rep(s) done\t{st.detail}\tdeadline {rec['deadline_at']}")
+        click.echo(
+            f"{rec['launch_id']}\t{st.state}\t{st.reps_done} rep(s) done\t{st.detail}\tdeadline {rec['deadline_at']}"
+        )
         if st.state in ("finished", "failed", "gone", "expired"):
             _err(f"  fetch the results and close it: pack launch fetch {rec['launch_id']}")
 
@@ -313,9 +368,13 @@ def reap_cmd(only, dry_run, out):
             _err(f"reap: skipping {provider}: {e}")
     recs = ledger.records(runs_root)
     for item in found:
-        click.echo(f"{'would remove' if dry_run else 'removed'}\t{item['provider']}\t{item['id']}\texpired {item['expired_at']}")
-        lid = item.get("launch_id") or next((r["launch_id"] for r in recs.values()
-                                             if r.get("handle", {}).get("instance_id") == item["id"]), None)
+        click.echo(
+            f"{'would remove' if dry_run else 'removed'}\t{item['provider']}\t{item['id']}\texpired {item['expired_at']}"
+        )
+        lid = item.get("launch_id") or next(
+            (r["launch_id"] for r in recs.values() if r.get("handle", {}).get("instance_id") == item["id"]),
+            None,
+        )
         if lid in recs and not dry_run:
             ledger.record_stop(recs[lid], "reaped", f"expired {item['expired_at']}", runs_root)
     if not found:
@@ -351,9 +410,18 @@ def ami_cmd(region):
 
 
 @launch_group.command("images")
-@click.option("--check", "mode", flag_value="check", help="Check the generated files and lock headers against images.yaml.")
-@click.option("--write", "mode", flag_value="write", help="Regenerate Dockerfiles, requirements.in and docker-bake.hcl.")
-@click.option("--lock", "mode", flag_value="lock", help="Resolve requirements.lock per variant (uv pip compile).")
+@click.option(
+    "--check",
+    "mode",
+    flag_value="check",
+    help="Check the generated files and lock headers against images.yaml.",
+)
+@click.option(
+    "--write", "mode", flag_value="write", help="Regenerate Dockerfiles, requirements.in and docker-bake.hcl."
+)
+@click.option(
+    "--lock", "mode", flag_value="lock", help="Resolve requirements.lock per variant (uv pip compile)."
+)
 @click.argument("variants", nargs=-1)
 def images_cmd(mode, variants):
     """Generate, lock or check the image files from manifests/images.yaml (`make lock`, `make images`)."""

@@ -41,9 +41,21 @@ def container_name(launch_id: str) -> str:
 def run_argv(spec: LaunchSpec, runs_host: str) -> list[str]:
     """The full `docker run` command line for a launch (no subprocess here: tests read it)."""
     cli = container_cli()
-    argv = [*cli, "run", "-d", "--name", container_name(spec.launch_id),
-            "--label", f"pack.launch-id={spec.launch_id}", "--label", f"pack.expires-at={int(spec.expires_at)}",
-            "--label", f"pack.rows={','.join(spec.rows)}", "--stop-timeout", "30"]
+    argv = [
+        *cli,
+        "run",
+        "-d",
+        "--name",
+        container_name(spec.launch_id),
+        "--label",
+        f"pack.launch-id={spec.launch_id}",
+        "--label",
+        f"pack.expires-at={int(spec.expires_at)}",
+        "--label",
+        f"pack.rows={','.join(spec.rows)}",
+        "--stop-timeout",
+        "30",
+    ]
     if spec.hardware.gpu_count > 0:
         argv += ["--device", "nvidia.com/gpu=all"] if _is_podman(cli) else ["--gpus", "all"]
     if hasattr(os, "getuid"):  # files in the bind-mounted runs folder belong to the user, not the image's uid
@@ -71,7 +83,11 @@ class DockerLauncher(Launcher):
             raise LaunchError(f"'{cli[0]}' is not on PATH; {HINT}")
 
     def provision(self, spec: LaunchSpec, handle: dict) -> None:
-        have = shell.run([*container_cli(), "image", "inspect", "--format", "{{.Id}}", spec.image_ref], check=False, hint=HINT)
+        have = shell.run(
+            [*container_cli(), "image", "inspect", "--format", "{{.Id}}", spec.image_ref],
+            check=False,
+            hint=HINT,
+        )
         if have.returncode != 0:
             self.log(f"{spec.image_ref} is not here; pulling it (build it instead with `make images`)")
             shell.run([*container_cli(), "pull", spec.image_ref], capture=False, hint=HINT)
@@ -86,8 +102,11 @@ class DockerLauncher(Launcher):
 
     def poll(self, rec: dict) -> Status:
         name = rec.get("handle", {}).get("container") or container_name(rec["launch_id"])
-        res = shell.run([*container_cli(), "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
-                        check=False, hint=HINT)
+        res = shell.run(
+            [*container_cli(), "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
+            check=False,
+            hint=HINT,
+        )
         reps = count_finished_reps(self.runs_root, rec.get("rows", []))
         if res.returncode != 0:
             return Status("gone", f"container {name} no longer exists", reps)
@@ -105,8 +124,19 @@ class DockerLauncher(Launcher):
         return f"removed container {name}" if res.returncode == 0 else f"container {name} was already gone"
 
     def reap(self, now: float, dry_run: bool) -> list[dict]:
-        res = shell.run([*container_cli(), "ps", "-a", "--filter", "label=pack.expires-at",
-                         "--format", '{{.Names}}\t{{.Label "pack.expires-at"}}'], check=False, hint=HINT)
+        res = shell.run(
+            [
+                *container_cli(),
+                "ps",
+                "-a",
+                "--filter",
+                "label=pack.expires-at",
+                "--format",
+                '{{.Names}}\t{{.Label "pack.expires-at"}}',
+            ],
+            check=False,
+            hint=HINT,
+        )
         out = []
         for line in res.stdout.splitlines():
             name, _, exp = line.partition("\t")
@@ -117,8 +147,13 @@ class DockerLauncher(Launcher):
             if expires < now:
                 if not dry_run:
                     shell.run([*container_cli(), "rm", "-f", name], check=False)
-                out.append({"provider": self.provider, "id": name, "expired_at": time.strftime(
-                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))})
+                out.append(
+                    {
+                        "provider": self.provider,
+                        "id": name,
+                        "expired_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+                    }
+                )
         return out
 
     def where(self, rec: dict) -> str:

@@ -25,8 +25,10 @@ from .spec import LaunchSpec, iso
 
 TAG_ID, TAG_EXPIRES, TAG_ROWS = "pack:launch-id", "pack:expires-at", "pack:rows"
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
-NO_CREDENTIALS = ("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN "
-                  "for temporary keys), or AWS_PROFILE to a profile in ~/.aws/credentials or ~/.aws/config")
+NO_CREDENTIALS = (
+    "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN "
+    "for temporary keys), or AWS_PROFILE to a profile in ~/.aws/credentials or ~/.aws/config"
+)
 
 
 class EC2Launcher(Launcher):
@@ -46,8 +48,10 @@ class EC2Launcher(Launcher):
             try:
                 self._session = boto3.Session(profile_name=profile)
             except ProfileNotFound:
-                raise LaunchError(f"AWS_PROFILE={profile} names no profile in ~/.aws/config or ~/.aws/credentials; "
-                                  f"fix AWS_PROFILE or unset it and set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from None
+                raise LaunchError(
+                    f"AWS_PROFILE={profile} names no profile in ~/.aws/config or ~/.aws/credentials; "
+                    f"fix AWS_PROFILE or unset it and set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+                ) from None
         return self._session
 
     def client(self, service: str, region: str):
@@ -63,8 +67,10 @@ class EC2Launcher(Launcher):
 
     def preflight(self, spec: LaunchSpec) -> None:
         if not os.environ.get("PACK_EC2_INSTANCE_PROFILE"):
-            raise LaunchError("set PACK_EC2_INSTANCE_PROFILE to an IAM instance profile whose role may write to the "
-                              "results bucket (the instance uploads its own results to S3)")
+            raise LaunchError(
+                "set PACK_EC2_INSTANCE_PROFILE to an IAM instance profile whose role may write to the "
+                "results bucket (the instance uploads its own results to S3)"
+            )
 
     # ------------------------------------------------------------ AMI
     def _image(self, ec2, ami: str) -> dict | None:
@@ -73,7 +79,11 @@ class EC2Launcher(Launcher):
         try:
             images = ec2.describe_images(ImageIds=[ami])["Images"]
         except ClientError as e:
-            if e.response["Error"]["Code"] in ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"):
+            if e.response["Error"]["Code"] in (
+                "InvalidAMIID.NotFound",
+                "InvalidAMIID.Malformed",
+                "InvalidAMIID.Unavailable",
+            ):
                 return None
             raise
         return images[0] if images else None
@@ -90,32 +100,53 @@ class EC2Launcher(Launcher):
             img = self._image(ec2, pinned)
             if img and img.get("State") == "available":
                 return pinned, img, f"AMI {pinned} (pinned for {region})"
-            why = (f"the pinned AMI {pinned} for {region} " +
-                   ("no longer exists (AMIs rotate: the seed's launcher failed the same way)" if img is None
-                    else f"is {img.get('State')}") + "; ")
+            why = (
+                f"the pinned AMI {pinned} for {region} "
+                + (
+                    "no longer exists (AMIs rotate: the seed's launcher failed the same way)"
+                    if img is None
+                    else f"is {img.get('State')}"
+                )
+                + "; "
+            )
         param = cfg.get("ssm_parameter")
         if param:
             try:
                 value = self.client("ssm", region).get_parameter(Name=param)["Parameter"]["Value"]
                 img = self._image(ec2, value)
                 if img and img.get("State") == "available":
-                    return value, img, (f"{why}using {value}, the current AMI from SSM parameter {param}; pin it with "
-                                        f"PACK_EC2_AMI={value} or in pack/launch/providers.yaml (ec2.ami.pinned.{region})")
+                    return (
+                        value,
+                        img,
+                        (
+                            f"{why}using {value}, the current AMI from SSM parameter {param}; pin it with "
+                            f"PACK_EC2_AMI={value} or in pack/launch/providers.yaml (ec2.ami.pinned.{region})"
+                        ),
+                    )
                 why += f"SSM parameter {param} points at {value}, which is not available; "
             except ClientError as e:
                 why += f"SSM parameter {param} could not be read ({e.response['Error']['Code']}); "
         pattern = cfg.get("name_pattern")
         if pattern:
-            images = ec2.describe_images(Owners=list(cfg.get("owners") or ["amazon"]),
-                                         Filters=[{"Name": "name", "Values": [pattern]},
-                                                  {"Name": "state", "Values": ["available"]}])["Images"]
+            images = ec2.describe_images(
+                Owners=list(cfg.get("owners") or ["amazon"]),
+                Filters=[{"Name": "name", "Values": [pattern]}, {"Name": "state", "Values": ["available"]}],
+            )["Images"]
             if images:
                 img = max(images, key=lambda i: i.get("CreationDate", ""))
-                return img["ImageId"], img, (f"{why}using {img['ImageId']} ({img.get('Name')}), the newest image "
-                                             f"named '{pattern}'; pin it with PACK_EC2_AMI={img['ImageId']}")
+                return (
+                    img["ImageId"],
+                    img,
+                    (
+                        f"{why}using {img['ImageId']} ({img.get('Name')}), the newest image "
+                        f"named '{pattern}'; pin it with PACK_EC2_AMI={img['ImageId']}"
+                    ),
+                )
             why += f"no available image is named '{pattern}'; "
-        raise LaunchError(f"no usable AMI in {region}: {why}set PACK_EC2_AMI to a GPU AMI id with Docker and the "
-                          f"NVIDIA Container Toolkit")
+        raise LaunchError(
+            f"no usable AMI in {region}: {why}set PACK_EC2_AMI to a GPU AMI id with Docker and the "
+            f"NVIDIA Container Toolkit"
+        )
 
     # ------------------------------------------------------------ lifecycle
     def provision(self, spec: LaunchSpec, handle: dict) -> None:
@@ -127,20 +158,37 @@ class EC2Launcher(Launcher):
         sink = open_sink(spec.results, self.session())
         write_status(sink, "provisioning", launch_id=spec.launch_id)
         handle["results"] = spec.results
-        tags = [{"Key": "Name", "Value": f"pack-{spec.launch_id}"}, {"Key": TAG_ID, "Value": spec.launch_id},
-                {"Key": TAG_EXPIRES, "Value": str(int(spec.expires_at))},
-                {"Key": "pack:expires-at-iso", "Value": iso(spec.expires_at)},
-                {"Key": TAG_ROWS, "Value": ",".join(spec.rows)[:255]}, {"Key": "pack:managed-by", "Value": "pack"}]
+        tags = [
+            {"Key": "Name", "Value": f"pack-{spec.launch_id}"},
+            {"Key": TAG_ID, "Value": spec.launch_id},
+            {"Key": TAG_EXPIRES, "Value": str(int(spec.expires_at))},
+            {"Key": "pack:expires-at-iso", "Value": iso(spec.expires_at)},
+            {"Key": TAG_ROWS, "Value": ",".join(spec.rows)[:255]},
+            {"Key": "pack:managed-by", "Value": "pack"},
+        ]
         params = dict(
-            ImageId=ami, InstanceType=spec.hardware.instance_type, MinCount=1, MaxCount=1,
+            ImageId=ami,
+            InstanceType=spec.hardware.instance_type,
+            MinCount=1,
+            MaxCount=1,
             UserData=userdata.render(spec, region),
             InstanceInitiatedShutdownBehavior="terminate",
             IamInstanceProfile={"Name": os.environ["PACK_EC2_INSTANCE_PROFILE"]},
-            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}, {"ResourceType": "volume", "Tags": tags}],
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": tags},
+                {"ResourceType": "volume", "Tags": tags},
+            ],
             MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
-            BlockDeviceMappings=[{"DeviceName": image.get("RootDeviceName") or "/dev/sda1",
-                                  "Ebs": {"VolumeSize": int(spec.hardware.disk_gb or 200), "DeleteOnTermination": True,
-                                          "VolumeType": settings.provider("ec2").get("volume_type", "gp3")}}],
+            BlockDeviceMappings=[
+                {
+                    "DeviceName": image.get("RootDeviceName") or "/dev/sda1",
+                    "Ebs": {
+                        "VolumeSize": int(spec.hardware.disk_gb or 200),
+                        "DeleteOnTermination": True,
+                        "VolumeType": settings.provider("ec2").get("volume_type", "gp3"),
+                    },
+                }
+            ],
         )
         if os.environ.get("PACK_EC2_SUBNET_ID"):
             params["SubnetId"] = os.environ["PACK_EC2_SUBNET_ID"]
@@ -154,12 +202,18 @@ class EC2Launcher(Launcher):
         try:
             resp = ec2.run_instances(**params)
         except ClientError as e:
-            raise LaunchError(f"EC2 refused to start a {spec.hardware.instance_type} in {region}: "
-                              f"{e.response['Error'].get('Message') or e.response['Error']['Code']}") from None
+            raise LaunchError(
+                f"EC2 refused to start a {spec.hardware.instance_type} in {region}: "
+                f"{e.response['Error'].get('Message') or e.response['Error']['Code']}"
+            ) from None
         iid = resp["Instances"][0]["InstanceId"]
         handle["instance_id"] = iid
-        self.log(f"{spec.launch_id}: started {iid} ({spec.hardware.instance_type}, {region}); waiting until it runs")
-        ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 10, "MaxAttempts": 60})
+        self.log(
+            f"{spec.launch_id}: started {iid} ({spec.hardware.instance_type}, {region}); waiting until it runs"
+        )
+        ec2.get_waiter("instance_running").wait(
+            InstanceIds=[iid], WaiterConfig={"Delay": 10, "MaxAttempts": 60}
+        )
 
     def execute(self, spec: LaunchSpec, handle: dict) -> None:
         handle["started"] = True  # the user-data runs the rows on its own from boot
@@ -171,7 +225,9 @@ class EC2Launcher(Launcher):
         if not iid:
             return None
         try:
-            res = self.client("ec2", self.region_for(rec.get("handle", {}) | rec)).describe_instances(InstanceIds=[iid])
+            res = self.client("ec2", self.region_for(rec.get("handle", {}) | rec)).describe_instances(
+                InstanceIds=[iid]
+            )
         except ClientError as e:
             if e.response["Error"]["Code"] == "InvalidInstanceID.NotFound":
                 return None
@@ -188,10 +244,18 @@ class EC2Launcher(Launcher):
         inst = self._instance(rec)
         state = inst["State"]["Name"] if inst else "terminated"
         if st.get("state") == "finished":
-            return Status("finished", f"instance {state}; pack run exited with status {st.get('exit_code')}", reps,
-                          st.get("exit_code"))
+            return Status(
+                "finished",
+                f"instance {state}; pack run exited with status {st.get('exit_code')}",
+                reps,
+                st.get("exit_code"),
+            )
         if state in ("shutting-down", "terminated", "stopping", "stopped"):
-            return Status("gone", f"instance {state} before the rows finished (last status: {st.get('state', 'none')})", reps)
+            return Status(
+                "gone",
+                f"instance {state} before the rows finished (last status: {st.get('state', 'none')})",
+                reps,
+            )
         return Status("running", f"instance {state}, {st.get('state', 'booting')}", reps)
 
     def fetch(self, rec: dict, dest) -> int:
@@ -205,9 +269,14 @@ class EC2Launcher(Launcher):
             inst = self._instance(rec)
             if inst is None or inst["State"]["Name"] in ("shutting-down", "terminated"):
                 return f"instance {iid} was already terminated"
-        except (Exception, KeyboardInterrupt) as e:  # cannot tell its state: terminate anyway (twice is harmless)
+        except (
+            Exception,
+            KeyboardInterrupt,
+        ) as e:  # cannot tell its state: terminate anyway (twice is harmless)
             self.log(f"could not read the state of {iid} ({type(e).__name__}); terminating it")
-        self.client("ec2", self.region_for(rec.get("handle", {}) | rec)).terminate_instances(InstanceIds=[iid])
+        self.client("ec2", self.region_for(rec.get("handle", {}) | rec)).terminate_instances(
+            InstanceIds=[iid]
+        )
         return f"terminated instance {iid}"
 
     def regions(self) -> list[str]:
@@ -221,8 +290,11 @@ class EC2Launcher(Launcher):
         for region in self.regions():
             ec2 = self.client("ec2", region)
             pages = ec2.get_paginator("describe_instances").paginate(
-                Filters=[{"Name": "tag-key", "Values": [TAG_EXPIRES]},
-                         {"Name": "instance-state-name", "Values": LIVE_STATES}])
+                Filters=[
+                    {"Name": "tag-key", "Values": [TAG_EXPIRES]},
+                    {"Name": "instance-state-name", "Values": LIVE_STATES},
+                ]
+            )
             expired = []
             for page in pages:
                 for r in page["Reservations"]:
@@ -234,8 +306,15 @@ class EC2Launcher(Launcher):
                             continue
                         if expires < now:
                             expired.append(inst["InstanceId"])
-                            out.append({"provider": self.provider, "id": inst["InstanceId"], "region": region,
-                                        "launch_id": tags.get(TAG_ID), "expired_at": iso(expires)})
+                            out.append(
+                                {
+                                    "provider": self.provider,
+                                    "id": inst["InstanceId"],
+                                    "region": region,
+                                    "launch_id": tags.get(TAG_ID),
+                                    "expired_at": iso(expires),
+                                }
+                            )
             if expired and not dry_run:
                 ec2.terminate_instances(InstanceIds=expired)
         return out

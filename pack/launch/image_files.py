@@ -33,7 +33,10 @@ def _oneline(s: str) -> str:
 
 
 def requirements_in(name: str, v: catalog.ImageVariant) -> str:
-    lines = [f"# docker/{name}/requirements.in: {GENERATED}", "# `make lock` resolves it into requirements.lock."]
+    lines = [
+        f"# docker/{name}/requirements.in: {GENERATED}",
+        "# `make lock` resolves it into requirements.lock.",
+    ]
     lines += [f"{pkg}=={ver}" for pkg, ver in v.packages.items()]
     return "\n".join(lines) + "\n"
 
@@ -45,20 +48,29 @@ def _inputs_sha(text: str) -> str:
 def lock_header(name: str, v: catalog.ImageVariant, torch_locked: bool) -> str:
     """The lock's first lines: what it was resolved from and against. The test recomputes them."""
     inputs = requirements_in(name, v)
-    torch_line = (f"# torch {v.torch} resolved against PyPI (its manylinux wheel is this CUDA {v.cuda} build)."
-                  if torch_locked and v.torch_on_pypi else
-                  f"# torch {v.torch} and its CUDA wheels resolved against PyPI + {v.torch_index}." if torch_locked else
-                  f"# torch {v.torch} and its CUDA wheels (torch, triton, nvidia-*) are NOT in this lock: it was made\n"
-                  f"# where only PyPI was reachable, and the CUDA {v.cuda} build of torch lives on {v.torch_index}.\n"
-                  f"# The build installs torch=={v.torch} from that index (unhashed). Where the index is\n"
-                  f"# reachable, `make lock LOCK_VARIANTS={name}` locks them too.")
-    return "\n".join([
-        f"# docker/{name}/requirements.lock: every package of {catalog.images().prefix}:{name} except the pack,",
-        "# pinned with hashes (uv pip compile --generate-hashes). Regenerate: make lock LOCK_VARIANTS=" + name,
-        f"# inputs: docker/{name}/requirements.in sha256:{_inputs_sha(inputs)} (from manifests/images.yaml)",
-        f"# python {v.python}, {LOCK_PLATFORM}",
-        torch_line,
-    ]) + "\n"
+    torch_line = (
+        f"# torch {v.torch} resolved against PyPI (its manylinux wheel is this CUDA {v.cuda} build)."
+        if torch_locked and v.torch_on_pypi
+        else f"# torch {v.torch} and its CUDA wheels resolved against PyPI + {v.torch_index}."
+        if torch_locked
+        else f"# torch {v.torch} and its CUDA wheels (torch, triton, nvidia-*) are NOT in this lock: it was made\n"
+        f"# where only PyPI was reachable, and the CUDA {v.cuda} build of torch lives on {v.torch_index}.\n"
+        f"# The build installs torch=={v.torch} from that index (unhashed). Where the index is\n"
+        f"# reachable, `make lock LOCK_VARIANTS={name}` locks them too."
+    )
+    return (
+        "\n".join(
+            [
+                f"# docker/{name}/requirements.lock: every package of {catalog.images().prefix}:{name} except the pack,",
+                "# pinned with hashes (uv pip compile --generate-hashes). Regenerate: make lock LOCK_VARIANTS="
+                + name,
+                f"# inputs: docker/{name}/requirements.in sha256:{_inputs_sha(inputs)} (from manifests/images.yaml)",
+                f"# python {v.python}, {LOCK_PLATFORM}",
+                torch_line,
+            ]
+        )
+        + "\n"
+    )
 
 
 def bootstrap_in() -> str:
@@ -86,8 +98,8 @@ ARG PYTHON_VERSION={v.python}
 ARG TORCH_VERSION={v.torch}
 ARG TORCH_INDEX={v.torch_index}
 ARG CUDA_ARCH="{v.cuda_arch}"
-ARG COMPILE_FROM_SOURCE="{' '.join(v.compile_from_source)}"
-ARG PACK_EXTRAS="{','.join(v.pack_extras)}"
+ARG COMPILE_FROM_SOURCE="{" ".join(v.compile_from_source)}"
+ARG PACK_EXTRAS="{",".join(v.pack_extras)}"
 # uv: Python {v.python} from the pinned uv (python-build-standalone); system: the base's python3 (Debian base).
 ARG PYTHON_SOURCE=uv
 # Packages of COMPILE_FROM_SOURCE not built (no CUDA toolkit in the base); the image records them.
@@ -147,23 +159,56 @@ CMD ["pack", "--help"]
 
 def bake() -> str:
     cat = catalog.images()
-    out = [f"// {GENERATED}",
-           "// `make images` runs `docker buildx bake --metadata-file build/images-metadata.json`, so the digest",
-           "// of every image lands in that file (pack launch pins images to it).", ""]
-    for var, default in (("PREFIX", cat.prefix), ("GIT_SHA", "unknown"), ("PACK_VERSION", "0.1.0"),
-                         ("SOURCE_URL", "unknown")):
+    out = [
+        f"// {GENERATED}",
+        "// `make images` runs `docker buildx bake --metadata-file build/images-metadata.json`, so the digest",
+        "// of every image lands in that file (pack launch pins images to it).",
+        "",
+    ]
+    for var, default in (
+        ("PREFIX", cat.prefix),
+        ("GIT_SHA", "unknown"),
+        ("PACK_VERSION", "0.1.0"),
+        ("SOURCE_URL", "unknown"),
+    ):
         out += [f'variable "{var}" {{', f'  default = "{default}"', "}", ""]
-    out += ['group "default" {', f"  targets = [{', '.join(repr(n).replace(chr(39), chr(34)) for n in cat.variants)}]",
-            "}", "", 'target "_common" {', '  context   = "."', '  platforms = ["linux/amd64"]', "  args = {",
-            '    GIT_SHA      = "${GIT_SHA}"', '    PACK_VERSION = "${PACK_VERSION}"',
-            '    SOURCE_URL   = "${SOURCE_URL}"', "  }", "  labels = {",
-            '    "org.opencontainers.image.revision" = "${GIT_SHA}"', "  }", "}"]
+    out += [
+        'group "default" {',
+        f"  targets = [{', '.join(repr(n).replace(chr(39), chr(34)) for n in cat.variants)}]",
+        "}",
+        "",
+        'target "_common" {',
+        '  context   = "."',
+        '  platforms = ["linux/amd64"]',
+        "  args = {",
+        '    GIT_SHA      = "${GIT_SHA}"',
+        '    PACK_VERSION = "${PACK_VERSION}"',
+        '    SOURCE_URL   = "${SOURCE_URL}"',
+        "  }",
+        "  labels = {",
+        '    "org.opencontainers.image.revision" = "${GIT_SHA}"',
+        "  }",
+        "}",
+    ]
     for name, v in cat.variants.items():
-        args = {"VARIANT": name, "IMAGE_NAME": f"${{PREFIX}}:{name}", "BASE_IMAGE": v.base, "CUDA_VERSION": v.cuda,
-                "PYTHON_VERSION": v.python, "TORCH_VERSION": v.torch, "TORCH_INDEX": v.torch_index,
-                "CUDA_ARCH": v.cuda_arch}
-        out += ["", f'target "{name}" {{', '  inherits   = ["_common"]', f'  dockerfile = "docker/{name}/Dockerfile"',
-                f'  tags       = ["${{PREFIX}}:{name}"]', "  args = {"]
+        args = {
+            "VARIANT": name,
+            "IMAGE_NAME": f"${{PREFIX}}:{name}",
+            "BASE_IMAGE": v.base,
+            "CUDA_VERSION": v.cuda,
+            "PYTHON_VERSION": v.python,
+            "TORCH_VERSION": v.torch,
+            "TORCH_INDEX": v.torch_index,
+            "CUDA_ARCH": v.cuda_arch,
+        }
+        out += [
+            "",
+            f'target "{name}" {{',
+            '  inherits   = ["_common"]',
+            f'  dockerfile = "docker/{name}/Dockerfile"',
+            f'  tags       = ["${{PREFIX}}:{name}"]',
+            "  args = {",
+        ]
         out += [f'    {k:<14} = "{val}"' for k, val in args.items()]
         out += ["  }", "}"]
     return "\n".join(out) + "\n"
@@ -204,8 +249,10 @@ def check_generated(root: Path | None = None) -> list[str]:
         f = root / rel
         got = f.read_text(encoding="utf-8") if f.is_file() else None
         if got != want:
-            problems.append(f"{f}: {'missing' if got is None else 'differs from'} what manifests/images.yaml "
-                            f"generates; run `pack launch images --write`")
+            problems.append(
+                f"{f}: {'missing' if got is None else 'differs from'} what manifests/images.yaml "
+                f"generates; run `pack launch images --write`"
+            )
     for name, v in catalog.images().variants.items():
         f = root / "docker" / name / "requirements.lock"
         if not f.is_file():
@@ -214,14 +261,20 @@ def check_generated(root: Path | None = None) -> list[str]:
         header, body = split_lock(f.read_text(encoding="utf-8"))
         pins = locked_versions(body)
         if header != lock_header(name, v, "torch" in pins):
-            problems.append(f"{f}: its header is not what manifests/images.yaml (variants.{name}) gives; "
-                            f"run `make lock LOCK_VARIANTS={name}`")
+            problems.append(
+                f"{f}: its header is not what manifests/images.yaml (variants.{name}) gives; "
+                f"run `make lock LOCK_VARIANTS={name}`"
+            )
         for pkg, ver in v.packages.items():
             got = pins.get(pkg.lower())
             if got is None and not (pkg == "torch" and not v.torch_on_pypi):
-                problems.append(f"{f}: {pkg}=={ver} (images.yaml variants.{name}.packages) is not in the lock")
+                problems.append(
+                    f"{f}: {pkg}=={ver} (images.yaml variants.{name}.packages) is not in the lock"
+                )
             elif got is not None and got.split("+")[0] != ver:
-                problems.append(f"{f}: locks {pkg}=={got} but images.yaml variants.{name}.packages pins {ver}")
+                problems.append(
+                    f"{f}: locks {pkg}=={got} but images.yaml variants.{name}.packages pins {ver}"
+                )
     boot = root / "docker" / "bootstrap.lock"
     if f"uv=={catalog.images().uv} " not in (boot.read_text() if boot.is_file() else ""):
         problems.append(f"{boot}: does not lock uv=={catalog.images().uv}; run `make lock`")
@@ -260,8 +313,23 @@ def _uv() -> str:
 
 def _compile(src: Path, out: Path, extra: list[str], log) -> None:
     env = dict(os.environ, UV_SYSTEM_CERTS="1")
-    argv = [_uv(), "pip", "compile", str(src), "--generate-hashes", "--python-version", "3.11",
-            "--python-platform", LOCK_PLATFORM, "--no-header", "--index-url", PYPI, "-o", str(out), *extra]
+    argv = [
+        _uv(),
+        "pip",
+        "compile",
+        str(src),
+        "--generate-hashes",
+        "--python-version",
+        "3.11",
+        "--python-platform",
+        LOCK_PLATFORM,
+        "--no-header",
+        "--index-url",
+        PYPI,
+        "-o",
+        str(out),
+        *extra,
+    ]
     log(" ".join(argv))
     res = subprocess.run(argv, env=env, capture_output=True, text=True)
     if res.returncode != 0:
@@ -286,7 +354,9 @@ def lock(variants: list[str] | None = None, root: Path | None = None, log=print)
     names = variants or list(cat.variants)
     for n in names:
         if n not in cat.variants:
-            raise LaunchError(catalog.unknown("image", n, cat.variants, paths.manifests_dir() / "images.yaml"))
+            raise LaunchError(
+                catalog.unknown("image", n, cat.variants, paths.manifests_dir() / "images.yaml")
+            )
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         boot = root / "docker" / "bootstrap.lock"

@@ -13,8 +13,10 @@ from .. import catalog, paths
 from ..errors import LaunchError
 
 REFERENCE_VARIANT = "cu128"  # the pod-default CUDA line of seed 001 (exp0): rows that name no image run here
-CLI_HINT = ("install Docker Engine or podman (with the NVIDIA Container Toolkit for GPU rows), set "
-            "PACK_CONTAINER_CLI to the one to use, or launch without --image")
+CLI_HINT = (
+    "install Docker Engine or podman (with the NVIDIA Container Toolkit for GPU rows), set "
+    "PACK_CONTAINER_CLI to the one to use, or launch without --image"
+)
 
 
 def container_cli() -> list[str]:
@@ -57,11 +59,15 @@ def choose_variant(plan_images: list[str], requested: str | None) -> str:
     variants = catalog.images().variants
     if requested:
         if requested not in variants:
-            raise LaunchError(catalog.unknown("image", requested, variants, paths.manifests_dir() / "images.yaml"))
+            raise LaunchError(
+                catalog.unknown("image", requested, variants, paths.manifests_dir() / "images.yaml")
+            )
         return requested
     if len(plan_images) > 1:
-        raise LaunchError(f"these rows need different images ({', '.join(plan_images)}); one launch runs one image, "
-                          f"so launch them separately or pass --image")
+        raise LaunchError(
+            f"these rows need different images ({', '.join(plan_images)}); one launch runs one image, "
+            f"so launch them separately or pass --image"
+        )
     return plan_images[0] if plan_images else REFERENCE_VARIANT
 
 
@@ -72,9 +78,11 @@ def image_ref(variant: str, remote: bool) -> tuple[str, str | None]:
     if remote:
         repo = name.rsplit(":", 1)[0]
         if "/" not in repo:
-            raise LaunchError(f"'{name}' is a local image name that a cloud machine cannot pull; push the images "
-                              f"(make images PUSH=1 PACK_IMAGE_PREFIX=ghcr.io/you/ecmoe) and set PACK_IMAGE_PREFIX "
-                              f"to that repository")
+            raise LaunchError(
+                f"'{name}' is a local image name that a cloud machine cannot pull; push the images "
+                f"(make images PUSH=1 PACK_IMAGE_PREFIX=ghcr.io/you/ecmoe) and set PACK_IMAGE_PREFIX "
+                f"to that repository"
+            )
         return (f"{name}@{d}" if d else name), d
     return name, d
 

@@ -44,7 +44,9 @@ def append(event: dict, runs_root: Path | None = None) -> None:
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line (crash mid-write): start a fresh one
+        if (
+            size and os.pread(fd, 1, size - 1) != b"\n"
+        ):  # a torn last line (crash mid-write): start a fresh one
             line = b"\n" + line
         os.write(fd, line)
         os.fsync(fd)
@@ -104,15 +106,22 @@ def cost(price_usd_per_hour: float, start: str, stop: str) -> float:
     return round(hours * price_usd_per_hour, 4)
 
 
-def record_stop(rec: dict, status: str, detail: str = "", runs_root: Path | None = None,
-                stop: str | None = None) -> dict:
+def record_stop(
+    rec: dict, status: str, detail: str = "", runs_root: Path | None = None, stop: str | None = None
+) -> dict:
     """Append the stop event (idempotent: a launch already stopped keeps its first stop)."""
     if rec.get("stop"):
         return rec
     stop = stop or now_iso()
     c = cost(rec.get("price_usd_per_hour") or 0.0, rec["start"], stop)
-    ev = {"event": "stop", "launch_id": rec["launch_id"], "stop": stop, "cost_usd": c, "status": status,
-          "detail": detail}
+    ev = {
+        "event": "stop",
+        "launch_id": rec["launch_id"],
+        "stop": stop,
+        "cost_usd": c,
+        "status": status,
+        "detail": detail,
+    }
     append(ev, runs_root)
     return rec | {k: v for k, v in ev.items() if k != "event"}
 
@@ -127,8 +136,10 @@ def render(recs: dict[str, dict]) -> str:
             c = cost(r.get("price_usd_per_hour") or 0.0, r["start"], now_iso())
         total += c or 0.0
         rows = ",".join(r.get("rows", []))
-        lines.append(f"{r['launch_id']:<26} {r.get('provider', '?'):<8} {r.get('hardware', '?'):<22} "
-                     f"{(r.get('instance_id') or '-'):<20} {r.get('start', '')[:19]:<20} {(r.get('stop') or '-')[:19]:<20} "
-                     f"{(r.get('price_usd_per_hour') or 0):>7.3f} {(c or 0):>8.4f}  {r.get('status', '?')}  {rows}")
+        lines.append(
+            f"{r['launch_id']:<26} {r.get('provider', '?'):<8} {r.get('hardware', '?'):<22} "
+            f"{(r.get('instance_id') or '-'):<20} {r.get('start', '')[:19]:<20} {(r.get('stop') or '-')[:19]:<20} "
+            f"{(r.get('price_usd_per_hour') or 0):>7.3f} {(c or 0):>8.4f}  {r.get('status', '?')}  {rows}"
+        )
     lines.append(f"total: {len(recs)} launch(es), {total:.4f} USD at list prices")
     return "\n".join(lines)

@@ -87,24 +87,42 @@ class Launcher:
 
 def _base_record(spec: LaunchSpec, launcher: Launcher) -> dict:
     return {
-        "launch_id": spec.launch_id, "refs": list(spec.refs), "rows": list(spec.rows), "scale": spec.scale,
-        "provider": launcher.provider, "hardware": spec.hardware_name, "image": spec.image_ref,
-        "image_variant": spec.image_variant, "start": ledger.now_iso(), "deadline_at": iso(spec.deadline_at),
-        "expires_at": iso(spec.expires_at), "price_usd_per_hour": spec.price, "results": spec.results,
+        "launch_id": spec.launch_id,
+        "refs": list(spec.refs),
+        "rows": list(spec.rows),
+        "scale": spec.scale,
+        "provider": launcher.provider,
+        "hardware": spec.hardware_name,
+        "image": spec.image_ref,
+        "image_variant": spec.image_variant,
+        "start": ledger.now_iso(),
+        "deadline_at": iso(spec.deadline_at),
+        "expires_at": iso(spec.expires_at),
+        "price_usd_per_hour": spec.price,
+        "results": spec.results,
         "region": spec.hardware.region,
     }
 
 
 def reattach_message(rec: dict, launcher: Launcher) -> str:
     lid = rec["launch_id"]
-    return (f"launch {lid} keeps running on {launcher.where(rec)} ({rec['hardware']}) and ends by itself by "
-            f"{rec['deadline_at']} (at the latest {rec['expires_at']}, when `pack launch reap` may remove it).\n"
-            f"  reattach:  pack launch status {lid}   then   pack launch fetch {lid}\n"
-            f"  stop now:  pack launch down {lid}")
+    return (
+        f"launch {lid} keeps running on {launcher.where(rec)} ({rec['hardware']}) and ends by itself by "
+        f"{rec['deadline_at']} (at the latest {rec['expires_at']}, when `pack launch reap` may remove it).\n"
+        f"  reattach:  pack launch status {lid}   then   pack launch fetch {lid}\n"
+        f"  stop now:  pack launch down {lid}"
+    )
 
 
-def start(spec: LaunchSpec, launcher: Launcher, *, wait: bool = True, poll_s: float = 30.0,
-          sleep=time.sleep, runs_root: Path | None = None) -> dict:
+def start(
+    spec: LaunchSpec,
+    launcher: Launcher,
+    *,
+    wait: bool = True,
+    poll_s: float = 30.0,
+    sleep=time.sleep,
+    runs_root: Path | None = None,
+) -> dict:
     """Run the whole lifecycle; return the final ledger record. Raises LaunchError / LaunchInterrupted."""
     runs_root = runs_root or launcher.runs_root
     launcher.check_credentials()
@@ -117,8 +135,10 @@ def start(spec: LaunchSpec, launcher: Launcher, *, wait: bool = True, poll_s: fl
     try:
         launcher.provision(spec, handle)
         _update(rec, handle, "provisioned", runs_root)
-        launcher.log(f"launch {spec.launch_id}: {len(spec.rows)} row(s) on {launcher.where(rec)}, "
-                     f"deadline {rec['deadline_at']}")
+        launcher.log(
+            f"launch {spec.launch_id}: {len(spec.rows)} row(s) on {launcher.where(rec)}, "
+            f"deadline {rec['deadline_at']}"
+        )
         phase = "sync"
         launcher.sync(spec, handle)
         phase = "execute"
@@ -132,8 +152,11 @@ def start(spec: LaunchSpec, launcher: Launcher, *, wait: bool = True, poll_s: fl
         _update(rec, handle, "tearing down", runs_root)  # the ledger keeps the ids of what was created
         detail = safe_teardown(launcher, rec)
         ledger.record_stop(rec, "interrupted", f"during {phase}; {detail}", runs_root)
-        left = ("" if detail.startswith("teardown failed") else
-                f"; nothing of launch {spec.launch_id} is left running")
+        left = (
+            ""
+            if detail.startswith("teardown failed")
+            else f"; nothing of launch {spec.launch_id} is left running"
+        )
         raise LaunchInterrupted(f"interrupted during {phase}; {detail}{left}") from None
     except BaseException as e:
         _update(rec, handle, "tearing down", runs_root)
@@ -158,8 +181,10 @@ def safe_teardown(launcher: Launcher, rec: dict) -> str:
     try:
         return launcher.teardown(rec)
     except BaseException as e:  # includes a second Ctrl-C: say what may be left, do not hide the first error
-        return (f"teardown failed ({type(e).__name__}: {e}); {launcher.where(rec)} may be left: it ends by itself "
-                f"by {rec.get('expires_at')}, or run `pack launch down {rec['launch_id']}`")
+        return (
+            f"teardown failed ({type(e).__name__}: {e}); {launcher.where(rec)} may be left: it ends by itself "
+            f"by {rec.get('expires_at')}, or run `pack launch down {rec['launch_id']}`"
+        )
 
 
 def _update(rec: dict, handle: dict, status: str, runs_root: Path) -> None:
@@ -167,8 +192,16 @@ def _update(rec: dict, handle: dict, status: str, runs_root: Path) -> None:
     rec["status"] = status
     if handle.get("instance_id"):
         rec["instance_id"] = handle["instance_id"]
-    ledger.append({"event": "update", "launch_id": rec["launch_id"], "handle": dict(handle), "status": status,
-                   "instance_id": rec.get("instance_id")}, runs_root)
+    ledger.append(
+        {
+            "event": "update",
+            "launch_id": rec["launch_id"],
+            "handle": dict(handle),
+            "status": status,
+            "instance_id": rec.get("instance_id"),
+        },
+        runs_root,
+    )
 
 
 def wait_for(rec: dict, launcher: Launcher, *, poll_s: float, sleep=time.sleep) -> Status:
@@ -178,7 +211,9 @@ def wait_for(rec: dict, launcher: Launcher, *, poll_s: float, sleep=time.sleep) 
     expires = ledger.parse_time(rec["expires_at"]).timestamp()
     while True:
         st = launcher.poll(rec)
-        line = f"{st.state}" + (f": {st.detail}" if st.detail else "") + f", {st.reps_done} repetition(s) done"
+        line = (
+            f"{st.state}" + (f": {st.detail}" if st.detail else "") + f", {st.reps_done} repetition(s) done"
+        )
         if line != last:
             launcher.log(f"[{int(time.monotonic() - t0):>5}s] {rec['launch_id']} {line}")
             last = line
@@ -193,7 +228,11 @@ def finish(rec: dict, launcher: Launcher, st: Status, runs_root: Path) -> dict:
     """Fetch, check, tear down, and write the stop event."""
     fetch_into(rec, launcher, runs_root)
     detail = launcher.teardown(rec)
-    status = "finished" if st.state == "finished" and not st.exit_code else (st.state if st.state != "finished" else "failed")
+    status = (
+        "finished"
+        if st.state == "finished" and not st.exit_code
+        else (st.state if st.state != "finished" else "failed")
+    )
     return ledger.record_stop(rec, status, f"{st.detail}; {detail}".strip("; "), runs_root)
 
 
@@ -209,8 +248,10 @@ def fetch_into(rec: dict, launcher: Launcher, runs_root: Path) -> list[Path]:
     damaged = [(d, p) for d in run_dirs for p in fsio.check_sums(d)[:1]]
     for d, p in damaged:
         launcher.log(f"warning: {d}: {p}")
-    launcher.log(f"fetched {n} file(s); {len(run_dirs)} run(s) of launch {rec['launch_id']} under {runs_root}"
-                 + (f", {len(damaged)} damaged" if damaged else ""))
+    launcher.log(
+        f"fetched {n} file(s); {len(run_dirs)} run(s) of launch {rec['launch_id']} under {runs_root}"
+        + (f", {len(damaged)} damaged" if damaged else "")
+    )
     return run_dirs
 
 

@@ -25,16 +25,32 @@ from .sink import count_reps, fetch_into, open_sink, read_status
 from .spec import LaunchSpec, iso
 
 NAME_PREFIX = "pack-"
-NO_KEY = ("no RunPod API key: set RUNPOD_API_KEY, or store one with `runpod config` "
-          "(~/.runpod/config.toml, profile from RUNPOD_PROFILE, default 'default')")
+NO_KEY = (
+    "no RunPod API key: set RUNPOD_API_KEY, or store one with `runpod config` "
+    "(~/.runpod/config.toml, profile from RUNPOD_PROFILE, default 'default')"
+)
 
 
 def agent_args(spec: LaunchSpec) -> str:
     """The pod's start command. RunPod's dockerArgs is a plain string (no quoting), so every
     token must be free of spaces and quotes: row ids, hardware names and numbers are."""
-    return " ".join(["python", "-m", "pack.launch.agent", "--launch-id", spec.launch_id,
-                     "--rows", ",".join(spec.rows), "--scale", spec.scale, "--hw", spec.hardware_name,
-                     "--deadline-at", str(int(spec.deadline_at))])
+    return " ".join(
+        [
+            "python",
+            "-m",
+            "pack.launch.agent",
+            "--launch-id",
+            spec.launch_id,
+            "--rows",
+            ",".join(spec.rows),
+            "--scale",
+            spec.scale,
+            "--hw",
+            spec.hardware_name,
+            "--deadline-at",
+            str(int(spec.deadline_at)),
+        ]
+    )
 
 
 def runpod_secret(name: str) -> str:
@@ -51,7 +67,9 @@ def pod_env(spec: LaunchSpec) -> dict[str, str]:
         "PACK_RESULTS": spec.results or "",
         "AWS_ACCESS_KEY_ID": runpod_secret(secrets.get("access_key_id", "pack_s3_access_key_id")),
         "AWS_SECRET_ACCESS_KEY": runpod_secret(secrets.get("secret_access_key", "pack_s3_secret_access_key")),
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION")
+        or os.environ.get("AWS_REGION")
+        or "us-east-1",
     }
     if os.environ.get("PACK_S3_ENDPOINT_URL"):
         env["PACK_S3_ENDPOINT_URL"] = os.environ["PACK_S3_ENDPOINT_URL"]
@@ -98,7 +116,9 @@ class RunPodLauncher(Launcher):
         try:
             return fn(*args, **kwargs)
         except rp.error.AuthenticationError:
-            raise LaunchError(f"RunPod rejected the API key while trying to {what}; check RUNPOD_API_KEY") from None
+            raise LaunchError(
+                f"RunPod rejected the API key while trying to {what}; check RUNPOD_API_KEY"
+            ) from None
         except rp.error.QueryError as e:
             raise LaunchError(f"RunPod refused to {what}: {e}") from None
 
@@ -106,19 +126,35 @@ class RunPodLauncher(Launcher):
         rp = self.api()
         hw = spec.hardware
         try:
-            pod = self._call("create a pod", rp.create_pod,
-                             name=f"{NAME_PREFIX}{spec.launch_id}", image_name=spec.image_ref,
-                             gpu_type_id=hw.instance_type, cloud_type=settings.provider("runpod").get("cloud_type", "SECURE"),
-                             gpu_count=max(1, hw.gpu_count), container_disk_in_gb=int(hw.disk_gb or 100), volume_in_gb=0,
-                             docker_args=agent_args(spec), env=pod_env(spec), start_ssh=False, support_public_ip=False)
+            pod = self._call(
+                "create a pod",
+                rp.create_pod,
+                name=f"{NAME_PREFIX}{spec.launch_id}",
+                image_name=spec.image_ref,
+                gpu_type_id=hw.instance_type,
+                cloud_type=settings.provider("runpod").get("cloud_type", "SECURE"),
+                gpu_count=max(1, hw.gpu_count),
+                container_disk_in_gb=int(hw.disk_gb or 100),
+                volume_in_gb=0,
+                docker_args=agent_args(spec),
+                env=pod_env(spec),
+                start_ssh=False,
+                support_public_ip=False,
+            )
         except ValueError as e:  # the SDK checks the GPU type first
-            raise LaunchError(f"RunPod has no GPU type '{hw.instance_type}' ({spec.hardware_name} in "
-                              f"manifests/hardware.yaml): {e}") from None
+            raise LaunchError(
+                f"RunPod has no GPU type '{hw.instance_type}' ({spec.hardware_name} in "
+                f"manifests/hardware.yaml): {e}"
+            ) from None
         if not pod or not pod.get("id"):
-            raise LaunchError(f"RunPod did not create a pod for {spec.launch_id} (no capacity for {hw.instance_type}?)")
+            raise LaunchError(
+                f"RunPod did not create a pod for {spec.launch_id} (no capacity for {hw.instance_type}?)"
+            )
         handle["instance_id"] = pod["id"]
         handle["pod_name"] = f"{NAME_PREFIX}{spec.launch_id}"
-        self.log(f"{spec.launch_id}: created pod {pod['id']} ({hw.gpu_count}x {hw.instance_type}, image {spec.image_ref})")
+        self.log(
+            f"{spec.launch_id}: created pod {pod['id']} ({hw.gpu_count}x {hw.instance_type}, image {spec.image_ref})"
+        )
 
     def execute(self, spec: LaunchSpec, handle: dict) -> None:
         handle["started"] = True  # the pod's start command is the agent: it runs the rows on its own
@@ -136,11 +172,15 @@ class RunPodLauncher(Launcher):
         reps = count_reps(sink.keys("runs"))
         pod = self._pod(rec)
         if st.get("state") == "finished":
-            return Status("finished", f"pack run exited with status {st.get('exit_code')}", reps, st.get("exit_code"))
+            return Status(
+                "finished", f"pack run exited with status {st.get('exit_code')}", reps, st.get("exit_code")
+            )
         if st.get("state") == "expired":
             return Status("expired", "the pod restarted after its deadline and removed itself", reps)
         if pod is None:
-            return Status("gone", f"pod removed before the rows finished (last status: {st.get('state', 'none')})", reps)
+            return Status(
+                "gone", f"pod removed before the rows finished (last status: {st.get('state', 'none')})", reps
+            )
         return Status("running", f"pod {pod.get('desiredStatus', '?')}, {st.get('state', 'starting')}", reps)
 
     def fetch(self, rec: dict, dest) -> int:
@@ -169,8 +209,14 @@ class RunPodLauncher(Launcher):
             if expires < now:
                 if not dry_run:
                     self._call("remove an expired pod", rp.terminate_pod, pod["id"])
-                out.append({"provider": self.provider, "id": pod["id"], "name": pod.get("name"),
-                            "expired_at": iso(expires)})
+                out.append(
+                    {
+                        "provider": self.provider,
+                        "id": pod["id"],
+                        "name": pod.get("name"),
+                        "expired_at": iso(expires),
+                    }
+                )
         return out
 
     def where(self, rec: dict) -> str:

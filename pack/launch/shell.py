@@ -47,16 +47,32 @@ def _resolve(argv: list[str], env: dict | None, hint: str) -> list[str]:
     return [exe, *argv[1:]]
 
 
-def run(argv, *, env: dict | None = None, cwd=None, timeout: float | None = None, check: bool = True,
-        capture: bool = True, input: str | None = None, hint: str = "") -> Result:
+def run(
+    argv,
+    *,
+    env: dict | None = None,
+    cwd=None,
+    timeout: float | None = None,
+    check: bool = True,
+    capture: bool = True,
+    input: str | None = None,
+    hint: str = "",
+) -> Result:
     """Run to completion. check=True turns a non-zero exit into LaunchError naming the command."""
     argv = [str(a) for a in argv]
     full = _resolve(argv, env, hint)
     _trace(argv)
     try:
-        res = subprocess.run(full, env=env, cwd=cwd, timeout=timeout, text=True, input=input,
-                             stdout=subprocess.PIPE if capture else None,
-                             stderr=subprocess.PIPE if capture else None)
+        res = subprocess.run(
+            full,
+            env=env,
+            cwd=cwd,
+            timeout=timeout,
+            text=True,
+            input=input,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+        )
     except subprocess.TimeoutExpired:
         raise LaunchError(f"`{quote(argv)}` did not finish within {timeout:g} s") from None
     except OSError as e:
@@ -68,14 +84,23 @@ def run(argv, *, env: dict | None = None, cwd=None, timeout: float | None = None
     return out
 
 
-def spawn(argv, *, env: dict | None = None, cwd=None, stdout=None, stderr=None, new_session: bool = False,
-          hint: str = "") -> subprocess.Popen:
+def spawn(
+    argv,
+    *,
+    env: dict | None = None,
+    cwd=None,
+    stdout=None,
+    stderr=None,
+    new_session: bool = False,
+    hint: str = "",
+) -> subprocess.Popen:
     """Start without waiting (the caller waits, streams or detaches)."""
     argv = [str(a) for a in argv]
     full = _resolve(argv, env, hint)
     _trace(argv)
     try:
-        return subprocess.Popen(full, env=env, cwd=cwd, stdout=stdout, stderr=stderr, text=True,
-                                start_new_session=new_session)
+        return subprocess.Popen(
+            full, env=env, cwd=cwd, stdout=stdout, stderr=stderr, text=True, start_new_session=new_session
+        )
     except OSError as e:
         raise LaunchError(f"could not start `{quote(argv)}`: {e.strerror or e}") from None

@@ -95,7 +95,7 @@ class S3Sink(_DirTransfer):
         full = self._key(prefix).rstrip("/") + "/"
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
             for obj in page.get("Contents", []):
-                out.append(obj["Key"][len(self.prefix) + 1:] if self.prefix else obj["Key"])
+                out.append(obj["Key"][len(self.prefix) + 1 :] if self.prefix else obj["Key"])
         return sorted(out)
 
     def _put_file(self, path: Path, key: str) -> None:

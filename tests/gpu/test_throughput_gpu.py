@@ -13,8 +13,11 @@ import pytest
 
 from pack import gpuinfo
 
-pytestmark = [pytest.mark.throughput, pytest.mark.gpu,
-              pytest.mark.skipif(not gpuinfo.has_cuda(), reason="needs a CUDA GPU")]
+pytestmark = [
+    pytest.mark.throughput,
+    pytest.mark.gpu,
+    pytest.mark.skipif(not gpuinfo.has_cuda(), reason="needs a CUDA GPU"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +40,9 @@ def test_null_rerun_clean_then_contaminated_by_a_coresident_load(tmp_path):
     assert clean["contamination"] == [], clean["contamination"]
     assert verify_run(clean_dir).verdict == "PASS"
     ready = tmp_path / "ready"
-    load = subprocess.Popen([sys.executable, str(ROOT / "bench/gpu/matmul_load.py"), "--ready", str(ready), "--seconds", "240"])
+    load = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench/gpu/matmul_load.py"), "--ready", str(ready), "--seconds", "240"]
+    )
     try:
         for _ in range(240):
             if ready.exists():

@@ -20,8 +20,11 @@ from tests.conftest import REPO
 
 
 def _resum(d: Path, top: Path) -> None:
-    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(d).as_posix()}\n"
-             for p in sorted(d.rglob("*")) if p.is_file() and p != d / "SHA256SUMS" and p.name != ".pack.lock"]
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(d).as_posix()}\n"
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and p != d / "SHA256SUMS" and p.name != ".pack.lock"
+    ]
     (d / "SHA256SUMS").write_text("".join(lines))
 
 
@@ -39,10 +42,20 @@ def one_run(tmp_path_factory) -> tuple[Path, Path]:
     home = base / "home"
     shutil.copytree(REPO / "manifests", home / "manifests")
     shutil.copytree(REPO / "expected", home / "expected")
-    env = dict(os.environ, PACK_HOME=str(home), PACK_RUNS=str(base / "runs"),
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    subprocess.run([sys.executable, "-m", "pack", "run", "wire-compression", "--reps", "2"], cwd=base, env=env,
-                   check=True, capture_output=True, timeout=300)
+    env = dict(
+        os.environ,
+        PACK_HOME=str(home),
+        PACK_RUNS=str(base / "runs"),
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pack", "run", "wire-compression", "--reps", "2"],
+        cwd=base,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (run,) = (base / "runs" / "latent-bridge" / "wire-compression").iterdir()
     return home, run
 
@@ -139,8 +152,11 @@ def test_every_json_output_is_valid_json_even_with_nan_repetitions(run, capsys, 
     def strict(text):
         return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in --json output"))
 
-    for args in (["verify", str(run), "--json"], ["diff", str(run), str(run), "--json"],
-                 ["status", "--json"]):
+    for args in (
+        ["verify", str(run), "--json"],
+        ["diff", str(run), str(run), "--json"],
+        ["status", "--json"],
+    ):
         try:
             cli.main(args)
         except SystemExit:
@@ -153,8 +169,10 @@ def test_every_json_output_is_valid_json_even_with_nan_repetitions(run, capsys, 
 def test_json_text_writes_non_finite_as_null():
     from pack.fsio import json_text
 
-    assert json.loads(json_text({"a": [math.nan, math.inf, 1.5], "p": Path("/x")})) == {"a": [None, None, 1.5],
-                                                                                          "p": "/x"}
+    assert json.loads(json_text({"a": [math.nan, math.inf, 1.5], "p": Path("/x")})) == {
+        "a": [None, None, 1.5],
+        "p": "/x",
+    }
 
 
 def test_no_command_prints_json_another_way():
@@ -168,8 +186,11 @@ def test_a_note_dropped_from_run_json_fails(run, note):
     """A repetition reported contamination (or an error, or n/a); run.json edited to drop it, re-hashed."""
     p = run / "reps" / "rep-000" / "rep.json"
     doc = json.loads(p.read_text())
-    value = {"errors": {"compress": "boom"}, "contamination": ["another process on the GPU"],
-             "not_applicable": {"compress": "needs a GPU"}}[note]
+    value = {
+        "errors": {"compress": "boom"},
+        "contamination": ["another process on the GPU"],
+        "not_applicable": {"compress": "needs a GPU"},
+    }[note]
     doc["result"][note] = value
     p.write_text(json.dumps(doc))
     rehash(run)
@@ -187,8 +208,10 @@ def test_an_int_too_large_for_a_float_is_a_verdict_not_a_crash(run, consistent):
     doc["result"]["metrics"]["text_bytes"] = 10**400
     p.write_text(json.dumps(doc))
     if consistent:
-        reps = [RepResult.from_json(json.loads((r / "rep.json").read_text())["result"])
-                for r in sorted((run / "reps").glob("rep-*"))]
+        reps = [
+            RepResult.from_json(json.loads((r / "rep.json").read_text())["result"])
+            for r in sorted((run / "reps").glob("rep-*"))
+        ]
         rec = json.loads((run / "run.json").read_text())
         rec["metrics"] = aggregate(reps, None)
         (run / "run.json").write_text(json.dumps(rec))

@@ -14,8 +14,10 @@ from pack.verify import verify_run
 pytestmark = pytest.mark.throughput
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is not None,
-                    reason="llama-cpp-python is installed here: this test needs it absent")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is not None,
+    reason="llama-cpp-python is installed here: this test needs it absent",
+)
 def test_llamacpp_null_without_llama_cpp_is_an_error_of_every_arm(tmp_path):
     m = get_manifest("paperB")
     rr = m.row("llamacpp-null").at("smoke")

@@ -43,7 +43,9 @@ def rewrite(src: Path, dst: Path, change) -> Path:
 def one_error_line(res, code=2) -> str:
     assert res.returncode == code, res.stderr
     lines = [x for x in res.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("pack: error: ") and "Traceback" not in res.stderr, res.stderr
+    assert len(lines) == 1 and lines[0].startswith("pack: error: ") and "Traceback" not in res.stderr, (
+        res.stderr
+    )
     return lines[0]
 
 
@@ -102,8 +104,23 @@ def wheel_site(tmp_path_factory) -> Path:
     """The pack as a user gets it: a wheel built from this tree, unpacked (no manifests/, no expected/)."""
     tmp_path = tmp_path_factory.mktemp("wheel")
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(wheels), str(REPO)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     (whl,) = wheels.glob("pack_repro-*.whl")
     site = tmp_path / "site"
     import zipfile
@@ -120,8 +137,14 @@ def in_empty_folder(site: Path, folder: Path):
     env["PYTHONPATH"] = str(site)
 
     def reviewer(*args):
-        return subprocess.run([sys.executable, "-m", "pack", *map(str, args)], capture_output=True, text=True,
-                              cwd=folder, env=env, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "pack", *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=folder,
+            env=env,
+            timeout=300,
+        )
 
     return reviewer
 
@@ -151,8 +174,14 @@ def test_bundle_judged_in_an_empty_folder_from_a_wheel(pack, author_bundle, home
 
     doc = yaml.safe_load(exp.read_text())
     # A smoke-scoped reference the author's run passed: doubled in the reviewer's copy, it must FAIL.
-    smoke = [e for e in doc["expectations"] if isinstance(e.get("value"), (int, float)) and e["value"]
-             and "smoke" in str(e.get("scope", {}).get("scale", "")) and "tolerance" not in e]
+    smoke = [
+        e
+        for e in doc["expectations"]
+        if isinstance(e.get("value"), (int, float))
+        and e["value"]
+        and "smoke" in str(e.get("scope", {}).get("scale", ""))
+        and "tolerance" not in e
+    ]
     target = smoke[0]
     target["value"] = target["value"] * 2
     exp.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -165,7 +194,9 @@ def test_bundle_judged_in_an_empty_folder_from_a_wheel(pack, author_bundle, home
 
 def _keypair(tmp_path: Path, name: str) -> Path:
     key = tmp_path / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@test", "-f", str(key)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@test", "-f", str(key)], check=True
+    )
     return key
 
 
@@ -196,16 +227,24 @@ def test_signed_bundle_required_by_trust_and_rehashed_tamper_fails(pack, tmp_pat
         lines = [f"{hashlib.sha256((root / n).read_bytes()).hexdigest()}  {n}\n" for n in sorted(names)]
         (root / "SHA256SUMS").write_text("".join(lines))
 
-    resum(run, [p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file() and p != run / "SHA256SUMS"])
-    names = [p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file()
-             and p.name not in ("SHA256SUMS.sig",) and p != work / "SHA256SUMS"]
+    resum(
+        run,
+        [p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file() and p != run / "SHA256SUMS"],
+    )
+    names = [
+        p.relative_to(work).as_posix()
+        for p in work.rglob("*")
+        if p.is_file() and p.name not in ("SHA256SUMS.sig",) and p != work / "SHA256SUMS"
+    ]
     resum(work, names)
     forged = tmp_path / "forged.tar.gz"
     with tarfile.open(forged, "w:gz") as t:
         for n in ["SHA256SUMS", "SHA256SUMS.sig", *sorted(names)]:
             t.add(work / n, arcname=n, recursive=False)
     assert pack("verify", forged).returncode == 0  # consistent re-hashing fools the checksums alone …
-    assert "does not verify" in one_error_line(pack("verify", forged, "--trust", f"{author}.pub"))  # … not the key
+    assert "does not verify" in one_error_line(
+        pack("verify", forged, "--trust", f"{author}.pub")
+    )  # … not the key
     # The reviewer's side of the issue's "done when": an empty folder, only the wheel, the author's key.
     reviewer = in_empty_folder(wheel_site, tmp_path / "reviewer")
     for f in (signed, forged, Path(f"{author}.pub")):

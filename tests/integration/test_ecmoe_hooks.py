@@ -80,7 +80,9 @@ def test_a_block_without_router_cannot_run_uncompressed():
 def test_dense_model_says_what_it_found():
     from pack.models.synthetic import build_model
 
-    with pytest.raises(ManifestError, match=r"synthetic:tiny-llama \(LlamaForCausalLM\) has no MoE blocks: .*LlamaMLP x4"):
+    with pytest.raises(
+        ManifestError, match=r"synthetic:tiny-llama \(LlamaForCausalLM\) has no MoE blocks: .*LlamaMLP x4"
+    ):
         find_moe_blocks(build_model("tiny-llama"), "synthetic:tiny-llama")
 
 

@@ -38,9 +38,13 @@ def test_split_is_deterministic_disjoint_and_80_10_10():
 
 
 def test_labels_cover_exactly_the_assistant_turns(tok):
-    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say the committee met."},
-            {"role": "assistant", "content": "The committee met."}, {"role": "user", "content": "And then?"},
-            {"role": "assistant", "content": "It approved the budget."}]
+    msgs = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Say the committee met."},
+        {"role": "assistant", "content": "The committee met."},
+        {"role": "user", "content": "And then?"},
+        {"role": "assistant", "content": "It approved the budget."},
+    ]
     ex = sft.tokenize(tok, msgs, 10_000)
     labelled = tok.decode([t for t, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != -100])
     assert labelled == "The committee met.<|im_end|>\nIt approved the budget.<|im_end|>\n"
@@ -56,7 +60,10 @@ def test_record_without_assistant_turn_is_named(tmp_path, tok):
     sft.write_jsonl(recs, path)
     # Find which split holds record 4, so loading reads it.
     split = next(s for s in ("train", "val", "test") if 4 in sft.split_indices(9, s, 42))
-    with pytest.raises(ManifestError, match=r"sft.jsonl:5 \(record id 'conv-77'\): record has no assistant turn \(roles: user\)"):
+    with pytest.raises(
+        ManifestError,
+        match=r"sft.jsonl:5 \(record id 'conv-77'\): record has no assistant turn \(roles: user\)",
+    ):
         sft.load_examples(path, tok, split=split, seed=42, max_samples=100, max_length=512)
     path.write_text((json.dumps({"text": "x"}) + "\n") * 10)
     with pytest.raises(ManifestError, match="no 'messages' list"):
@@ -77,4 +84,6 @@ def test_perplexity_is_exact_and_batch_independent(tmp_path, tok, model):
     ex = examples[0]
     with torch.no_grad():
         hf = model(input_ids=torch.tensor([ex.input_ids]), labels=torch.tensor([ex.labels])).loss
-    assert evaluate(model, [ex], batch_size=1, pad_id=tok.pad_token_id)["ppl"] == pytest.approx(math.exp(float(hf)), rel=1e-5)
+    assert evaluate(model, [ex], batch_size=1, pad_id=tok.pad_token_id)["ppl"] == pytest.approx(
+        math.exp(float(hf)), rel=1e-5
+    )

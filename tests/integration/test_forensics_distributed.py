@@ -17,8 +17,10 @@ pytestmark = pytest.mark.forensics
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("row, label, name", [("exp7", "tp2", "tensor_parallel_experiment"),
-                                               ("exp8", "ep2", "expert_parallel_experiment")])
+@pytest.mark.parametrize(
+    "row, label, name",
+    [("exp7", "tp2", "tensor_parallel_experiment"), ("exp8", "ep2", "expert_parallel_experiment")],
+)
 def test_parallel_rows_run_under_torchrun(tmp_path, capsys, row, label, name):
     try:
         main(["run", row, "--out", str(tmp_path)])

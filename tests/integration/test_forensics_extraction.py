@@ -19,7 +19,9 @@ pytestmark = pytest.mark.forensics
 @pytest.fixture(scope="module")
 def tiny():
     torch.set_num_threads(1)
-    return sources.load_causal_lm("synthetic:tiny-qwen3-moe", dtype="bfloat16", device="cpu", attention="sdpa")
+    return sources.load_causal_lm(
+        "synthetic:tiny-qwen3-moe", dtype="bfloat16", device="cpu", attention="sdpa"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def test_shapes_tokens_and_no_effect_on_generation(tiny, prompt):
     sig = greedy_decode(tiny.model, ids, SPEC)
     plain = greedy_decode(tiny.model, ids, None, steps=SPEC.steps)
     gen = tiny.model.generate(ids, max_new_tokens=SPEC.steps, min_new_tokens=SPEC.steps, do_sample=False)
-    assert sig.tokens.tolist() == plain.tokens.tolist() == gen[0, ids.shape[1]:].tolist()
+    assert sig.tokens.tolist() == plain.tokens.tolist() == gen[0, ids.shape[1] :].tolist()
     assert sig.hidden[1].shape == (8, 64) and sig.keys[14].shape == (8, 32)  # P = 6 + 3 - 1; 2 KV heads x 16
     assert sig.hidden[1].dtype == torch.bfloat16 and sig.top_logprobs.dtype == torch.float32
     assert (sig.top_logprobs[:, :-1] >= sig.top_logprobs[:, 1:]).all()

@@ -34,7 +34,11 @@ def pack(capsys, *args) -> tuple[int, str, str]:
 
 
 def run_dirs(out: str) -> dict[str, Path]:
-    return {line.split("\t")[0].split(":")[1]: Path(line.split("\t")[2]) for line in out.splitlines() if "\t" in line}
+    return {
+        line.split("\t")[0].split(":")[1]: Path(line.split("\t")[2])
+        for line in out.splitlines()
+        if "\t" in line
+    }
 
 
 def record(run_dir: Path) -> dict:
@@ -85,7 +89,9 @@ def test_signals_are_stored_once_when_repetitions_are_bit_identical(ci_runs):
     assert not (d / "reps" / "rep-001" / "signals.safetensors").exists()
     doc = json.loads((d / "summary" / "reference_baseline.json").read_text())
     assert {r["signals_key"] for r in doc["runs"]} == {"cpu_baseline/rep0"}
-    assert [r["rep_id"] for r in doc["runs"]] == [0, 1, 2] and all(r["bit_identical_to_rep0"] for r in doc["runs"])
+    assert [r["rep_id"] for r in doc["runs"]] == [0, 1, 2] and all(
+        r["bit_identical_to_rep0"] for r in doc["runs"]
+    )
 
 
 def test_model_loaded_once_per_load_affecting_setting_and_baseline_reused(ci_runs):
@@ -97,7 +103,10 @@ def test_model_loaded_once_per_load_affecting_setting_and_baseline_reused(ci_run
         doc = json.loads(next((dirs[row] / "summary").glob("*_experiment.json")).read_text())
         base = [c for c in doc["configurations"] if c["is_baseline"]]
         assert len(base) == 1 and base[0]["imported_from"] == dirs["exp0"].name
-        assert "baseline" not in json.loads((dirs[row] / "reps/rep-000/rep.json").read_text())["result"]["info"]["configs"]
+        assert (
+            "baseline"
+            not in json.loads((dirs[row] / "reps/rep-000/rep.json").read_text())["result"]["info"]["configs"]
+        )
 
 
 def test_verify_passes_the_ci_rows(ci_runs, capsys):
@@ -110,20 +119,29 @@ def test_verify_passes_the_ci_rows(ci_runs, capsys):
 
 def test_analyze_and_export_seed_json(ci_runs, tmp_path, capsys):
     out_dir, dirs, _ = ci_runs
-    code, out, err = pack(capsys, "analyze", "forensics", str(out_dir / "forensics"), "--out", str(tmp_path / "a"))
+    code, out, err = pack(
+        capsys, "analyze", "forensics", str(out_dir / "forensics"), "--out", str(tmp_path / "a")
+    )
     assert code == 0 and "only one hardware kind" in out
     assert "attention" in out and (tmp_path / "a" / "analysis.md").is_file()
     assert (tmp_path / "a" / "l2_by_layer_attention.png").stat().st_size > 1000
     md = (tmp_path / "a" / "analysis.md").read_text()
     assert "| key_vectors/layer_14 |" in md
-    code, out, _ = pack(capsys, "export", str(dirs["exp4"]), "--format", "seed-json", "-o", str(tmp_path / "att.json"))
+    code, out, _ = pack(
+        capsys, "export", str(dirs["exp4"]), "--format", "seed-json", "-o", str(tmp_path / "att.json")
+    )
     assert code == 0
     seed = json.loads((tmp_path / "att.json").read_text())
     assert uniform.validate(seed) == []
     step = seed["runs"][-1]["decode_steps"][2]
     assert set(step["hidden_states"]) == {"layer_1", "layer_2", "layer_4", "layer_12", "layer_14"}
-    assert len(step["key_vectors"]["layer_14"]["pos_-3"]) == 32 and len(step["logprobs"]["pos_-1"]["log_probs"]) == 10
-    code, _, err = pack(capsys, "export", str(out_dir / "forensics"), "--format", "seed-json", "-o", str(tmp_path / "x.json"))
+    assert (
+        len(step["key_vectors"]["layer_14"]["pos_-3"]) == 32
+        and len(step["logprobs"]["pos_-1"]["log_probs"]) == 10
+    )
+    code, _, err = pack(
+        capsys, "export", str(out_dir / "forensics"), "--format", "seed-json", "-o", str(tmp_path / "x.json")
+    )
     assert code == 2 and "hold 3 experiments" in err
 
 
@@ -132,17 +150,28 @@ def _project(tmp_path: Path, rows: str) -> Path:
     (tmp_path / "manifests").mkdir(parents=True)
     for f in ("hardware.yaml", "images.yaml"):
         shutil.copy(ROOT / "manifests" / f, tmp_path / "manifests" / f)
-    head = ('paper: ftest\ntitle: t\nsource: test\ndefaults:\n  experiment: forensics\n  reps: 2\n'
-            '  target: {hardware: cpu}\n  params: {model: "synthetic:tiny-qwen3-moe", dtype: bfloat16,'
-            ' prompt_tokens: 24, decode_steps: 3, cpu_threads: 1}\nrows:\n')
+    head = (
+        "paper: ftest\ntitle: t\nsource: test\ndefaults:\n  experiment: forensics\n  reps: 2\n"
+        '  target: {hardware: cpu}\n  params: {model: "synthetic:tiny-qwen3-moe", dtype: bfloat16,'
+        " prompt_tokens: 24, decode_steps: 3, cpu_threads: 1}\nrows:\n"
+    )
     (tmp_path / "manifests" / "ftest.yaml").write_text(head + rows)
     return tmp_path
 
 
 def test_gpu_only_rows_are_not_applicable_on_cpu(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("PACK_HOME", str(_project(tmp_path / "p", (
-        "  - {id: streams, cell: c, params: {experiment_type: concurrent_streams, values: [true]}}\n"
-        "  - {id: cu118, cell: c, params: {experiment_type: cuda_version, values: ['11.8']}}\n"))))
+    monkeypatch.setenv(
+        "PACK_HOME",
+        str(
+            _project(
+                tmp_path / "p",
+                (
+                    "  - {id: streams, cell: c, params: {experiment_type: concurrent_streams, values: [true]}}\n"
+                    "  - {id: cu118, cell: c, params: {experiment_type: cuda_version, values: ['11.8']}}\n"
+                ),
+            )
+        ),
+    )
     code, out, err = pack(capsys, "run", "streams", "cu118", "--out", str(tmp_path / "runs"))
     assert code == 0, err
     d = run_dirs(out)
@@ -153,27 +182,48 @@ def test_gpu_only_rows_are_not_applicable_on_cpu(tmp_path, capsys, monkeypatch):
 
 
 def test_failing_compile_is_an_error_for_that_configuration_only(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("PACK_HOME", str(_project(tmp_path / "p", (
-        "  - {id: comp, cell: c, params: {experiment_type: compile, values: [true], compile_backend: no-such-backend}}\n"))))
+    monkeypatch.setenv(
+        "PACK_HOME",
+        str(
+            _project(
+                tmp_path / "p",
+                (
+                    "  - {id: comp, cell: c, params: {experiment_type: compile, values: [true], compile_backend: no-such-backend}}\n"
+                ),
+            )
+        ),
+    )
     code, out, err = pack(capsys, "run", "comp", "--out", str(tmp_path / "runs"))
     d = run_dirs(out)["comp"]
     rec = record(d)
     assert rec["status"] == "complete"
-    assert rec["errors"]["compile"].startswith("torch.compile failed:") and "no-such-backend" in rec["errors"]["compile"]
+    assert (
+        rec["errors"]["compile"].startswith("torch.compile failed:")
+        and "no-such-backend" in rec["errors"]["compile"]
+    )
     assert values(d)["baseline.reps_bit_identical"] == 1  # no exp0 run here: the baseline ran in-run
     doc = json.loads((d / "summary" / "compile_experiment.json").read_text())
     status = {c["label"]: c["status"] for c in doc["configurations"]}
     assert status == {"baseline": "ok", "compile": "error"}
 
 
-@pytest.mark.parametrize("rows, message", [
-    ("  - {id: bad, cell: c, params: {experiment_type: reference, layers: [1, 20]}}\n",
-     "layer 20 is beyond synthetic:tiny-qwen3-moe, which has 14 decoder layers (valid: 1..14 or 'last')"),
-    ("  - {id: bad, cell: c, params: {experiment_type: reference, model: /no/such/checkpoint}}\n",
-     "model path '/no/such/checkpoint' does not exist"),
-    ("  - {id: bad, cell: c, params: {experiment_type: reference, documents: [DOC], prompt_tokens: 4000}}\n",
-     "has only"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            "  - {id: bad, cell: c, params: {experiment_type: reference, layers: [1, 20]}}\n",
+            "layer 20 is beyond synthetic:tiny-qwen3-moe, which has 14 decoder layers (valid: 1..14 or 'last')",
+        ),
+        (
+            "  - {id: bad, cell: c, params: {experiment_type: reference, model: /no/such/checkpoint}}\n",
+            "model path '/no/such/checkpoint' does not exist",
+        ),
+        (
+            "  - {id: bad, cell: c, params: {experiment_type: reference, documents: [DOC], prompt_tokens: 4000}}\n",
+            "has only",
+        ),
+    ],
+)
 def test_bad_input_is_one_sentence_with_exit_code_2(tmp_path, capsys, monkeypatch, rows, message):
     doc = tmp_path / "short.txt"
     doc.write_text("A short document. " * 10)
@@ -197,8 +247,15 @@ def test_non_determinism_is_reported_with_the_first_divergence_and_stops(tmp_pat
         return sig, facts
 
     monkeypatch.setattr(runner, "run_config", perturbed)
-    monkeypatch.setenv("PACK_HOME", str(_project(tmp_path / "p", (
-        "  - {id: nd, cell: c, reps: 3, params: {experiment_type: batch_size, values: [2]}}\n"))))
+    monkeypatch.setenv(
+        "PACK_HOME",
+        str(
+            _project(
+                tmp_path / "p",
+                ("  - {id: nd, cell: c, reps: 3, params: {experiment_type: batch_size, values: [2]}}\n"),
+            )
+        ),
+    )
     code, out, err = pack(capsys, "run", "nd", "--out", str(tmp_path / "runs"))
     d = run_dirs(out)["nd"]
     rec = record(d)
@@ -226,11 +283,23 @@ def test_files_from_two_machines_merge_into_a_cross_hardware_analysis(ci_runs, t
     monkeypatch.setenv("PACK_HOME", str(home))
     code, _, err = pack(capsys, "run", "exp0", "exp4", "--hw", "cpu-b", "--out", str(tmp_path / "b"))
     assert code == 0, err[-2000:]
-    code, out, _ = pack(capsys, "analyze", "forensics", str(out_dir / "forensics" / "exp0"), str(out_dir / "forensics" / "exp4"),
-                        str(tmp_path / "b" / "forensics"), "--out", str(tmp_path / "a"), "--no-plots")
+    code, out, _ = pack(
+        capsys,
+        "analyze",
+        "forensics",
+        str(out_dir / "forensics" / "exp0"),
+        str(out_dir / "forensics" / "exp4"),
+        str(tmp_path / "b" / "forensics"),
+        "--out",
+        str(tmp_path / "a"),
+        "--no-plots",
+    )
     assert code == 0
     line = next(ln for ln in out.splitlines() if ln.startswith("attention"))
     assert line.split()[2] == "0" and "∞" in line and line.endswith("Strong")
     rep = json.loads((tmp_path / "a" / "analysis.json").read_text())["reports"]
     att = next(r for r in rep if r["experiment"] == "attention")
-    assert att["hardware"] == ["cpu", "cpu-b"] and set(att["cross_hardware_detectability"]) == {"cpu->cpu-b", "cpu-b->cpu"}
+    assert att["hardware"] == ["cpu", "cpu-b"] and set(att["cross_hardware_detectability"]) == {
+        "cpu->cpu-b",
+        "cpu-b->cpu",
+    }

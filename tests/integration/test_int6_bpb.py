@@ -14,15 +14,25 @@ from pack.results import CACHE, RunContext
 torch = pytest.importorskip("torch")
 spm = pytest.importorskip("sentencepiece")
 
-TEXT = ["the quick brown fox jumps over the lazy dog", "a stitch in time saves nine, they said",
-        "pack your box with five dozen liquor jugs", "how vexingly quick daft zebras jump!"] * 40
+TEXT = [
+    "the quick brown fox jumps over the lazy dog",
+    "a stitch in time saves nine, they said",
+    "pack your box with five dozen liquor jugs",
+    "how vexingly quick daft zebras jump!",
+] * 40
 
 
 @pytest.fixture(scope="module")
 def golf(tmp_path_factory):
     d = tmp_path_factory.mktemp("golf")
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(TEXT), model_prefix=str(d / "tok"), vocab_size=64,
-                                   model_type="bpe", character_coverage=1.0, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(TEXT),
+        model_prefix=str(d / "tok"),
+        vocab_size=64,
+        model_type="bpe",
+        character_coverage=1.0,
+        minloglevel=2,
+    )
     sp = spm.SentencePieceProcessor(model_file=str(d / "tok.model"))
     ids = np.array([t for line in TEXT for t in sp.encode(line)], dtype=np.uint16)
     header = np.zeros(256, dtype="<i4")
@@ -34,14 +44,32 @@ def golf(tmp_path_factory):
 
 
 def _ctx(tmp_path):
-    return RunContext(run_dir=tmp_path, rep_dir=tmp_path, rep_index=0, reps=1, scale="full", seed=0, device="cpu",
-                      hardware="cpu", deadline=time.monotonic() + 600, cache=CACHE)
+    return RunContext(
+        run_dir=tmp_path,
+        rep_dir=tmp_path,
+        rep_index=0,
+        reps=1,
+        scale="full",
+        seed=0,
+        device="cpu",
+        hardware="cpu",
+        deadline=time.monotonic() + 600,
+        cache=CACHE,
+    )
 
 
 def _params(d, **kw):
-    return {"checkpoint": str(d / "final_model.pt"), "val_tokens": str(d / "fineweb_val_*.bin"),
-            "tokenizer": str(d / "tok.model"), "heads": 4, "kv_heads": 2, "seq_len": 16, "max_val_seqs": 8,
-            "keep_float_max_numel": 256, **kw}
+    return {
+        "checkpoint": str(d / "final_model.pt"),
+        "val_tokens": str(d / "fineweb_val_*.bin"),
+        "tokenizer": str(d / "tok.model"),
+        "heads": 4,
+        "kv_heads": 2,
+        "seq_len": 16,
+        "max_val_seqs": 8,
+        "keep_float_max_numel": 256,
+        **kw,
+    }
 
 
 def test_bits_per_byte_matches_an_independent_computation(golf):
@@ -52,8 +80,16 @@ def test_bits_per_byte_matches_an_independent_computation(golf):
         if k.endswith("proj.weight") or k == "skip_weights":
             sd[k] = np.zeros_like(sd[k])
     tokens = param_golf.load_tokens(str(d / "fineweb_val_*.bin"), 16, 8)
-    got = param_golf.val_bpb(sd, tokens, param_golf.byte_luts(str(d / "tok.model"), 64), seq_len=16, heads=4,
-                             kv_heads=2, rope_dims=0, ln_scale=False)
+    got = param_golf.val_bpb(
+        sd,
+        tokens,
+        param_golf.byte_luts(str(d / "tok.model"), 64),
+        seq_len=16,
+        heads=4,
+        kv_heads=2,
+        rope_dims=0,
+        ln_scale=False,
+    )
     emb = sd["tok_emb.weight"].astype(np.float64)
     x = emb[tokens[:-1]]
     x = x / np.sqrt((x * x).mean(axis=1, keepdims=True) + np.finfo(np.float32).eps)
@@ -63,7 +99,9 @@ def test_bits_per_byte_matches_an_independent_computation(golf):
     n_bytes = 0
     for prev, tgt in zip(tokens[:-1], tokens[1:], strict=True):
         piece = sp.id_to_piece(int(tgt))
-        n_bytes += len(piece.lstrip("\u2581").encode()) + (piece.startswith("\u2581") and not sp.is_control(int(prev)))
+        n_bytes += len(piece.lstrip("\u2581").encode()) + (
+            piece.startswith("\u2581") and not sp.is_control(int(prev))
+        )
     assert got == pytest.approx(nats / math.log(2) / n_bytes, rel=1e-4)
 
 
@@ -94,4 +132,7 @@ def test_a_checkpoint_of_another_layout_is_refused_before_measuring(golf, tmp_pa
 def test_the_pr_layout_is_what_its_train_log_counts():
     sd = int6_clip_search.synthetic_state_dict(9, 512, 1024, 8, 4, 2, 0)
     assert sum(v.size for v in sd.values()) == 17059912  # train.log: model_params:17059912
-    assert int6_clip_search.layout_sha256(sd) == "5d2c6e8f19d6e28392517d2d4dbc6e748161dead3a52d920583c4cb85cba1900"
+    assert (
+        int6_clip_search.layout_sha256(sd)
+        == "5d2c6e8f19d6e28392517d2d4dbc6e748161dead3a52d920583c4cb85cba1900"
+    )

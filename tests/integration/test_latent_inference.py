@@ -9,10 +9,29 @@ from pack.results import CACHE, RunContext
 
 
 def test_text_vs_soft_tokens_on_cpu(tmp_path):
-    ctx = RunContext(run_dir=tmp_path, rep_dir=tmp_path, rep_index=0, reps=1, scale="smoke", seed=0, device="cpu",
-                     hardware="cpu", deadline=time.monotonic() + 600, cache=CACHE)
-    res = latent_inference.run_rep({"model": "synthetic:tiny-llama", "n_samples": 4, "max_new_tokens": 3,
-                                    "batch_sizes": [1, 4], "soft_tokens": [64, 32], "prompt_tokens": 150}, ctx)
+    ctx = RunContext(
+        run_dir=tmp_path,
+        rep_dir=tmp_path,
+        rep_index=0,
+        reps=1,
+        scale="smoke",
+        seed=0,
+        device="cpu",
+        hardware="cpu",
+        deadline=time.monotonic() + 600,
+        cache=CACHE,
+    )
+    res = latent_inference.run_rep(
+        {
+            "model": "synthetic:tiny-llama",
+            "n_samples": 4,
+            "max_new_tokens": 3,
+            "batch_sizes": [1, 4],
+            "soft_tokens": [64, 32],
+            "prompt_tokens": 150,
+        },
+        ctx,
+    )
     assert res.errors == {}
     m = res.metrics
     anchor = m["latent64.prompt_tokens"] - 64
@@ -36,9 +55,23 @@ def test_text_vs_soft_tokens_on_cpu(tmp_path):
 def test_params_are_checked_before_the_model_loads(tmp_path):
     from pack.errors import ManifestError
 
-    ctx = RunContext(run_dir=tmp_path, rep_dir=tmp_path, rep_index=0, reps=1, scale="smoke", seed=0, device="cpu",
-                     hardware="cpu", deadline=time.monotonic() + 600, cache=CACHE)
-    with pytest.raises(ManifestError, match=r"'params.batch_sizes\[0\]': Input should be greater than or equal to 1"):
+    ctx = RunContext(
+        run_dir=tmp_path,
+        rep_dir=tmp_path,
+        rep_index=0,
+        reps=1,
+        scale="smoke",
+        seed=0,
+        device="cpu",
+        hardware="cpu",
+        deadline=time.monotonic() + 600,
+        cache=CACHE,
+    )
+    with pytest.raises(
+        ManifestError, match=r"'params.batch_sizes\[0\]': Input should be greater than or equal to 1"
+    ):
         latent_inference.run_rep({"model": "synthetic:tiny-llama", "batch_sizes": [0]}, ctx)
-    with pytest.raises(ManifestError, match=r"unknown key 'params.max_new_token'; did you mean 'max_new_tokens'"):
+    with pytest.raises(
+        ManifestError, match=r"unknown key 'params.max_new_token'; did you mean 'max_new_tokens'"
+    ):
         latent_inference.run_rep({"model": "synthetic:tiny-llama", "max_new_token": 3}, ctx)

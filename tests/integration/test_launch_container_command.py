@@ -29,7 +29,9 @@ def test_the_container_command_runs_here_exactly_as_written(tmp_path, env, monke
     from pack.launch.cli import build_spec
 
     monkeypatch.delenv("PACK_IMAGE_PREFIX", raising=False)
-    spec, provider, _ = build_spec(["latent-bridge:wire-compression"], "local", "smoke", image="cu128", log=lambda m: None)
+    spec, provider, _ = build_spec(
+        ["latent-bridge:wire-compression"], "local", "smoke", image="cu128", log=lambda m: None
+    )
     assert provider == "docker"
     argv = spec.pack_run_argv()  # what `docker run ecmoe:cu128 …` is given
     assert argv[:2] == ["pack", "run"] and argv[argv.index("--out") + 1] == "/runs"
@@ -40,42 +42,71 @@ def test_the_container_command_runs_here_exactly_as_written(tmp_path, env, monke
     image_env = {k for k in ("PACK_IMAGE", "PACK_IMAGE_VARIANT") if f"    {k}=" in dockerfile}
     e = env | spec.container_env() | {"PACK_IMAGE": "ecmoe:cu128", "PACK_IMAGE_VARIANT": "cu128"}
     assert set(image_env) >= {"PACK_IMAGE", "PACK_IMAGE_VARIANT"}
-    res = subprocess.run(["bash", str(ENTRYPOINT), *argv], env=e, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        ["bash", str(ENTRYPOINT), *argv], env=e, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "watchdog stops 'pack run latent-bridge:wire-compression" in res.stderr
     [run_dir] = list((host_runs / "latent-bridge" / "wire-compression").iterdir())
     rec = json.loads((run_dir / "run.json").read_text())
-    assert rec["status"] == "complete" and rec["hardware"] == "cpu" and rec["image"] == "cu128" and rec["scale"] == "smoke"
+    assert (
+        rec["status"] == "complete"
+        and rec["hardware"] == "cpu"
+        and rec["image"] == "cu128"
+        and rec["scale"] == "smoke"
+    )
     fp = json.loads((run_dir / "env.json").read_text())
     assert fp["container"]["image"] == "ecmoe:cu128" and fp["container"]["variant"] == "cu128"
-    verify = subprocess.run([PY, "-m", "pack", "verify", str(run_dir), "--brief"], env=e, cwd=REPO,
-                            capture_output=True, text=True)
+    verify = subprocess.run(
+        [PY, "-m", "pack", "verify", str(run_dir), "--brief"], env=e, cwd=REPO, capture_output=True, text=True
+    )
     assert "latent-bridge:wire-compression" in verify.stdout and "Traceback" not in verify.stderr
 
 
 def test_entrypoint_defaults_to_help_and_does_not_prepend_pack(env, tmp_path):
     res = subprocess.run(["bash", str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and "Usage: pack" in res.stdout
-    res = subprocess.run(["bash", str(ENTRYPOINT), "echo", "run", "exp6a"], env=env, capture_output=True, text=True)
+    res = subprocess.run(
+        ["bash", str(ENTRYPOINT), "echo", "run", "exp6a"], env=env, capture_output=True, text=True
+    )
     assert res.stdout.strip() == "run exp6a"
 
 
 def test_entrypoint_watchdog(env):
     t0 = time.monotonic()
-    res = subprocess.run(["bash", str(ENTRYPOINT), "sleep", "30"], env=env | {"PACK_MAX_RUNTIME_S": "1"},
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        ["bash", str(ENTRYPOINT), "sleep", "30"],
+        env=env | {"PACK_MAX_RUNTIME_S": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 124 and time.monotonic() - t0 < 10
-    res = subprocess.run(["bash", str(ENTRYPOINT), "touch", "/tmp/should-not-exist"],
-                         env=env | {"PACK_DEADLINE_AT": str(int(time.time()) - 1)}, capture_output=True, text=True)
+    res = subprocess.run(
+        ["bash", str(ENTRYPOINT), "touch", "/tmp/should-not-exist"],
+        env=env | {"PACK_DEADLINE_AT": str(int(time.time()) - 1)},
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 124 and "has passed; not starting" in res.stderr
-    res = subprocess.run(["bash", str(ENTRYPOINT), "true"], env=env | {"PACK_DEADLINE_AT": "soon"},
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["bash", str(ENTRYPOINT), "true"],
+        env=env | {"PACK_DEADLINE_AT": "soon"},
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2 and "must be epoch seconds" in res.stderr
 
 
 def _make(target, env, tmp_path, *extra):
-    return subprocess.run(["make", "-s", target, f"PACK={PY} -m pack", f"REPORTS={tmp_path / 'reports'}", *extra],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["make", "-s", target, f"PACK={PY} -m pack", f"REPORTS={tmp_path / 'reports'}", *extra],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_make_reproduce_dry_run_and_budget_gate(env, tmp_path):
@@ -94,18 +125,34 @@ def test_make_reproduce_here_runs_verifies_and_reports(env, tmp_path):
 
 
 def test_launch_scripts_are_thin_wrappers(env, tmp_path):
-    res = subprocess.run(["bash", str(REPO / "scripts/launch/ec2.sh")], env=env, capture_output=True, text=True)
+    res = subprocess.run(
+        ["bash", str(REPO / "scripts/launch/ec2.sh")], env=env, capture_output=True, text=True
+    )
     assert res.returncode == 2 and "usage" in res.stderr
     e = env | {"PACK": f"{PY} -m pack", "PACK_IMAGE_PREFIX": "ghcr.io/lab/ecmoe", "PACK_S3_BUCKET": "b"}
-    res = subprocess.run(["bash", str(REPO / "scripts/launch/ec2.sh"), "local-ablation", "--dry-run"], env=e,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["bash", str(REPO / "scripts/launch/ec2.sh"), "local-ablation", "--dry-run"],
+        env=e,
+        capture_output=True,
+        text=True,
+    )
     import re
 
-    assert res.returncode == 0 and re.search(r"would launch \d+ row\(s\) on ec2 \(g6e\.xlarge\) in ghcr\.io/lab/ecmoe:cu128",
-                                             res.stderr), res.stderr
-    res = subprocess.run(["bash", str(REPO / "scripts/launch/runpod.sh"), "local-ablation", "--dry-run"],
-                         env=e | {"HW": "runpod-a100-sxm-80gb"}, capture_output=True, text=True)
+    assert res.returncode == 0 and re.search(
+        r"would launch \d+ row\(s\) on ec2 \(g6e\.xlarge\) in ghcr\.io/lab/ecmoe:cu128", res.stderr
+    ), res.stderr
+    res = subprocess.run(
+        ["bash", str(REPO / "scripts/launch/runpod.sh"), "local-ablation", "--dry-run"],
+        env=e | {"HW": "runpod-a100-sxm-80gb"},
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0 and "on runpod (runpod-a100-sxm-80gb)" in res.stderr
-    res = subprocess.run(["bash", str(REPO / "scripts/launch/local.sh"), "local-ablation", "--scale", "smoke"],
-                         env=e, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        ["bash", str(REPO / "scripts/launch/local.sh"), "local-ablation", "--scale", "smoke"],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0 and "\tfinished\t" in res.stdout

@@ -42,8 +42,9 @@ def test_the_gguf_writer_matches_transformers(tiny_gguf):
 
     info = check_gguf(tiny_gguf)
     assert info.arch == "llama" and info.get("block_count") == 4 and len(info.tensor_bytes) == 2 + 4 * 9 + 1
-    llm = llama_cpp.Llama(model_path=str(tiny_gguf), n_ctx=256, n_threads=1, verbose=False, logits_all=True,
-                          type_k=0, type_v=0)  # an F32 KV cache: compare the weights, not F16 rounding
+    llm = llama_cpp.Llama(
+        model_path=str(tiny_gguf), n_ctx=256, n_threads=1, verbose=False, logits_all=True, type_k=0, type_v=0
+    )  # an F32 KV cache: compare the weights, not F16 rounding
     text = "Hello, the quick brown fox jumps over the lazy dog and runs into the night"
     toks = llm.tokenize(text.encode(), add_bos=False)
     assert toks == synthetic.build_tokenizer()(text, add_special_tokens=False)["input_ids"]
@@ -82,11 +83,16 @@ def test_llamacpp_null_smoke_end_to_end(tmp_path, tiny_gguf):
 def test_arms_with_different_settings_load_separately(tmp_path, tiny_gguf):
     _, run = run_smoke(tmp_path, reps=2, arms={"baseline": {}, "mcr": {"n_batch": 32}}, ppl_reps=1)
     assert run["counters"]["model_loads"] == 2
-    assert run["metrics"]["baseline.ppl"]["values"][0] == pytest.approx(run["metrics"]["mcr.ppl"]["values"][0], abs=5e-4)
+    assert run["metrics"]["baseline.ppl"]["values"][0] == pytest.approx(
+        run["metrics"]["mcr.ppl"]["values"][0], abs=5e-4
+    )
 
 
-@pytest.mark.parametrize("content, says", [(b"<html>503 Service Unavailable</html>", "HTML/XML page"),
-                                           (None, "does not exist")], ids=["html", "missing"])
+@pytest.mark.parametrize(
+    "content, says",
+    [(b"<html>503 Service Unavailable</html>", "HTML/XML page"), (None, "does not exist")],
+    ids=["html", "missing"],
+)
 def test_a_bad_model_file_is_an_error_naming_it(tmp_path, content, says):
     bad = tmp_path / "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
     if content is not None:

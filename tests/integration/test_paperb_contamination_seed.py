@@ -58,8 +58,12 @@ def run_mcr_null(tmp_path, monkeypatch, base, mcr, reps=3, fmt=".3f", **params):
     monkeypatch.setenv("FAKE_FMT", fmt)
     m = get_manifest("paperB")
     rr = m.row("mcr-null").at("full")
-    rr = dataclasses.replace(rr, target=Target(hardware="cpu"), reps=reps,
-                             params=deep_merge(rr.params, {"mcr_args": ["--fake-mcr"], **params}))
+    rr = dataclasses.replace(
+        rr,
+        target=Target(hardware="cpu"),
+        reps=reps,
+        params=deep_merge(rr.params, {"mcr_args": ["--fake-mcr"], **params}),
+    )
     run_dir = execute(m, rr, runs_root=tmp_path / "runs", hw_name="cpu")
     return run_dir, json.loads((run_dir / "run.json").read_text())
 
@@ -110,6 +114,8 @@ def test_printed_to_two_decimals_the_seed_signal_survives(engine, tmp_path, monk
 def test_alternate_order_reverses_the_arms_on_odd_repetitions(engine, tmp_path, monkeypatch):
     ab = {"metric": "decode_tok_s", "reference": "baseline", "order": "alternate"}
     run_dir, run = run_mcr_null(tmp_path, monkeypatch, BASE, BASE, reps=2, ab=ab)
-    order = [[k for k in json.loads(p.read_text())["result"]["info"] if k in ("baseline", "mcr")]
-             for p in sorted((run_dir / "reps").glob("rep-*/rep.json"))]
+    order = [
+        [k for k in json.loads(p.read_text())["result"]["info"] if k in ("baseline", "mcr")]
+        for p in sorted((run_dir / "reps").glob("rep-*/rep.json"))
+    ]
     assert order == [["baseline", "mcr"], ["mcr", "baseline"]]

@@ -92,12 +92,16 @@ def test_five_arm_ablation_end_to_end(engine, tmp_path):
         assert m[f"{arm}.decode_tok_s"]["n"] == 3, arm  # 3 throughput runs per arm
         assert m[f"{arm}.prefill_ms"]["values"] == [12.3] * 3
         assert m[f"{arm}_ppl.ppl"]["n"] == 1  # 1 perplexity run per arm
-    assert m["baseline_ppl.ppl"]["values"] == [7.2341] and m["compress_ppl.ppl"]["values"] == [pytest.approx(7.2853)]
+    assert m["baseline_ppl.ppl"]["values"] == [7.2341] and m["compress_ppl.ppl"]["values"] == [
+        pytest.approx(7.2853)
+    ]
     assert m["compress_online.onb_updates"]["values"] == [41.0] * 3
     assert m["compress_gauge.gauge_iters"]["values"] == [6.0] * 3
     assert m["compress_gauge.gauge_grad_rms"]["values"][0] == pytest.approx(1e-2 / 36, rel=1e-3)
     assert m["compress.delta_pct"]["values"][0] == pytest.approx(5.0, abs=0.2)
-    assert m["compress_online.delta_pct"]["values"][0] == pytest.approx(100 * (1.05 * 1.07 * 1.03 - 1), abs=0.2)
+    assert m["compress_online.delta_pct"]["values"][0] == pytest.approx(
+        100 * (1.05 * 1.07 * 1.03 - 1), abs=0.2
+    )
     assert m["compress.variance_ratio"]["values"][0] == pytest.approx(1.0, rel=0.2)
     assert run["contamination"] == []
     # Interleaved: every repetition runs the arms in order, the perplexity arms only in the first.
@@ -122,10 +126,15 @@ def test_roofline_from_the_rows_model(engine, tmp_path):
     from tests.unit.test_gguf_check import _write
 
     model = _write(tmp_path / "m.gguf")
-    run_dir, run = run_row("ablation", tmp_path, model=str(model), roofline={"bandwidth_gbs": 864, "position": 37})
+    run_dir, run = run_row(
+        "ablation", tmp_path, model=str(model), roofline={"bandwidth_gbs": 864, "position": 37}
+    )
     m = run["metrics"]
     assert m["device_bandwidth_gbs"]["values"] == [864.0]
-    assert 0 < m["baseline.roofline_fraction"]["values"][0] and m["baseline.roofline_bound_tok_s"]["values"][0] > 1e6
+    assert (
+        0 < m["baseline.roofline_fraction"]["values"][0]
+        and m["baseline.roofline_bound_tok_s"]["values"][0] > 1e6
+    )
 
 
 def test_failing_arm_is_error_with_its_tail_and_the_others_still_run(engine, tmp_path, monkeypatch):
@@ -134,7 +143,9 @@ def test_failing_arm_is_error_with_its_tail_and_the_others_still_run(engine, tmp
     assert run["status"] == "complete"
     assert set(run["errors"]) == {"compress_gauge", "compress_gauge_ppl"}
     msg = run["errors"]["compress_gauge"]
-    assert msg.startswith("exited with code 3; last lines:") and "GGML_ASSERT" in msg and "loading model" in msg
+    assert (
+        msg.startswith("exited with code 3; last lines:") and "GGML_ASSERT" in msg and "loading model" in msg
+    )
     for arm in ["baseline", "compress", "compress_online", "compress_spec"]:
         assert run["metrics"][f"{arm}.decode_tok_s"]["n"] == 3
     v = verify_run(run_dir)
@@ -180,9 +191,14 @@ def test_mcr_null_clean_on_another_gpu_is_measured_but_not_applicable(engine, tm
 def test_noisy_arm_makes_the_run_contaminated_and_keeps_the_csv_for_audit(engine, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_NOISE_FLAG", "--fake-mcr")
     run_dir, run = run_row("mcr-null", tmp_path, mcr_args=["--fake-mcr"])
-    assert any("variance ratio mcr/baseline" in c and "beyond the row's limit of 5x" in c for c in run["contamination"])
+    assert any(
+        "variance ratio mcr/baseline" in c and "beyond the row's limit of 5x" in c
+        for c in run["contamination"]
+    )
     summary = run_dir / "summary"
-    assert (summary / "mcr_ablation_run1_contaminated.csv").is_file() and not (summary / "mcr_ablation.csv").exists()
+    assert (summary / "mcr_ablation_run1_contaminated.csv").is_file() and not (
+        summary / "mcr_ablation.csv"
+    ).exists()
     js = json.loads((summary / "mcr_ablation_summary.json").read_text())
     assert js["contaminated"] is True and js["advice"] == "close co-resident GPU work and rerun"
     v = verify_run(run_dir)
@@ -193,10 +209,19 @@ def test_noisy_arm_makes_the_run_contaminated_and_keeps_the_csv_for_audit(engine
 
 def test_throughput_under_the_floor_is_contamination_where_the_floor_holds(engine, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_TOKS", "37.0")
-    floor_here = {"ab": {"metric": "decode_tok_s", "reference": "baseline", "variance_ratio_limit": 5,
-                         "floor": {"value": 38, "gpu": ["cpu"]}}}
+    floor_here = {
+        "ab": {
+            "metric": "decode_tok_s",
+            "reference": "baseline",
+            "variance_ratio_limit": 5,
+            "floor": {"value": 38, "gpu": ["cpu"]},
+        }
+    }
     _, run = run_row("mcr-null", tmp_path, **floor_here)
-    assert any("arm 'baseline' mean decode_tok_s 37.00 is under the row's floor of 38" in c for c in run["contamination"])
+    assert any(
+        "arm 'baseline' mean decode_tok_s 37.00 is under the row's floor of 38" in c
+        for c in run["contamination"]
+    )
     _, run = run_row("mcr-null", tmp_path)  # the shipped floor holds on an RTX 4060 only
     assert run["contamination"] == []
 

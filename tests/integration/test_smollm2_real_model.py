@@ -57,8 +57,11 @@ def test_dense_quant_row_on_the_real_model(gguf_path, text, tmp_path):
 
     m = get_manifest("smollm2")
     rr = m.row("smollm2-mlp-quant").at("smoke")
-    rr = dataclasses.replace(rr, reps=1, params=deep_merge(rr.params, {"ctx_tokens": 64, "chunks": 1,
-                                                                        "methods": ["absmax"], "bits": [8, 2]}))
+    rr = dataclasses.replace(
+        rr,
+        reps=1,
+        params=deep_merge(rr.params, {"ctx_tokens": 64, "chunks": 1, "methods": ["absmax"], "bits": [8, 2]}),
+    )
     run = json.loads((execute(m, rr, runs_root=tmp_path, hw_name="cpu") / "run.json").read_text())
     assert run["status"] == "complete", run.get("errors")
     mt = {k: v["mean"] for k, v in run["metrics"].items() if isinstance(v, dict) and "mean" in v}

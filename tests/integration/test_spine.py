@@ -42,7 +42,9 @@ def test_changed_byte_fails_naming_the_file(pack, tmp_path):
     data[10] ^= 0x01
     art.write_bytes(bytes(data))
     res = pack("verify", check=1)
-    assert "FAIL" in res.stdout and "rep-001/wire_table.json" in res.stdout and "checksum mismatch" in res.stdout
+    assert (
+        "FAIL" in res.stdout and "rep-001/wire_table.json" in res.stdout and "checksum mismatch" in res.stdout
+    )
 
 
 def test_truncated_run_json_is_one_sentence(pack, tmp_path):
@@ -66,7 +68,9 @@ def test_bless_then_verify_uses_new_expectation(pack, home, tmp_path):
     assert "expectation holds at scale full" in before.stdout  # paper figures: off scope, explained
     pack("bless", run, "--note", "test", check=0)
     text = (home / "expected" / "local-ablation" / "int6-clip-search.yaml").read_text()
-    assert f"blessed_run: {run.name}" in text and "seed: 003_4d490d33ddfc5a2e.txt" in text  # paper values kept
+    assert (
+        f"blessed_run: {run.name}" in text and "seed: 003_4d490d33ddfc5a2e.txt" in text
+    )  # paper values kept
     after = pack("verify", str(run), check=0)
     assert "PASS" in after.stdout
 
@@ -126,7 +130,9 @@ def test_gpu_row_refused_on_cpu_and_nothing_written(pack, home, tmp_path):
 
 
 def command_manifest(home: Path, script: Path, reps: int = 3) -> None:
-    write(home / "manifests" / "cmdpaper.yaml", f"""
+    write(
+        home / "manifests" / "cmdpaper.yaml",
+        f"""
         paper: cmdpaper
         title: Command rows
         source: test
@@ -154,7 +160,8 @@ def command_manifest(home: Path, script: Path, reps: int = 3) -> None:
             metrics:
               "*.tok_s": {{tolerance: {{kind: rel, value: 0.05}}}}
               "*.ppl": {{tolerance: {{kind: decimals, places: 4}}}}
-        """)
+        """,
+    )
 
 
 def test_command_arms_parsers_errors(pack, home, tmp_path, author_script):
@@ -173,14 +180,17 @@ def test_command_arms_parsers_errors(pack, home, tmp_path, author_script):
     assert len(prov["sha256"]) == 64 and "engine 1.2.3" in prov["version_text"]
     assert (run / "reps" / "rep-000" / "baseline.stdout.txt").read_text().startswith("Decode-only")
     assert m["baseline.peak_rss_mb"]["mean"] > 1
-    write(home / "expected" / "cmdpaper" / "ab.yaml", """
+    write(
+        home / "expected" / "cmdpaper" / "ab.yaml",
+        """
         paper: cmdpaper
         row: ab
         expectations:
           - {metric: baseline.tok_s, value: 40.0, source: {seed: x, table: t}}
           - {metric: broken.tok_s, value: 40.0, source: {seed: x, table: t}}
           - {metric: mute.ppl, value: 6.1234, source: {seed: x, table: t}}
-        """)
+        """,
+    )
     res = pack("verify", "cmdpaper")
     assert res.returncode == 1
     assert "PASS           baseline.tok_s" in res.stdout
@@ -190,7 +200,11 @@ def test_command_arms_parsers_errors(pack, home, tmp_path, author_script):
 
 def test_missing_executable_is_error_per_arm(pack, home, tmp_path, author_script):
     command_manifest(home, author_script, reps=1)
-    text = (home / "manifests" / "cmdpaper.yaml").read_text().replace(f"script: {author_script.name}", "script: gone.py")
+    text = (
+        (home / "manifests" / "cmdpaper.yaml")
+        .read_text()
+        .replace(f"script: {author_script.name}", "script: gone.py")
+    )
     (home / "manifests" / "cmdpaper.yaml").write_text(text)
     pack("run", "ab", check=1)
     rec = json.loads((latest(tmp_path / "runs", "cmdpaper", "ab") / "run.json").read_text())
@@ -200,8 +214,14 @@ def test_missing_executable_is_error_per_arm(pack, home, tmp_path, author_script
 def test_sigkill_then_resume_keeps_finished_reps(pack, home, tmp_path, author_script):
     command_manifest(home, author_script, reps=6)
     env = dict(os.environ, PYTHONPATH=str(REPO), ENGINE_SLEEP="1.0")
-    proc = subprocess.Popen([sys.executable, "-m", "pack", "run", "ab"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pack", "run", "ab"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     row_dir = tmp_path / "runs" / "cmdpaper" / "ab"
     deadline = time.time() + 240  # generous: the machine may be busy
     while time.time() < deadline:  # wait until two repetitions are finished
@@ -222,7 +242,10 @@ def test_sigkill_then_resume_keeps_finished_reps(pack, home, tmp_path, author_sc
     assert 2 <= len(finished) < 6, finished
     res = pack("verify", run)  # killed: unfinished, with the command that finishes it — not tampering
     assert res.returncode == 1 and "checksum" not in res.stdout
-    assert "unfinished: the run stopped before it ended; resume it with `pack run cmdpaper:ab --scale smoke --resume`" in res.stdout
+    assert (
+        "unfinished: the run stopped before it ended; resume it with `pack run cmdpaper:ab --scale smoke --resume`"
+        in res.stdout
+    )
     stamps = {p: (run / "reps" / p / "rep.json").stat().st_mtime_ns for p in finished}
     assert json.loads((run / "run.json").read_text())["status"] == "running"
     res = pack("run", "ab", "--resume", env={"ENGINE_SLEEP": "0"}, check=1)  # two arms always error

@@ -43,7 +43,9 @@ def test_harness_null_smoke_measures_everything(tmp_path):
     assert m["baseline.greedy_tokens_sha"]["values"] == m["mcr.greedy_tokens_sha"]["values"]
     assert 1000 < m["baseline.ppl"]["values"][0] < 4000  # a random model over a 2048-token vocabulary
     assert run["counters"]["model_loads"] == 1
-    assert {"mcr.delta_pct", "mcr.variance_ratio", "baseline.decode_tok_s_cv", "device_bandwidth_gbs"} <= set(m)
+    assert {"mcr.delta_pct", "mcr.variance_ratio", "baseline.decode_tok_s_cv", "device_bandwidth_gbs"} <= set(
+        m
+    )
     outputs = {p.name for p in (run_dir / "summary").iterdir()}
     assert "harness_null_summary.json" in outputs
     assert ("harness_null.csv" in outputs) != ("harness_null_run1_contaminated.csv" in outputs)

@@ -26,8 +26,15 @@ def outcome(rule: dict, expected, values, aggregate="mean", reference=None) -> s
 
 
 @pytest.mark.parametrize("aggregate", ["mean", "median"])
-@pytest.mark.parametrize("rule", [{"kind": "abs", "value": 1.0}, {"kind": "rel", "value": 0.5},
-                                  {"kind": "range", "min": 1e300}, {"kind": "range", "max": 1.0}])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"kind": "abs", "value": 1.0},
+        {"kind": "rel", "value": 0.5},
+        {"kind": "range", "min": 1e300},
+        {"kind": "range", "max": 1.0},
+    ],
+)
 def test_an_aggregate_that_overflows_never_passes(rule, aggregate):
     got = outcome(rule, 1e300, [BIG, BIG], aggregate)
     assert got.startswith("ERROR") and "overflows" in got
@@ -57,34 +64,62 @@ def test_decimals_half_way_cases_round_half_up_in_decimal():
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 bad = st.sampled_from([math.nan, math.inf, -math.inf])
-rules = st.sampled_from([{"kind": "abs", "value": 1e-3}, {"kind": "rel", "value": 0.05},
-                         {"kind": "range", "min": -1e308, "max": 1e308}, {"kind": "decimals", "places": 3},
-                         {"kind": "exact"}])
+rules = st.sampled_from(
+    [
+        {"kind": "abs", "value": 1e-3},
+        {"kind": "rel", "value": 0.05},
+        {"kind": "range", "min": -1e308, "max": 1e308},
+        {"kind": "decimals", "places": 3},
+        {"kind": "exact"},
+    ]
+)
 
 
 @settings(max_examples=80, deadline=None)
-@given(rule=rules, expected=finite, values=st.lists(finite, min_size=1, max_size=5),
-       aggregate=st.sampled_from(AGGREGATES))
+@given(
+    rule=rules,
+    expected=finite,
+    values=st.lists(finite, min_size=1, max_size=5),
+    aggregate=st.sampled_from(AGGREGATES),
+)
 def test_no_finite_input_crashes_a_rule(rule, expected, values, aggregate):
     outcome(rule, expected, values, aggregate)  # PASS, FAIL or ERROR with a sentence: never an exception
 
 
 @settings(max_examples=60, deadline=None)
-@given(rule=rules, expected=finite, values=st.lists(finite, min_size=0, max_size=4), nan=bad,
-       at=st.integers(0, 4), aggregate=st.sampled_from(AGGREGATES))
+@given(
+    rule=rules,
+    expected=finite,
+    values=st.lists(finite, min_size=0, max_size=4),
+    nan=bad,
+    at=st.integers(0, 4),
+    aggregate=st.sampled_from(AGGREGATES),
+)
 def test_a_non_finite_repetition_never_passes(rule, expected, values, nan, at, aggregate):
     values.insert(min(at, len(values)), nan)
     assert outcome(rule, expected, values, aggregate) != "PASS"
 
 
-@pytest.mark.parametrize("pattern, model, ok", [
-    ("L4", "NVIDIA L40S", False), ("L40S", "NVIDIA L4", False), ("A10", "NVIDIA A100-SXM4-80GB", False),
-    ("A10", "NVIDIA A10G", False), ("A100", "NVIDIA A100-SXM4-80GB", True), ("L4", "NVIDIA L4", True),
-    ("RTX 4060", "NVIDIA GeForce RTX 4060 Ti", False), ("RTX 4060", "NVIDIA GeForce RTX 4060 Laptop GPU", False),
-    ("RTX 3080", "NVIDIA GeForce RTX 3080 Ti", False), ("GTX 1650", "NVIDIA GeForce GTX 1650 SUPER", False),
-    ("H100", "NVIDIA H100 NVL", False), ("H100", "NVIDIA H100 80GB HBM3", True), ("RTX 4060", "NVIDIA GeForce RTX 4060", True),
-    ("RTX 4060*", "NVIDIA GeForce RTX 4060 Ti", True), ("4060", "NVIDIA GeForce RTX 4060", False),
-])
+@pytest.mark.parametrize(
+    "pattern, model, ok",
+    [
+        ("L4", "NVIDIA L40S", False),
+        ("L40S", "NVIDIA L4", False),
+        ("A10", "NVIDIA A100-SXM4-80GB", False),
+        ("A10", "NVIDIA A10G", False),
+        ("A100", "NVIDIA A100-SXM4-80GB", True),
+        ("L4", "NVIDIA L4", True),
+        ("RTX 4060", "NVIDIA GeForce RTX 4060 Ti", False),
+        ("RTX 4060", "NVIDIA GeForce RTX 4060 Laptop GPU", False),
+        ("RTX 3080", "NVIDIA GeForce RTX 3080 Ti", False),
+        ("GTX 1650", "NVIDIA GeForce GTX 1650 SUPER", False),
+        ("H100", "NVIDIA H100 NVL", False),
+        ("H100", "NVIDIA H100 80GB HBM3", True),
+        ("RTX 4060", "NVIDIA GeForce RTX 4060", True),
+        ("RTX 4060*", "NVIDIA GeForce RTX 4060 Ti", True),
+        ("4060", "NVIDIA GeForce RTX 4060", False),
+    ],
+)
 def test_gpu_scope_never_matches_another_model(pattern, model, ok):
     from pack.tolerance import gpu_matches
 

@@ -33,18 +33,29 @@ def _engine(**extra):
     return get_manifest("paperB").row("mcr-null").at("full").params | extra
 
 
-@pytest.mark.parametrize("params, says", [
-    (_engine(ab={"metric": "decode_tok_s", "variance_ratio_limt": 5}),
-     r"unknown key 'params.ab.variance_ratio_limt'; did you mean 'variance_ratio_limit'\?"),
-    (_engine(ab={"order": "shuffled"}), r"'params.ab.order': Input should be 'interleaved' or 'alternate'"),
-    (_engine(ab={"floor": {"value": "38"}}), r"params.ab.floor.value"),
-    (_engine(arms={"baseline": {"argz": []}}), r"unknown key 'params.arms.baseline.argz'; did you mean 'args'\?"),
-    (_engine(parser=[]), r"'parser' is not a command param \(did you mean 'parsers'\?\)"),
-    (_engine(parsers=[{"name": "decode", "regex": "("}]), r"parser 'decode': regex does not compile"),
-    (_engine(parsers=[{"name": "decode"}]), r"needs exactly one of 'regex' or 'json_prefix'"),
-    (_engine(outputs={"cvs": "x.csv"}), r"unknown key 'params.outputs.cvs'; did you mean 'csv'\?"),
-    ({"args": []}, r"needs params.executable or params.script"),
-])
+@pytest.mark.parametrize(
+    "params, says",
+    [
+        (
+            _engine(ab={"metric": "decode_tok_s", "variance_ratio_limt": 5}),
+            r"unknown key 'params.ab.variance_ratio_limt'; did you mean 'variance_ratio_limit'\?",
+        ),
+        (
+            _engine(ab={"order": "shuffled"}),
+            r"'params.ab.order': Input should be 'interleaved' or 'alternate'",
+        ),
+        (_engine(ab={"floor": {"value": "38"}}), r"params.ab.floor.value"),
+        (
+            _engine(arms={"baseline": {"argz": []}}),
+            r"unknown key 'params.arms.baseline.argz'; did you mean 'args'\?",
+        ),
+        (_engine(parser=[]), r"'parser' is not a command param \(did you mean 'parsers'\?\)"),
+        (_engine(parsers=[{"name": "decode", "regex": "("}]), r"parser 'decode': regex does not compile"),
+        (_engine(parsers=[{"name": "decode"}]), r"needs exactly one of 'regex' or 'json_prefix'"),
+        (_engine(outputs={"cvs": "x.csv"}), r"unknown key 'params.outputs.cvs'; did you mean 'csv'\?"),
+        ({"args": []}, r"needs params.executable or params.script"),
+    ],
+)
 def test_command_params_errors_name_the_key_and_the_fix(params, says):
     with pytest.raises(ManifestError, match=says):
         validated(command.Params, params, "command")
@@ -60,7 +71,9 @@ def test_throughput_params_errors():
     with pytest.raises(ManifestError, match=r"'params.type_k': Input should be 'f32', 'f16' or 'q8_0'"):
         validated(llamacpp.Params, row | {"type_k": "q4"}, "throughput_llamacpp")
     assert validated(llamacpp.Params, row | {"type_k": "F16"}, "throughput_llamacpp").type_k == "f16"
-    with pytest.raises(ManifestError, match=r"unknown key 'params.arms.mcr.n_thread'; did you mean 'n_threads'"):
+    with pytest.raises(
+        ManifestError, match=r"unknown key 'params.arms.mcr.n_thread'; did you mean 'n_threads'"
+    ):
         validated(llamacpp.Params, row | {"arms": {"mcr": {"n_thread": 2}}}, "throughput_llamacpp")
     hrow = get_manifest("paperB").row("harness-null").at("smoke").params
     with pytest.raises(ManifestError, match=r"unknown key 'params.n_decod'; did you mean 'n_decode'\?"):

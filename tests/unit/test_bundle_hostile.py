@@ -52,8 +52,10 @@ def good(files: dict[str, bytes]) -> list[tuple]:
     return [member("SHA256SUMS", sums_of(files))] + [member(n, d) for n, d in files.items()]
 
 
-RUN = {"runs/p/r/1/run.json": b'{"paper": "p", "row": "r", "run_id": "1", "status": "complete"}',
-       "runs/p/r/1/SHA256SUMS": b""}
+RUN = {
+    "runs/p/r/1/run.json": b'{"paper": "p", "row": "r", "run_id": "1", "status": "complete"}',
+    "runs/p/r/1/SHA256SUMS": b"",
+}
 
 
 @pytest.fixture
@@ -95,7 +97,10 @@ HOSTILE = {
     "non-utf8 sums": ([member("SHA256SUMS", b"\xff\xfe" + sums_of(RUN))], "not UTF-8"),
     "bad sums line": ([member("SHA256SUMS", b"deadbeef  run.json\n")], "not '<sha256>  <name>'"),
     "sums dot-dot": ([member("SHA256SUMS", f"{sha(b'')}  ../x\n".encode())], "'..' path"),
-    "sums twice": ([member("SHA256SUMS", f"{sha(b'')}  a\n{sha(b'')}  ./a\n".encode())], "names a file twice"),
+    "sums twice": (
+        [member("SHA256SUMS", f"{sha(b'')}  a\n{sha(b'')}  ./a\n".encode())],
+        "names a file twice",
+    ),
     "huge pax header": ([member("a", b"x", pax_headers={"comment": "x" * (2 << 20)})], "extended header"),
 }
 
@@ -127,7 +132,9 @@ def test_caps_are_named_and_configurable(box, monkeypatch):
 def test_compression_bomb_stops_while_inflating(box):
     """Headers tarfile would read whole (a pax record under the header cap, repeated) still count."""
     path, dest = box
-    members = good(RUN) + [member(f"junk{i}", b"", pax_headers={"comment": "z" * (900 << 10)}) for i in range(3)]
+    members = good(RUN) + [
+        member(f"junk{i}", b"", pax_headers={"comment": "z" * (900 << 10)}) for i in range(3)
+    ]
     build(path, members)
     assert path.stat().st_size < 64 << 10  # a small download …
     msg = refused(path, dest, untar.Limits(max_bytes=256 << 10, max_members=4))
@@ -190,8 +197,10 @@ def test_open_bundle_sorts_problems_under_their_runs(box):
     path, dest = box
     other = {k.replace("/1/", "/2/"): v.replace(b'"1"', b'"2"') for k, v in RUN.items()}
     files = RUN | other | {"context/expected/p/r.yaml": b"x: 1\n"}
-    members = [member(n, b"tampered") if n == "runs/p/r/2/run.json" else (i, d) for (i, d), n in
-               zip(good(files), ["SHA256SUMS", *files], strict=True)]
+    members = [
+        member(n, b"tampered") if n == "runs/p/r/2/run.json" else (i, d)
+        for (i, d), n in zip(good(files), ["SHA256SUMS", *files], strict=True)
+    ]
     members.append(member("extra.txt", b"?"))
     build(path, members)
     dest.mkdir()
@@ -203,18 +212,52 @@ def test_open_bundle_sorts_problems_under_their_runs(box):
 
 
 # ---------------------------------------------------------------- property: random member lists
-NAME_PARTS = st.sampled_from(["runs", "p", "r", "1", "..", ".", "", "a b", "é", "\x07", ".x.tmp", "run.json",
-                              "SHA256SUMS", "BUNDLE.json", "/", "A", "a"])
-KINDS = st.sampled_from([tarfile.REGTYPE, tarfile.REGTYPE, tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE,
-                         tarfile.LNKTYPE, tarfile.FIFOTYPE, tarfile.CHRTYPE])
-ENTRY = st.tuples(st.lists(NAME_PARTS, min_size=1, max_size=4).map("/".join), KINDS, st.binary(max_size=300),
-                  st.sampled_from(["listed", "wrong digest", "unlisted"]))
+NAME_PARTS = st.sampled_from(
+    [
+        "runs",
+        "p",
+        "r",
+        "1",
+        "..",
+        ".",
+        "",
+        "a b",
+        "é",
+        "\x07",
+        ".x.tmp",
+        "run.json",
+        "SHA256SUMS",
+        "BUNDLE.json",
+        "/",
+        "A",
+        "a",
+    ]
+)
+KINDS = st.sampled_from(
+    [
+        tarfile.REGTYPE,
+        tarfile.REGTYPE,
+        tarfile.REGTYPE,
+        tarfile.DIRTYPE,
+        tarfile.SYMTYPE,
+        tarfile.LNKTYPE,
+        tarfile.FIFOTYPE,
+        tarfile.CHRTYPE,
+    ]
+)
+ENTRY = st.tuples(
+    st.lists(NAME_PARTS, min_size=1, max_size=4).map("/".join),
+    KINDS,
+    st.binary(max_size=300),
+    st.sampled_from(["listed", "wrong digest", "unlisted"]),
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entries=st.lists(ENTRY, max_size=12), sums_first=st.booleans(), cap=st.sampled_from([None, 700]))
-def test_random_member_lists_never_escape_and_every_listed_file_is_accounted_for(tmp_path_factory, entries,
-                                                                                  sums_first, cap):
+def test_random_member_lists_never_escape_and_every_listed_file_is_accounted_for(
+    tmp_path_factory, entries, sums_first, cap
+):
     root = tmp_path_factory.mktemp("prop")
     path, dest = root / "b.tar.gz", root / "dest"
     dest.mkdir()
@@ -318,9 +361,11 @@ def test_bundle_json_cannot_point_judging_outside_the_extraction(box):
 
     path, dest = box
     meta = {"runs": [{"path": "../../etc", "paper": "x"}, {"path": "runs/p/s/2", "paper": "evil"}]}
-    files = {"BUNDLE.json": json.dumps(meta).encode(),
-             "runs/p/s/2/run.json": json.dumps(record("9") | {"paper": "p", "row": "other"}).encode(),
-             "runs/p/s/2/SHA256SUMS": b""}
+    files = {
+        "BUNDLE.json": json.dumps(meta).encode(),
+        "runs/p/s/2/run.json": json.dumps(record("9") | {"paper": "p", "row": "other"}).encode(),
+        "runs/p/s/2/SHA256SUMS": b"",
+    }
     build(path, good(files))
     dest.mkdir()
     opened = bundle.open_bundle(path, dest)
@@ -329,4 +374,7 @@ def test_bundle_json_cannot_point_judging_outside_the_extraction(box):
     assert opened.problems == ["../../etc: listed in BUNDLE.json but not in the bundle"]
     rows = reviewer.judge_bundle(path).rows
     moved = next(r for r in rows if r.row == "s")
-    assert moved.verdict == "FAIL" and "run.json is p:other run 9, but the bundle holds it as p:s run 2" in moved.why
+    assert (
+        moved.verdict == "FAIL"
+        and "run.json is p:other run 9, but the bundle holds it as p:s run 2" in moved.why
+    )

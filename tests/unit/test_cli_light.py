@@ -22,12 +22,27 @@ print("@@" + json.dumps([m for m in {heavy!r} if m in sys.modules]), file=sys.st
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["show", "wire-compression"], ["validate"],
-                                  ["plan", "latent-bridge", "--hw", "g6e.xlarge"], ["verify", "--help"],
-                                  ["verify"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["list"],
+        ["show", "wire-compression"],
+        ["validate"],
+        ["plan", "latent-bridge", "--hw", "g6e.xlarge"],
+        ["verify", "--help"],
+        ["verify"],
+    ],
+)
 def test_light_commands_import_no_backend(args, home, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    res = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     line = [x for x in res.stderr.splitlines() if x.startswith("@@")][-1]
     assert json.loads(line[2:]) == [], f"{args} imported {line}"

@@ -24,8 +24,12 @@ def fake_run(root: Path, run_id: str, metrics: dict, gpu: str) -> Path:
 
 
 def test_diff_judges_each_metric_by_its_tolerance_and_shows_env(home, tmp_path):
-    a = fake_run(tmp_path / "a", "1", {"n_params": [73984, 73984], "int6_over_int8": [0.7734, 0.7734]}, "L40S")
-    b = fake_run(tmp_path / "b", "2", {"n_params": [73984, 73984], "int6_over_int8": [0.7800, 0.7800]}, "H100")
+    a = fake_run(
+        tmp_path / "a", "1", {"n_params": [73984, 73984], "int6_over_int8": [0.7734, 0.7734]}, "L40S"
+    )
+    b = fake_run(
+        tmp_path / "b", "2", {"n_params": [73984, 73984], "int6_over_int8": [0.7800, 0.7800]}, "H100"
+    )
     res = CliRunner().invoke(cli, ["diff", str(a), str(b)])
     assert res.exit_code == 1, res.output  # int6_over_int8 moved beyond its ±1e-07% rule
     line = next(x for x in res.output.splitlines() if x.strip().startswith("int6_over_int8"))

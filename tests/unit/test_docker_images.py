@@ -32,8 +32,11 @@ def _hadolint() -> str:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_hadolint_passes(variant):
-    res = subprocess.run([_hadolint(), "--no-color", str(REPO / "docker" / variant / "Dockerfile")],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [_hadolint(), "--no-color", str(REPO / "docker" / variant / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -103,14 +106,18 @@ def test_each_lock_satisfies_the_packs_own_requirements(variant):
             assert "torch" not in pins  # installed from torch_index; the header says so
             continue
         assert name in pins, f"{variant}: the pack needs {req}, the lock has no {name}"
-        assert req.specifier.contains(pins[name], prereleases=True), f"{variant}: {req} vs locked {pins[name]}"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"{variant}: {req} vs locked {pins[name]}"
+        )
     assert pins["transformers"].startswith("5.17.")  # the line the pack is verified on
 
 
 def test_every_lock_entry_carries_hashes():
     for variant in VARIANTS:
         _, body = image_files.split_lock((REPO / "docker" / variant / "requirements.lock").read_text())
-        entries = re.findall(r"^([A-Za-z0-9][^=\s]*)==\S+((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})*)", body, re.M)
+        entries = re.findall(
+            r"^([A-Za-z0-9][^=\s]*)==\S+((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})*)", body, re.M
+        )
         assert entries and all(hashes for _, hashes in entries), variant
 
 
@@ -120,7 +127,8 @@ def test_what_the_catalogue_carries_and_leaves_out_is_stated():
         assert var.backends and var.packages and var.local.why.strip(), name
         assert all(reason.strip() for reason in var.omitted.values()), name
         assert set(var.compile_from_source) <= set(var.packages) and set(var.local.skip_compile) <= set(
-            var.compile_from_source), name
+            var.compile_from_source
+        ), name
         assert "autoawq" not in var.packages  # it pins transformers 4.x; the pack needs 5.17
     assert [n for n in VARIANTS if "vllm" in v[n].packages] == ["cu128"]
     assert [n for n in VARIANTS if "gptqmodel" in v[n].packages] == ["cu128"]
@@ -131,15 +139,24 @@ def test_what_the_catalogue_carries_and_leaves_out_is_stated():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_image_runs_the_command_it_is_given(variant):
     text = (REPO / "docker" / variant / "Dockerfile").read_text()
-    assert 'CMD ["pack", "--help"]' in text and f'ENTRYPOINT ["/usr/bin/tini", "--", "{image_files.ENTRYPOINT}"]' in text
+    assert (
+        'CMD ["pack", "--help"]' in text
+        and f'ENTRYPOINT ["/usr/bin/tini", "--", "{image_files.ENTRYPOINT}"]' in text
+    )
     assert "--no-deps" not in text + (REPO / "docker" / "build-env.sh").read_text()
     assert "USER 1000:1000" in text and "PACK_IMAGE_VARIANT=${VARIANT}" in text
 
 
 def test_digests_from_bake_metadata(tmp_path, monkeypatch):
     meta = tmp_path / "meta.json"
-    meta.write_text(json.dumps({"cu118": {"containerimage.digest": "sha256:" + "a" * 64, "image.name": "x/ecmoe:cu118"},
-                                "cu121": {"buildx.build.ref": "no digest"}}))
+    meta.write_text(
+        json.dumps(
+            {
+                "cu118": {"containerimage.digest": "sha256:" + "a" * 64, "image.name": "x/ecmoe:cu118"},
+                "cu121": {"buildx.build.ref": "no digest"},
+            }
+        )
+    )
     monkeypatch.setenv("PACK_IMAGES_METADATA", str(meta))
     monkeypatch.setenv("PACK_IMAGE_PREFIX", "ghcr.io/lab/ecmoe")
     ref, digest = images.image_ref("cu118", remote=True)
@@ -164,9 +181,12 @@ def test_images_check_command(capsys):
 
 
 def _build_env(snippet: str, **env) -> str:
-    res = subprocess.run(["bash", "-c", f"source {REPO / 'docker' / 'build-env.sh'}; {snippet}"],
-                         env={"PATH": "/usr/bin:/bin", "PACK_BUILD_ENV_LIB": "1", "VARIANT": "t", **env},
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["bash", "-c", f"source {REPO / 'docker' / 'build-env.sh'}; {snippet}"],
+        env={"PATH": "/usr/bin:/bin", "PACK_BUILD_ENV_LIB": "1", "VARIANT": "t", **env},
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     return res.stdout
 

@@ -20,8 +20,14 @@ def test_a_good_file_counts_its_records(tmp_path):
     assert gsm8k.check_file(_write(tmp_path, gsm8k.synthetic_records(7))) == 7
 
 
-@pytest.mark.parametrize("record, field", [({"question": "q"}, "answer"), ({"answer": "1\n#### 1"}, "question"),
-                                           ({"question": "q", "answer": 5}, "answer")])
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        ({"question": "q"}, "answer"),
+        ({"answer": "1\n#### 1"}, "question"),
+        ({"question": "q", "answer": 5}, "answer"),
+    ],
+)
 def test_missing_field_is_named_with_its_line(tmp_path, record, field):
     p = _write(tmp_path, [gsm8k.synthetic_records(1)[0], record])
     with pytest.raises(ManifestError, match=rf"gsm8k.jsonl:2: GSM8K record has no '{field}' field"):
@@ -42,9 +48,14 @@ def test_task_yaml_includes_lm_evals_own_gsm8k_cot(tmp_path):
 
     doc = yaml.safe_load(gsm8k.task_yaml(tmp_path / "d.jsonl", tmp_path / "cache"))
     assert doc["include"].endswith("tasks/gsm8k/gsm8k-cot.yaml")
-    assert doc["dataset_path"] == "json" and doc["dataset_kwargs"]["data_files"]["test"] == str(tmp_path / "d.jsonl")
+    assert doc["dataset_path"] == "json" and doc["dataset_kwargs"]["data_files"]["test"] == str(
+        tmp_path / "d.jsonl"
+    )
     base = yaml.safe_load(open(doc["include"]))
-    assert base["num_fewshot"] == 8 and {f["name"] for f in base["filter_list"]} == {"strict-match", "flexible-extract"}
+    assert base["num_fewshot"] == 8 and {f["name"] for f in base["filter_list"]} == {
+        "strict-match",
+        "flexible-extract",
+    }
 
 
 def test_upsert_replaces_the_same_tag_and_keeps_others(tmp_path):

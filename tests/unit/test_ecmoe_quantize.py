@@ -50,7 +50,9 @@ def test_zeropoint_uses_the_whole_range_of_a_shifted_row():
     x = torch.randn(16, 40) + 3.0  # all positive: absmax would waste half its levels
     y = quant_dequant(x, "zeropoint", 4)
     step = (x.amax(-1, keepdim=True) - x.amin(-1, keepdim=True)) / 15
-    assert torch.all((x - y).abs() <= step + 1e-6)  # rounding, plus at most one level lost to the rounded zero point
+    assert torch.all(
+        (x - y).abs() <= step + 1e-6
+    )  # rounding, plus at most one level lost to the rounded zero point
     assert (x - y).pow(2).mean() < 0.5 * (x - quant_dequant(x, "absmax", 4)).pow(2).mean()
 
 

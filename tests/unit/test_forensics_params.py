@@ -18,15 +18,18 @@ def test_parse_rejects_unknown_params_with_a_hint():
         configs.parse({"experiment_type": "reference", "layer": [1]})
 
 
-@pytest.mark.parametrize("params, match", [
-    ({"experiment_type": "batchsize"}, "Input should be 'reference', 'batch_size'"),
-    ({"experiment_type": "batch_size"}, "must list the values"),
-    ({"experiment_type": "batch_size", "values": [1, 2]}, "integers >= 2"),
-    ({"experiment_type": "quantization", "values": ["int3"]}, "among gptq, bnb, awq"),
-    ({"experiment_type": "cuda_version", "values": ["11.8", "12.1"]}, "one version string"),
-    ({"experiment_type": "reference", "values": [2]}, "must be empty"),
-    ({"experiment_type": "reference", "decode_steps": 0}, "greater than or equal to 1"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"experiment_type": "batchsize"}, "Input should be 'reference', 'batch_size'"),
+        ({"experiment_type": "batch_size"}, "must list the values"),
+        ({"experiment_type": "batch_size", "values": [1, 2]}, "integers >= 2"),
+        ({"experiment_type": "quantization", "values": ["int3"]}, "among gptq, bnb, awq"),
+        ({"experiment_type": "cuda_version", "values": ["11.8", "12.1"]}, "one version string"),
+        ({"experiment_type": "reference", "values": [2]}, "must be empty"),
+        ({"experiment_type": "reference", "decode_steps": 0}, "greater than or equal to 1"),
+    ],
+)
 def test_parse_rejects_bad_values(params, match):
     with pytest.raises(PackError, match=match):
         configs.parse(params)
@@ -53,11 +56,18 @@ def test_plan_changes_only_the_variable():
 
 
 def test_gpu_only_configurations_are_not_applicable_on_a_cpu_with_the_reason():
-    assert "need a CUDA GPU" in _plan({"experiment_type": "concurrent_streams", "values": [True]})["streams"].not_applicable
+    assert (
+        "need a CUDA GPU"
+        in _plan({"experiment_type": "concurrent_streams", "values": [True]})["streams"].not_applicable
+    )
     assert "no CUDA" in _plan({"experiment_type": "cuda_version", "values": ["11.8"]})["cu118"].not_applicable
-    na = _plan({"experiment_type": "cuda_version", "values": ["11.8"]}, device="cuda", n_gpus=1, cuda_running="12.8")
+    na = _plan(
+        {"experiment_type": "cuda_version", "values": ["11.8"]}, device="cuda", n_gpus=1, cuda_running="12.8"
+    )
     assert "CUDA 12.8" in na["cu118"].not_applicable and "cu118" in na["cu118"].not_applicable
-    ok = _plan({"experiment_type": "cuda_version", "values": ["11.8"]}, device="cuda", n_gpus=1, cuda_running="11.8")
+    ok = _plan(
+        {"experiment_type": "cuda_version", "values": ["11.8"]}, device="cuda", n_gpus=1, cuda_running="11.8"
+    )
     assert ok["cu118"].not_applicable is None
 
 
@@ -101,26 +111,57 @@ def test_positions_and_unique_index_mapping():
     assert len(idx) == 90 and max(idx) == 31 and idx[:3] == [0, 1, 2]
 
 
-@pytest.mark.parametrize("snr, label", [(11, "Strong"), (float("inf"), "Strong"), (10, "Moderate"), (3.5, "Moderate"),
-                                        (3, "Weak"), (1.01, "Weak"), (1, "Not Detectable"), (0, "Not Detectable"),
-                                        (None, "n/a")])
+@pytest.mark.parametrize(
+    "snr, label",
+    [
+        (11, "Strong"),
+        (float("inf"), "Strong"),
+        (10, "Moderate"),
+        (3.5, "Moderate"),
+        (3, "Weak"),
+        (1.01, "Weak"),
+        (1, "Not Detectable"),
+        (0, "Not Detectable"),
+        (None, "n/a"),
+    ],
+)
 def test_classification_thresholds_follow_the_seed(snr, label):
     assert classify(snr) == label
 
 
 def _kernel(ts, dur, corr, stream):
-    return {"ph": "X", "cat": "kernel", "name": "k", "ts": ts, "dur": dur, "args": {"correlation": corr, "stream": stream}}
+    return {
+        "ph": "X",
+        "cat": "kernel",
+        "name": "k",
+        "ts": ts,
+        "dur": dur,
+        "args": {"correlation": corr, "stream": stream},
+    }
 
 
 def _launch(corr, tid):
-    return {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": 0, "dur": 1, "tid": tid,
-            "args": {"correlation": corr}}
+    return {
+        "ph": "X",
+        "cat": "cuda_runtime",
+        "name": "cudaLaunchKernel",
+        "ts": 0,
+        "dur": 1,
+        "tid": tid,
+        "args": {"correlation": corr},
+    }
 
 
 def test_overlap_is_measured_from_kernel_intervals_by_launching_thread():
     # inference kernels (thread 100, stream 7): [0,10], [20,30]; workload (thread 200, stream 13): [5,25]
-    events = [_launch(1, 100), _launch(2, 100), _launch(3, 200),
-              _kernel(0, 10, 1, 7), _kernel(20, 10, 2, 7), _kernel(5, 20, 3, 13)]
+    events = [
+        _launch(1, 100),
+        _launch(2, 100),
+        _launch(3, 200),
+        _kernel(0, 10, 1, 7),
+        _kernel(20, 10, 2, 7),
+        _kernel(5, 20, 3, 13),
+    ]
     ov = overlap_from_trace(events, workload_tid=200)
     assert ov["inference_busy_us"] == 20 and ov["workload_busy_us"] == 20
     assert ov["overlap_us"] == 10 and ov["overlap_fraction"] == pytest.approx(0.5)
@@ -131,8 +172,14 @@ def test_overlap_is_measured_from_kernel_intervals_by_launching_thread():
 
 def test_overlap_falls_back_to_the_stream_of_the_long_matmuls():
     # thread ids that match nothing (a trace whose tids are not OS ids): stream 13's kernels are longest
-    events = [_launch(1, 5), _launch(2, 5), _launch(3, 6),
-              _kernel(0, 2, 1, 7), _kernel(20, 2, 2, 7), _kernel(1, 30, 3, 13)]
+    events = [
+        _launch(1, 5),
+        _launch(2, 5),
+        _launch(3, 6),
+        _kernel(0, 2, 1, 7),
+        _kernel(20, 2, 2, 7),
+        _kernel(1, 30, 3, 13),
+    ]
     ov = overlap_from_trace(events, workload_tid=200, main_tid=100)
     assert ov["attribution"] == "stream with the longest mean kernel"
     assert ov["workload_kernels"] == 1 and ov["overlap_us"] == 3
@@ -147,10 +194,12 @@ def test_cli_startup_and_catalogue_commands_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from pack.cli import main\n"
-            "for args in (['--help'], ['list', 'forensics'], ['show', 'exp1'], ['validate'], ['analyze', '--help']):\n"
-            "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
-            "print(sorted(m for m in ('torch', 'transformers', 'safetensors', 'matplotlib') if m in sys.modules))")
+    code = (
+        "import sys; from pack.cli import main\n"
+        "for args in (['--help'], ['list', 'forensics'], ['show', 'exp1'], ['validate'], ['analyze', '--help']):\n"
+        "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'safetensors', 'matplotlib') if m in sys.modules))"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "[]"

@@ -25,11 +25,14 @@ H, KD = 8, 4
 def fake_signals(seed: int = 0) -> Signals:
     g = torch.Generator().manual_seed(seed)
     P = SPEC.n_unique
-    return Signals(tokens=torch.arange(5, dtype=torch.int64),
-                   hidden={k: torch.randn(P, H, generator=g).bfloat16() for k in SPEC.layers},
-                   keys={k: torch.randn(P, KD, generator=g).bfloat16() for k in SPEC.layers},
-                   top_ids=torch.arange(P * 4, dtype=torch.int64).reshape(P, 4),
-                   top_logprobs=-torch.arange(P * 4, dtype=torch.float32).reshape(P, 4) / 10, prompt_len=20)
+    return Signals(
+        tokens=torch.arange(5, dtype=torch.int64),
+        hidden={k: torch.randn(P, H, generator=g).bfloat16() for k in SPEC.layers},
+        keys={k: torch.randn(P, KD, generator=g).bfloat16() for k in SPEC.layers},
+        top_ids=torch.arange(P * 4, dtype=torch.int64).reshape(P, 4),
+        top_logprobs=-torch.arange(P * 4, dtype=torch.float32).reshape(P, 4) / 10,
+        prompt_len=20,
+    )
 
 
 def shifted(sig: Signals, delta: float) -> Signals:
@@ -73,29 +76,78 @@ def make_doc(entries) -> tuple[dict, dict]:
     tensors, confs, runs = {}, [], []
     for hw, label, is_base, reps in entries:
         cid = f"{hw}_{label}"
-        confs.append({"config_id": cid, "label": label, "is_baseline": is_base, "hardware": f"NVIDIA {hw}",
-                      "hardware_tag": hw, "provider": "test", "variable_value": label, "cuda_version": "12.8",
-                      "torch_version": "2", "transformers_version": "5", "flash_attn_version": None,
-                      "python_version": "3.11", "status": "ok",
-                      "fixed_params": {"compile": False, "attention_impl": "sdpa", "quantization": "bf16",
-                                       "tp_size": 1, "ep_size": 1, "concurrent_streams": False, "batch_size": 1,
-                                       "cuda_version": "12.8"}})
+        confs.append(
+            {
+                "config_id": cid,
+                "label": label,
+                "is_baseline": is_base,
+                "hardware": f"NVIDIA {hw}",
+                "hardware_tag": hw,
+                "provider": "test",
+                "variable_value": label,
+                "cuda_version": "12.8",
+                "torch_version": "2",
+                "transformers_version": "5",
+                "flash_attn_version": None,
+                "python_version": "3.11",
+                "status": "ok",
+                "fixed_params": {
+                    "compile": False,
+                    "attention_impl": "sdpa",
+                    "quantization": "bf16",
+                    "tp_size": 1,
+                    "ep_size": 1,
+                    "concurrent_streams": False,
+                    "batch_size": 1,
+                    "cuda_version": "12.8",
+                },
+            }
+        )
         d0 = sigmod.digest(reps[0])
         for i, sig in enumerate(reps):
             d = sigmod.digest(sig)
             key = f"{cid}/rep{i}" if d != d0 or i == 0 else f"{cid}/rep0"
             tensors.update(sigmod.to_tensors(sig, key))
-            runs.append({"config_id": cid, "rep_id": i, "timestamp": "2026-01-01 00:00:00", "runtime_seconds": 1.0,
-                         "prompt_text": "p", "signals_key": key, "signals_sha256": d, "bit_identical_to_rep0": d == d0,
-                         "decode_steps": [{"step": t, "token_id": int(x), "token_text": "t"}
-                                          for t, x in enumerate(sig.tokens.tolist())]})
-    doc = {"schema": uniform.SCHEMA_ID, "experiment_metadata": {
-        "experiment_type": "batch_size", "variable_tested": "batch_size", "model": "m", "model_size": "1M",
-        "architecture": "MoE", "sequence_length": 20, "decode_steps": SPEC.steps,
-        "extraction_config": {"layers": list(SPEC.layers), "positions": list(SPEC.positions), "hidden_dim": H,
-                              "key_dim": KD, "top_k_logprobs": 4},
-        "date_created": "2026-01-01 00:00:00", "prompt": {"sha256": "abc"}, "storage": {}},
-        "configurations": confs, "runs": runs}
+            runs.append(
+                {
+                    "config_id": cid,
+                    "rep_id": i,
+                    "timestamp": "2026-01-01 00:00:00",
+                    "runtime_seconds": 1.0,
+                    "prompt_text": "p",
+                    "signals_key": key,
+                    "signals_sha256": d,
+                    "bit_identical_to_rep0": d == d0,
+                    "decode_steps": [
+                        {"step": t, "token_id": int(x), "token_text": "t"}
+                        for t, x in enumerate(sig.tokens.tolist())
+                    ],
+                }
+            )
+    doc = {
+        "schema": uniform.SCHEMA_ID,
+        "experiment_metadata": {
+            "experiment_type": "batch_size",
+            "variable_tested": "batch_size",
+            "model": "m",
+            "model_size": "1M",
+            "architecture": "MoE",
+            "sequence_length": 20,
+            "decode_steps": SPEC.steps,
+            "extraction_config": {
+                "layers": list(SPEC.layers),
+                "positions": list(SPEC.positions),
+                "hidden_dim": H,
+                "key_dim": KD,
+                "top_k_logprobs": 4,
+            },
+            "date_created": "2026-01-01 00:00:00",
+            "prompt": {"sha256": "abc"},
+            "storage": {},
+        },
+        "configurations": confs,
+        "runs": runs,
+    }
     return doc, tensors
 
 
@@ -134,12 +186,14 @@ def test_seed_json_round_trips_to_the_same_vectors():
 
 def test_analysis_distances_snr_and_cross_hardware():
     base = fake_signals(2)
-    doc, tensors = make_doc([
-        ("A100", "baseline", True, [base, base, base]),
-        ("A100", "bs2", False, [shifted(base, 0.5)] * 3),
-        ("H100", "baseline", True, [shifted(base, 0.125)] * 3),
-        ("H100", "bs2", False, [shifted(base, 0.625)] * 3),
-    ])
+    doc, tensors = make_doc(
+        [
+            ("A100", "baseline", True, [base, base, base]),
+            ("A100", "bs2", False, [shifted(base, 0.5)] * 3),
+            ("H100", "baseline", True, [shifted(base, 0.125)] * 3),
+            ("H100", "bs2", False, [shifted(base, 0.625)] * 3),
+        ]
+    )
     rep = analysis.Experiment(doc, tensors).report()
     assert not rep["one_hardware_kind"] and rep["hardware"] == ["A100", "H100"]
     assert all(r["bit_identical"] and r["max"] == 0 for r in rep["reproducibility"].values())
@@ -151,8 +205,13 @@ def test_analysis_distances_snr_and_cross_hardware():
     assert noise == pytest.approx(0.125 * math.sqrt(H), rel=0.05)
     snr = rep["within_hardware_detectability"]["A100"]["bs2"]["snr"]["hidden_states/layer_1"]
     assert snr == pytest.approx(4.0, rel=0.05)
-    assert rep["within_hardware_detectability"]["A100"]["bs2"]["classification"]["hidden_states/layer_1"] == "Moderate"
-    cross = rep["cross_hardware_detectability"]["A100->H100"]["variants"]["bs2"]["ratio"]["hidden_states/layer_1"]
+    assert (
+        rep["within_hardware_detectability"]["A100"]["bs2"]["classification"]["hidden_states/layer_1"]
+        == "Moderate"
+    )
+    cross = rep["cross_hardware_detectability"]["A100->H100"]["variants"]["bs2"]["ratio"][
+        "hidden_states/layer_1"
+    ]
     assert cross == pytest.approx(3.0, rel=0.05)  # |0.5-0.125| / 0.125
     row = analysis.summary_row(rep)
     assert row["headline"]["detectability"] == "Moderate"
@@ -162,8 +221,12 @@ def test_one_hardware_kind_reports_within_only_and_non_determinism():
     base = fake_signals(3)
     wobble = copy.deepcopy(base)
     wobble.hidden[2][5, 1] += 0.5
-    doc, tensors = make_doc([("H100", "baseline", True, [base, wobble, base]),
-                             ("H100", "eager", False, [shifted(base, 0.25)] * 3)])
+    doc, tensors = make_doc(
+        [
+            ("H100", "baseline", True, [base, wobble, base]),
+            ("H100", "eager", False, [shifted(base, 0.25)] * 3),
+        ]
+    )
     rep = analysis.Experiment(doc, tensors).report()
     assert rep["one_hardware_kind"] and rep["cross_hardware_baseline"] == {} and rep["noise"] == {}
     assert not rep["reproducibility"]["H100_baseline"]["bit_identical"]
@@ -176,7 +239,10 @@ def test_merge_concatenates_machines_and_refuses_mismatches():
     a = make_doc([("A100", "baseline", True, [base] * 3)])
     b = make_doc([("H100", "baseline", True, [shifted(base, 0.1)] * 3)])
     doc, tensors = uniform.merge([a, b, a], variable="cuda_version", experiment_type="cuda_version")
-    assert [c["config_id"] for c in doc["configurations"]] == ["A100_baseline", "H100_baseline"]  # a given twice: kept once
+    assert [c["config_id"] for c in doc["configurations"]] == [
+        "A100_baseline",
+        "H100_baseline",
+    ]  # a given twice: kept once
     assert doc["configurations"][0]["variable_value"] == "12.8"
     assert uniform.validate(doc) == []
     other = copy.deepcopy(b)

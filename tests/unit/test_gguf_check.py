@@ -41,14 +41,18 @@ def test_a_good_file_reports_its_tensors(tmp_path):
     assert info.weight_bytes == 2 * 64 * 32 * 4 + 2 * 32 * 32 * 2
 
 
-@pytest.mark.parametrize("content, says", [
-    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 4920000000\n", "Git LFS pointer"),
-    (b"<!DOCTYPE html><html><body>Access denied</body></html>" * 2, "HTML/XML page"),
-    (b'{"error": "not found", "detail": "the repository is gated"}', "JSON file"),
-    (b"\x00" * 64, r"not a GGUF file \(it starts with"),
-    (b"GGUF", "too short"),
-    ((19).to_bytes(8, "little") + b'{"__metadata__":{}}' + b"\x00" * 64, "safetensors file"),
-], ids=["lfs-pointer", "html", "json", "zeros", "short", "safetensors"])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 4920000000\n", "Git LFS pointer"),
+        (b"<!DOCTYPE html><html><body>Access denied</body></html>" * 2, "HTML/XML page"),
+        (b'{"error": "not found", "detail": "the repository is gated"}', "JSON file"),
+        (b"\x00" * 64, r"not a GGUF file \(it starts with"),
+        (b"GGUF", "too short"),
+        ((19).to_bytes(8, "little") + b'{"__metadata__":{}}' + b"\x00" * 64, "safetensors file"),
+    ],
+    ids=["lfs-pointer", "html", "json", "zeros", "short", "safetensors"],
+)
 def test_not_a_gguf(tmp_path, content, says):
     p = tmp_path / "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
     p.write_bytes(content)

@@ -27,16 +27,23 @@ def test_unknown_name_is_refused_with_the_catalogue_listed():
     assert all(name in msg for name in catalog.hardware())  # every catalogue name listed
 
 
-@pytest.mark.parametrize("name, detected, mismatch", [
-    ("cpu", [], None),
-    ("cpu", ["NVIDIA H200"], "has no GPU but this machine has 1 GPU(s): NVIDIA H200"),
-    ("local-gpu", ["NVIDIA H200"], None),
-    ("local-gpu", [], "but this machine has no GPU"),
-    ("g6e.xlarge", ["NVIDIA L40S"], None),
-    ("g6e.xlarge", ["NVIDIA L4"], "is 1× L40S but this machine has 1 GPU(s): NVIDIA L4"),  # never a substring
-    ("local-gtx1650", ["NVIDIA GeForce GTX 1650"], None),
-    ("local-gpu-x4", ["NVIDIA H200"] * 2, "is 4× GPU but this machine has 2 GPU(s)"),
-])
+@pytest.mark.parametrize(
+    "name, detected, mismatch",
+    [
+        ("cpu", [], None),
+        ("cpu", ["NVIDIA H200"], "has no GPU but this machine has 1 GPU(s): NVIDIA H200"),
+        ("local-gpu", ["NVIDIA H200"], None),
+        ("local-gpu", [], "but this machine has no GPU"),
+        ("g6e.xlarge", ["NVIDIA L40S"], None),
+        (
+            "g6e.xlarge",
+            ["NVIDIA L4"],
+            "is 1× L40S but this machine has 1 GPU(s): NVIDIA L4",
+        ),  # never a substring
+        ("local-gtx1650", ["NVIDIA GeForce GTX 1650"], None),
+        ("local-gpu-x4", ["NVIDIA H200"] * 2, "is 4× GPU but this machine has 2 GPU(s)"),
+    ],
+)
 def test_detected_gpus_must_agree_with_the_catalogue(name, detected, mismatch):
     if name not in catalog.hardware():
         pytest.skip(f"{name} is not in this catalogue")
@@ -58,8 +65,14 @@ def test_a_hardware_scoped_expectation_does_not_apply_to_a_mismatched_run():
 
 
 def _pack(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "pack", *args], capture_output=True, text=True, timeout=600,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "pack", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
 
 
 def test_run_refuses_an_unknown_pack_hw_before_writing_anything(tmp_path):

@@ -21,8 +21,14 @@ def _pack(*args, home: Path | str | None = None, cwd: Path | None = None):
     env.pop("PACK_HOME", None)
     if home is not None:
         env["PACK_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "pack", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd or ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pack", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or ROOT,
+        timeout=300,
+    )
 
 
 def _one_sentence(res, *words):
@@ -76,16 +82,18 @@ def test_validate_reports_every_broken_file(home):
     h = home / "manifests" / "hardware.yaml"
     h.write_text(h.read_text() + "hardware: {}\n")
     res = _pack("validate", home=home)
-    _one_sentence(res, f"{f}:2: duplicate key 'paper'", f"{b}: is a binary file", f"{h}:", "duplicate key "
-                                                                                           "'hardware'")
+    _one_sentence(
+        res, f"{f}:2: duplicate key 'paper'", f"{b}: is a binary file", f"{h}:", "duplicate key 'hardware'"
+    )
 
 
 def test_validate_of_a_folder_or_a_json_list(home, tmp_path):
     (tmp_path / "d.yaml").mkdir()
     _one_sentence(_pack("validate", tmp_path / "d.yaml", home=home), "d.yaml: is a folder")
     (tmp_path / "l.yaml").write_text(json.dumps([1, 2]))
-    _one_sentence(_pack("validate", tmp_path / "l.yaml", home=home), "l.yaml:1: the top level must be a "
-                                                                     "mapping")
+    _one_sentence(
+        _pack("validate", tmp_path / "l.yaml", home=home), "l.yaml:1: the top level must be a mapping"
+    )
 
 
 def test_pack_home_that_does_not_exist(tmp_path):
@@ -105,12 +113,15 @@ def test_pack_home_without_manifests(tmp_path):
     _one_sentence(_pack("list", home=tmp_path, cwd=tmp_path), "no manifests folder here")
 
 
-@pytest.mark.parametrize("content, words", [
-    ("{not json", "is not valid JSON (line 1"),
-    ("[1, 2, 3]", "holds a JSON list, not an environment fingerprint"),
-    ('{"a": 1}', "not an environment fingerprint"),
-    (b"\xff\xfe\x00", "is not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("{not json", "is not valid JSON (line 1"),
+        ("[1, 2, 3]", "holds a JSON list, not an environment fingerprint"),
+        ('{"a": 1}', "not an environment fingerprint"),
+        (b"\xff\xfe\x00", "is not UTF-8"),
+    ],
+)
 def test_env_diff_of_malformed_inputs(tmp_path, content, words):
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"schema": "pack.env/1", "gpu": {"count": 0}}))
@@ -123,5 +134,6 @@ def test_env_diff_of_a_folder_without_env_json(tmp_path):
     (tmp_path / "run").mkdir()
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"schema": "pack.env/1"}))
-    _one_sentence(_pack("env", "--diff", tmp_path / "run", good), f"{tmp_path / 'run'}: is a folder without "
-                                                                  "an env.json")
+    _one_sentence(
+        _pack("env", "--diff", tmp_path / "run", good), f"{tmp_path / 'run'}: is a folder without an env.json"
+    )

@@ -36,20 +36,31 @@ def test_row_limits_refuse_non_finite_and_text(field, value):
         manifest.ScaleProfile.model_validate({field: value})
 
 
-@pytest.mark.parametrize("field, value", [("max_runtime_s", 1e308), ("runtime_estimate_s", 1e12),
-                                          ("reps", 10**9), ("max_runtime_s", 0), ("reps", 0),
-                                          ("runtime_estimate_s", -1), ("reps", 2.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_runtime_s", 1e308),
+        ("runtime_estimate_s", 1e12),
+        ("reps", 10**9),
+        ("max_runtime_s", 0),
+        ("reps", 0),
+        ("runtime_estimate_s", -1),
+        ("reps", 2.0),
+    ],
+)
 def test_row_limits_refuse_out_of_bounds(field, value):
     with pytest.raises(ValidationError):
         manifest.Row.model_validate({**ROW, field: value})
 
 
-@given(seconds=st.floats(min_value=0.001, max_value=manifest.MAX_SECONDS),
-       reps=st.integers(1, manifest.MAX_REPS))
+@given(
+    seconds=st.floats(min_value=0.001, max_value=manifest.MAX_SECONDS), reps=st.integers(1, manifest.MAX_REPS)
+)
 @FAST
 def test_row_limits_accept_sane_values(seconds, reps):
-    r = manifest.Row.model_validate({**ROW, "max_runtime_s": seconds, "runtime_estimate_s": seconds,
-                                     "reps": reps})
+    r = manifest.Row.model_validate(
+        {**ROW, "max_runtime_s": seconds, "runtime_estimate_s": seconds, "reps": reps}
+    )
     assert r.max_runtime_s == seconds and r.reps == reps
 
 
@@ -72,10 +83,17 @@ def _home(tmp_path: Path, monkeypatch) -> Path:
     return home
 
 
-@pytest.mark.parametrize("literal, words", [
-    (".nan", "finite number"), (".inf", "finite number"), ("1.0e+400", "finite number"),
-    ("'600'", "not the text '600'"), ("1e3", "not the text '1e3'"), ("true", "not true"),
-])
+@pytest.mark.parametrize(
+    "literal, words",
+    [
+        (".nan", "finite number"),
+        (".inf", "finite number"),
+        ("1.0e+400", "finite number"),
+        ("'600'", "not the text '600'"),
+        ("1e3", "not the text '1e3'"),
+        ("true", "not true"),
+    ],
+)
 def test_validate_names_file_and_line_of_a_bad_limit(tmp_path, monkeypatch, literal, words):
     home = _home(tmp_path, monkeypatch)
     f = home / "manifests" / "local-ablation.yaml"

@@ -39,13 +39,24 @@ def aws(tmp_path, monkeypatch):
     with mock_aws():
         ec2 = boto3.client("ec2", region_name="us-east-1")
         ami = ec2.register_image(Name=DLAMI, RootDeviceName="/dev/sda1", Architecture="x86_64")["ImageId"]
-        boto3.client("ssm", region_name="us-east-1").put_parameter(Name="/pack-test/dlami/ami-id", Value=ami, Type="String")
+        boto3.client("ssm", region_name="us-east-1").put_parameter(
+            Name="/pack-test/dlami/ami-id", Value=ami, Type="String"
+        )
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        boto3.client("iam", region_name="us-east-1").create_instance_profile(InstanceProfileName="pack-runner")
+        boto3.client("iam", region_name="us-east-1").create_instance_profile(
+            InstanceProfileName="pack-runner"
+        )
         cfg = settings.providers()
-        ec2_cfg = cfg["ec2"] | {"ami": cfg["ec2"]["ami"] | {"ssm_parameter": "/pack-test/dlami/ami-id", "owners": ["self"]}}
+        ec2_cfg = cfg["ec2"] | {
+            "ami": cfg["ec2"]["ami"] | {"ssm_parameter": "/pack-test/dlami/ami-id", "owners": ["self"]}
+        }
         monkeypatch.setattr(settings, "providers", lambda: cfg | {"ec2": ec2_cfg})
-        yield {"ec2": ec2, "ami": ami, "s3": boto3.client("s3", region_name="us-east-1"), "runs": tmp_path / "runs"}
+        yield {
+            "ec2": ec2,
+            "ami": ami,
+            "s3": boto3.client("s3", region_name="us-east-1"),
+            "runs": tmp_path / "runs",
+        }
 
 
 def instances(ec2, states=("pending", "running", "shutting-down", "terminated", "stopped")):
@@ -66,24 +77,41 @@ def test_detached_launch_creates_one_tagged_self_terminating_instance(aws, capsy
     assert tags["pack:launch-id"] == launch_id and tags["pack:rows"] == "gpu-demo:l40s-row"
     # deadline = the row's max runtime (3600 s) + EC2 overhead (900 s); expiry adds the grace (600 s)
     assert abs(float(tags["pack:expires-at"]) - (t0 + 3600 + 900 + 600)) < 30
-    attr = aws["ec2"].describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="instanceInitiatedShutdownBehavior")
+    attr = aws["ec2"].describe_instance_attribute(
+        InstanceId=inst["InstanceId"], Attribute="instanceInitiatedShutdownBehavior"
+    )
     assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
-    ud = base64.b64decode(aws["ec2"].describe_instance_attribute(
-        InstanceId=inst["InstanceId"], Attribute="userData")["UserData"]["Value"]).decode()
+    ud = base64.b64decode(
+        aws["ec2"].describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")[
+            "UserData"
+        ]["Value"]
+    ).decode()
     assert "shutdown -h +75 " in ud  # (3600 + 900) s / 60, armed before anything else runs
     assert ud.index("shutdown -h +75") < ud.index("docker pull")
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecmoe:l40s"
     assert f"IMAGE={image}" in ud and "docker login --username AWS" in ud  # ECR image: log in first
-    assert (f"docker run --rm --name pack-{launch_id}" in ud and "--gpus all" in ud and
-            f"{image} pack run gpu-demo:l40s-row --scale full --out /runs --hw g6e.xlarge" in ud)
-    assert f"RESULTS=s3://{BUCKET}/pack-launches/{launch_id}" in ud and 'aws s3 sync --only-show-errors "$RUNS" "$RESULTS/runs"' in ud
+    assert (
+        f"docker run --rm --name pack-{launch_id}" in ud
+        and "--gpus all" in ud
+        and f"{image} pack run gpu-demo:l40s-row --scale full --out /runs --hw g6e.xlarge" in ud
+    )
+    assert (
+        f"RESULTS=s3://{BUCKET}/pack-launches/{launch_id}" in ud
+        and 'aws s3 sync --only-show-errors "$RUNS" "$RESULTS/runs"' in ud
+    )
     assert "trap finish EXIT" in ud
     assert subprocess.run(["bash", "-n"], input=ud, text=True).returncode == 0  # the script parses
     assert inst["IamInstanceProfile"]["Arn"].endswith("/pack-runner")
-    status = json.loads(aws["s3"].get_object(Bucket=BUCKET, Key=f"pack-launches/{launch_id}/status.json")["Body"].read())
+    status = json.loads(
+        aws["s3"].get_object(Bucket=BUCKET, Key=f"pack-launches/{launch_id}/status.json")["Body"].read()
+    )
     assert status["state"] == "provisioning"
     rec = ledger.get(launch_id, aws["runs"])
-    assert rec["provider"] == "ec2" and rec["instance_id"] == inst["InstanceId"] and rec["price_usd_per_hour"] == 1.861
+    assert (
+        rec["provider"] == "ec2"
+        and rec["instance_id"] == inst["InstanceId"]
+        and rec["price_usd_per_hour"] == 1.861
+    )
     assert rec["status"] == "running" and rec["stop"] is None
     assert "pack launch status" in err and "pack launch down" in err
 
@@ -106,7 +134,11 @@ def _finish_remotely(s3, launch_id: str, exit_code: int = 0) -> None:
         for p in Path(d).rglob("*"):
             if p.is_file():
                 s3.put_object(Bucket=BUCKET, Key=f"{base}/runs/{p.relative_to(d)}", Body=p.read_bytes())
-    s3.put_object(Bucket=BUCKET, Key=f"{base}/status.json", Body=json.dumps({"state": "finished", "exit_code": exit_code}))
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=f"{base}/status.json",
+        Body=json.dumps({"state": "finished", "exit_code": exit_code}),
+    )
     s3.put_object(Bucket=BUCKET, Key=f"{base}/launch.log", Body=b"pack run exited with status 0\n")
 
 
@@ -206,9 +238,14 @@ def test_reaper_terminates_only_expired_pack_instances(aws, capsys, monkeypatch)
     ec2 = aws["ec2"]
 
     def start(tags):
-        spec = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}] if tags else []
-        return ec2.run_instances(ImageId=aws["ami"], InstanceType="g6e.xlarge", MinCount=1, MaxCount=1,
-                                 TagSpecifications=spec)["Instances"][0]["InstanceId"]
+        spec = (
+            [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+            if tags
+            else []
+        )
+        return ec2.run_instances(
+            ImageId=aws["ami"], InstanceType="g6e.xlarge", MinCount=1, MaxCount=1, TagSpecifications=spec
+        )["Instances"][0]["InstanceId"]
 
     now = int(time.time())
     expired = start({"pack:expires-at": str(now - 60), "pack:launch-id": "pk-old"})
@@ -239,11 +276,18 @@ def test_pinned_ami_checked_first_and_rotation_reported(aws, monkeypatch):
 
 def test_ami_falls_back_to_describe_images_then_fails_clearly(aws, monkeypatch):
     cfg = settings.providers()
-    monkeypatch.setattr(settings, "providers", lambda: cfg | {"ec2": cfg["ec2"] | {
-        "ami": cfg["ec2"]["ami"] | {"ssm_parameter": "/pack-test/missing"}}})
+    monkeypatch.setattr(
+        settings,
+        "providers",
+        lambda: (
+            cfg | {"ec2": cfg["ec2"] | {"ami": cfg["ec2"]["ami"] | {"ssm_parameter": "/pack-test/missing"}}}
+        ),
+    )
     launcher = EC2Launcher(aws["runs"], log=lambda m: None)
     ami, _, note = launcher.resolve_ami("us-east-1")
-    assert ami == aws["ami"] and "could not be read (ParameterNotFound)" in note and "newest image named" in note
+    assert (
+        ami == aws["ami"] and "could not be read (ParameterNotFound)" in note and "newest image named" in note
+    )
     aws["ec2"].deregister_image(ImageId=aws["ami"])
     from pack.errors import LaunchError
 
@@ -279,7 +323,13 @@ def test_budget_exceeded_launches_nothing(aws, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("BUDGET_USD", "1.00")
     code, _, err = pack(["launch", "gpu-demo:l40s-row", "--hw", "g6e.xlarge"], capsys)
     # worst case: (3600 + 900 + 600) s at 1.861 USD/h = 2.64 USD
-    assert code == 2 and "worst case for gpu-demo:l40s-row on g6e.xlarge is 2.64 USD" in err and "budget of 1.00" in err
+    assert (
+        code == 2
+        and "worst case for gpu-demo:l40s-row on g6e.xlarge is 2.64 USD" in err
+        and "budget of 1.00" in err
+    )
     assert instances(aws["ec2"]) == [] and ledger.records(aws["runs"]) == {}
-    code, _, err = pack(["launch", "gpu-demo:l40s-row", "--hw", "g6e.xlarge", "--budget", "3", "--detach"], capsys)
+    code, _, err = pack(
+        ["launch", "gpu-demo:l40s-row", "--hw", "g6e.xlarge", "--budget", "3", "--detach"], capsys
+    )
     assert code == 0 and len(instances(aws["ec2"])) == 1

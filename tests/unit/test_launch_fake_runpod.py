@@ -14,7 +14,7 @@ _FIELD = re.compile(r'(\w+): ("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[\w.-]+)')
 
 def parse_input(query: str) -> dict:
     """The `input: { … }` fields of a mutation as a dict (strings unquoted, env as a dict)."""
-    body = query[query.index("input:"):]
+    body = query[query.index("input:") :]
     out = {}
     for k, v in _FIELD.findall(body):
         if k in out:
@@ -22,14 +22,18 @@ def parse_input(query: str) -> dict:
         if v.startswith('"'):
             out[k] = v[1:-1]
         elif v.startswith("["):
-            out[k] = {m[0]: m[1] for m in re.findall(r'key: "([^"]*)", value: "([^"]*)"', v)} if "key:" in v else v
+            out[k] = (
+                {m[0]: m[1] for m in re.findall(r'key: "([^"]*)", value: "([^"]*)"', v)} if "key:" in v else v
+            )
         else:
             out[k] = v
     return out
 
 
 class FakeRunPod:
-    def __init__(self, api_key: str = "test-key", gpu_types=("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB")):
+    def __init__(
+        self, api_key: str = "test-key", gpu_types=("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB")
+    ):
         self.api_key, self.gpu_types = api_key, set(gpu_types)
         self.pods: dict[str, dict] = {}
         self.queries: list[str] = []
@@ -72,8 +76,14 @@ class FakeRunPod:
         self.server.server_close()
 
     def add_pod(self, pod_id: str, name: str, env: dict) -> None:
-        self.pods[pod_id] = {"id": pod_id, "name": name, "desiredStatus": "RUNNING", "env": [f"{k}={v}" for k, v in env.items()],
-                             "imageName": "x", "gpuCount": 1}
+        self.pods[pod_id] = {
+            "id": pod_id,
+            "name": name,
+            "desiredStatus": "RUNNING",
+            "env": [f"{k}={v}" for k, v in env.items()],
+            "imageName": "x",
+            "gpuCount": 1,
+        }
 
     def answer(self, q: str) -> dict:
         if "gpuTypes(input:" in q:
@@ -87,8 +97,17 @@ class FakeRunPod:
             self.created.append(fields)
             self.add_pod(pod_id, fields["name"], fields.get("env") or {})
             self.pods[pod_id]["imageName"] = fields["imageName"]
-            return {"data": {"podFindAndDeployOnDemand": {"id": pod_id, "imageName": fields["imageName"], "env": [],
-                                                          "machineId": "m1", "machine": {"podHostId": "h1"}}}}
+            return {
+                "data": {
+                    "podFindAndDeployOnDemand": {
+                        "id": pod_id,
+                        "imageName": fields["imageName"],
+                        "env": [],
+                        "machineId": "m1",
+                        "machine": {"podHostId": "h1"},
+                    }
+                }
+            }
         if "podTerminate" in q:
             pod_id = re.search(r'podId: "([^"]+)"', q).group(1)
             self.terminated.append(pod_id)

@@ -21,7 +21,11 @@ def _isolated(tmp_path, monkeypatch):
 
 def test_four_gpu_row_on_a_one_gpu_instance_is_refused_at_plan_time(capsys):
     code, _, err = pack(["launch", "gpu-demo:four-gpu", "--hw", "runpod-h100-sxm", "--dry-run"], capsys)
-    assert code == 2 and "row 'four-gpu' at scale full targets runpod-h100-sxm-x4" in err and "needs 4 GPU(s), has 1" in err
+    assert (
+        code == 2
+        and "row 'four-gpu' at scale full targets runpod-h100-sxm-x4" in err
+        and "needs 4 GPU(s), has 1" in err
+    )
 
 
 def test_row_needing_more_vram_is_refused(capsys):
@@ -75,26 +79,50 @@ def test_launch_plan_command_gates_on_budget(monkeypatch, capsys):
     monkeypatch.setenv("BUDGET_USD", "0.5")
     code, out, err = pack(["launch", "plan", "gpu-demo:l40s-row", "--hw", "g6e.xlarge"], capsys)
     assert code == 2 and "deadline 1h15m" in out and "budget: 0.50 USD" in out and "refusing to launch" in err
-    code, out, _ = pack(["launch", "plan", "gpu-demo:l40s-row", "--hw", "g6e.xlarge", "--budget", "5", "--json"], capsys)
+    code, out, _ = pack(
+        ["launch", "plan", "gpu-demo:l40s-row", "--hw", "g6e.xlarge", "--budget", "5", "--json"], capsys
+    )
     assert code == 0 and json.loads(out)["worst_case_usd"] == pytest.approx(2.6365, abs=1e-3)
 
 
 def test_pack_plan_output_is_unchanged_for_a_paper(capsys):
     code, out, _ = pack(["plan", "gpu-demo", "--hw", "g6e.xlarge"], capsys)
-    assert code == 0 and "four-gpu" in out and "refused  needs 4 GPU(s), has 1" in out and "launch:" not in out
+    assert (
+        code == 0 and "four-gpu" in out and "refused  needs 4 GPU(s), has 1" in out and "launch:" not in out
+    )
 
 
 def test_ledger_folds_events_and_survives_a_torn_line(tmp_path):
     runs = tmp_path / "r"
-    ledger.append({"event": "launch", "launch_id": "pk-1", "rows": ["a:b"], "provider": "ec2", "hardware": "g6e.xlarge",
-                   "start": "2026-01-01T00:00:00+00:00", "price_usd_per_hour": 2.0}, runs)
-    ledger.append({"event": "update", "launch_id": "pk-1", "handle": {"instance_id": "i-1"}, "instance_id": "i-1",
-                   "status": "running"}, runs)
+    ledger.append(
+        {
+            "event": "launch",
+            "launch_id": "pk-1",
+            "rows": ["a:b"],
+            "provider": "ec2",
+            "hardware": "g6e.xlarge",
+            "start": "2026-01-01T00:00:00+00:00",
+            "price_usd_per_hour": 2.0,
+        },
+        runs,
+    )
+    ledger.append(
+        {
+            "event": "update",
+            "launch_id": "pk-1",
+            "handle": {"instance_id": "i-1"},
+            "instance_id": "i-1",
+            "status": "running",
+        },
+        runs,
+    )
     with open(ledger.ledger_path(runs), "a") as f:
         f.write('{"event": "launch", "launch_id": "pk-2", "rows"')  # a crash mid-write
     rec = ledger.get("pk-1", runs)
     ledger.record_stop(rec, "finished", stop="2026-01-01T01:30:00+00:00", runs_root=runs)
-    ledger.record_stop(ledger.get("pk-1", runs), "down", stop="2026-01-01T03:00:00+00:00", runs_root=runs)  # ignored
+    ledger.record_stop(
+        ledger.get("pk-1", runs), "down", stop="2026-01-01T03:00:00+00:00", runs_root=runs
+    )  # ignored
     rec = ledger.get("pk-1", runs)
     assert rec["instance_id"] == "i-1" and rec["status"] == "finished" and rec["cost_usd"] == 3.0
     assert ledger.get("last", runs)["launch_id"] == "pk-1"
@@ -110,8 +138,15 @@ def test_cli_startup_imports_no_cloud_sdk_or_backend():
 
     from tests.unit.test_launch_helpers import REPO
 
-    code = ("import sys, pack.cli; pack.cli.main(['launch', '--help']) if False else None; "
-            "heavy = [m for m in ('boto3', 'botocore', 'runpod', 'torch', 'hcl2') if m in sys.modules]; print(heavy)")
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys, pack.cli; pack.cli.main(['launch', '--help']) if False else None; "
+        "heavy = [m for m in ('boto3', 'botocore', 'runpod', 'torch', 'hcl2') if m in sys.modules]; print(heavy)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr

@@ -50,18 +50,29 @@ def test_launch_creates_a_pod_running_the_pack_image_itself(rp, capsys, tmp_path
     launch_id = out.split("\t")[0]
     [pod] = rp.created
     assert pod["imageName"] == f"{PREFIX}:cu121"  # the row's image is the pod image: no Docker in the pod
-    assert pod["gpuTypeId"] == "NVIDIA H100 80GB HBM3" and pod["gpuCount"] == "1" and pod["cloudType"] == "SECURE"
+    assert (
+        pod["gpuTypeId"] == "NVIDIA H100 80GB HBM3"
+        and pod["gpuCount"] == "1"
+        and pod["cloudType"] == "SECURE"
+    )
     assert pod["name"] == f"pack-{launch_id}"
     assert pod["dockerArgs"].startswith("python -m pack.launch.agent --launch-id " + launch_id)
     assert "--rows gpu-demo:big-vram --scale full --hw runpod-h100-sxm --deadline-at" in pod["dockerArgs"]
     env = pod["env"]
     assert abs(int(env["PACK_EXPIRES_AT"]) - (t0 + 1800 + 600 + 600)) < 30  # max runtime + overhead + grace
-    assert env["PACK_RESULTS"] == f"s3://{BUCKET}/pack-launches/{launch_id}" and env["PACK_HW"] == "runpod-h100-sxm"
+    assert (
+        env["PACK_RESULTS"] == f"s3://{BUCKET}/pack-launches/{launch_id}"
+        and env["PACK_HW"] == "runpod-h100-sxm"
+    )
     secrets = settings.provider("runpod")["s3_secrets"]
-    assert env["AWS_ACCESS_KEY_ID"] == "{{ RUNPOD_SECRET_" + secrets["access_key_id"] + " }}"  # never a raw key
+    assert (
+        env["AWS_ACCESS_KEY_ID"] == "{{ RUNPOD_SECRET_" + secrets["access_key_id"] + " }}"
+    )  # never a raw key
     assert "testing" not in json.dumps(env)
     rec = ledger.get(launch_id, tmp_path / "runs")
-    assert rec["provider"] == "runpod" and rec["instance_id"] == "pod0001" and rec["price_usd_per_hour"] == 2.99
+    assert (
+        rec["provider"] == "runpod" and rec["instance_id"] == "pod0001" and rec["price_usd_per_hour"] == 2.99
+    )
     assert rp.terminated == []
 
 
@@ -69,8 +80,18 @@ def test_agent_runs_rows_uploads_and_removes_its_pod_then_fetch(rp, capsys, tmp_
     """The whole RunPod path with the pod's side played here: the agent runs a real `pack run`."""
     monkeypatch.setenv("PATH", f"{VENV_BIN}:/usr/bin:/bin")
     monkeypatch.setenv("PYTHONPATH", str(REPO))
-    code, out, err = pack(["launch", "local-ablation:int6-clip-search", "--hw", "runpod-a100-sxm-80gb",
-                           "--scale", "smoke", "--detach"], capsys)
+    code, out, err = pack(
+        [
+            "launch",
+            "local-ablation:int6-clip-search",
+            "--hw",
+            "runpod-a100-sxm-80gb",
+            "--scale",
+            "smoke",
+            "--detach",
+        ],
+        capsys,
+    )
     assert code == 0, err
     launch_id = out.split("\t")[0]
     args = rp.created[0]["dockerArgs"].split()
@@ -89,7 +110,9 @@ def test_agent_runs_rows_uploads_and_removes_its_pod_then_fetch(rp, capsys, tmp_
     [run] = list((tmp_path / "runs" / "local-ablation" / "int6-clip-search").iterdir())
     assert fsio.check_sums(run) == []
     rec = json.loads((run / "run.json").read_text())
-    assert rec["status"] == "complete" and rec["hardware"] == "runpod-a100-sxm-80gb" and rec["scale"] == "smoke"
+    assert (
+        rec["status"] == "complete" and rec["hardware"] == "runpod-a100-sxm-80gb" and rec["scale"] == "smoke"
+    )
     final = ledger.get(launch_id, tmp_path / "runs")
     assert final["status"] == "finished" and final["cost_usd"] is not None
     assert rp.terminated == ["pod0001"]  # teardown saw the pod gone and did not remove it twice
@@ -98,11 +121,30 @@ def test_agent_runs_rows_uploads_and_removes_its_pod_then_fetch(rp, capsys, tmp_
 def test_agent_after_its_deadline_does_not_rerun(rp, tmp_path, monkeypatch):
     monkeypatch.setenv("RUNPOD_POD_ID", "pod0042")
     rp.add_pod("pod0042", "pack-pk-x", {})
-    rc = agent.main(["--launch-id", "pk-x", "--rows", "latent-bridge:wire-compression", "--scale", "smoke",
-                     "--hw", "cpu", "--deadline-at", str(int(time.time()) - 5),
-                     "--results", f"s3://{BUCKET}/pk-x", "--out", str(tmp_path / "o")])
+    rc = agent.main(
+        [
+            "--launch-id",
+            "pk-x",
+            "--rows",
+            "latent-bridge:wire-compression",
+            "--scale",
+            "smoke",
+            "--hw",
+            "cpu",
+            "--deadline-at",
+            str(int(time.time()) - 5),
+            "--results",
+            f"s3://{BUCKET}/pk-x",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert rc == 124 and rp.terminated == ["pod0042"]
-    body = boto3.client("s3", region_name="us-east-1").get_object(Bucket=BUCKET, Key="pk-x/status.json")["Body"].read()
+    body = (
+        boto3.client("s3", region_name="us-east-1")
+        .get_object(Bucket=BUCKET, Key="pk-x/status.json")["Body"]
+        .read()
+    )
     assert json.loads(body)["state"] == "expired" and json.loads(body)["exit_code"] == 124
 
 

@@ -35,7 +35,8 @@ def test_defaults_merge_and_matrix_expand(home):
 
 def test_three_mistakes_reported_at_once(home):
     bad = GOOD.replace("experiment: command", "experimnt: command\n    experiment: comand").replace(
-        "hardware: cpu", "hardware: g6e.xlarg")
+        "hardware: cpu", "hardware: g6e.xlarg"
+    )
     path = write(home / "manifests" / "demo.yaml", bad)
     with pytest.raises(ManifestError) as ei:
         load_manifest(path)
@@ -62,8 +63,9 @@ def test_tolerance_without_value(home):
 
 
 def test_unknown_image(home):
-    path = write(home / "manifests" / "demo.yaml", GOOD.replace("{hardware: cpu}", "{hardware: cpu, image: "
-                                                                                   "cu999}"))
+    path = write(
+        home / "manifests" / "demo.yaml", GOOD.replace("{hardware: cpu}", "{hardware: cpu, image: cu999}")
+    )
     with pytest.raises(ManifestError) as ei:
         load_manifest(path)
     assert "unknown image 'cu999'" in str(ei.value)
@@ -77,7 +79,8 @@ def test_real_manifests_validate(home):
 
 def test_validate_cli_reports_all_and_exits_2(pack, home):
     bad = GOOD.replace("experiment: command", "experimnt: command\n    experiment: comand").replace(
-        "hardware: cpu", "hardware: g6e.xlarg")
+        "hardware: cpu", "hardware: g6e.xlarg"
+    )
     write(home / "manifests" / "demo.yaml", bad)
     res = pack("validate")
     assert res.returncode == 2
@@ -85,7 +88,9 @@ def test_validate_cli_reports_all_and_exits_2(pack, home):
 
 
 def test_expectation_for_missing_row(pack, home):
-    write(home / "expected" / "latent-bridge" / "nope.yaml", """
+    write(
+        home / "expected" / "latent-bridge" / "nope.yaml",
+        """
         paper: latent-bridge
         row: nope
         expectations:
@@ -93,21 +98,25 @@ def test_expectation_for_missing_row(pack, home):
             value: 1
             tolerance: {kind: exact}
             source: {seed: s.txt, table: t}
-        """)
+        """,
+    )
     res = pack("validate")
     assert res.returncode == 2
     assert "row 'nope', which does not exist" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_unknown_key_in_expected_suggests(pack, home):
-    write(home / "expected" / "latent-bridge" / "wire-compression.yaml", """
+    write(
+        home / "expected" / "latent-bridge" / "wire-compression.yaml",
+        """
         paper: latent-bridge
         row: wire-compression
         expectations:
           - metric: text_bytes
             valeu: 1
             source: {seed: s.txt}
-        """)
+        """,
+    )
     res = pack("validate")
     assert res.returncode == 2 and "did you mean 'value'" in res.stderr
 

@@ -20,7 +20,9 @@ def _wheel(tmp: Path, payload: bytes, version: str = "0.1.0") -> Path:
         z.writestr("tiny_models/__init__.py", "")
         z.writestr("tiny_models/m.gguf", payload)
         z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: tiny-models\nVersion: {version}\n")
-        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(
+            f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         z.writestr(f"{dist}/RECORD", "")
     return d
 

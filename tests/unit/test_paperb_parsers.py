@@ -10,25 +10,38 @@ from pack.manifest import get_manifest
 
 pytestmark = pytest.mark.throughput
 
-LINES = "\n".join([
-    "llama_model_loader: loaded meta data with 29 key-value pairs",
-    "Decode-only: prefill 12.3 ms, 39.28 tok/s",
-    "[ONB] rejections=3 updates=41 layers_updated=12",
-    "[AXEX-GAUGE] iter 1/4 |Newton_grad|_rms=3.5e-02",
-    "[AXEX-GAUGE] iter 4/4 |Newton_grad|_rms=1.25E-05",
-    '[PPL-JSON] {"ppl": 7.23412, "nll": 1.97880, "tokens": 4096}',
-])
+LINES = "\n".join(
+    [
+        "llama_model_loader: loaded meta data with 29 key-value pairs",
+        "Decode-only: prefill 12.3 ms, 39.28 tok/s",
+        "[ONB] rejections=3 updates=41 layers_updated=12",
+        "[AXEX-GAUGE] iter 1/4 |Newton_grad|_rms=3.5e-02",
+        "[AXEX-GAUGE] iter 4/4 |Newton_grad|_rms=1.25E-05",
+        '[PPL-JSON] {"ppl": 7.23412, "nll": 1.97880, "tokens": 4096}',
+    ]
+)
 
 
 @pytest.mark.parametrize("source", ["module", "manifest"])
 def test_parsers_read_every_line(source):
-    parsers = paperb.PARSERS if source == "module" else get_manifest("paperB").row("ablation").params["parsers"]
+    parsers = (
+        paperb.PARSERS if source == "module" else get_manifest("paperB").row("ablation").params["parsers"]
+    )
     all_arms = [{k: v for k, v in p.items() if k != "arms"} for p in parsers]
     metrics, unmatched = command.parse(LINES, all_arms, "x")
     assert unmatched == []
-    assert metrics == {"prefill_ms": 12.3, "decode_tok_s": 39.28, "onb_rejections": 3.0, "onb_updates": 41.0,
-                       "onb_layers_updated": 12.0, "gauge_iter": 4.0, "gauge_iters": 4.0, "gauge_grad_rms": 1.25e-05,
-                       "ppl": 7.23412, "nll": 1.9788}
+    assert metrics == {
+        "prefill_ms": 12.3,
+        "decode_tok_s": 39.28,
+        "onb_rejections": 3.0,
+        "onb_updates": 41.0,
+        "onb_layers_updated": 12.0,
+        "gauge_iter": 4.0,
+        "gauge_iters": 4.0,
+        "gauge_grad_rms": 1.25e-05,
+        "ppl": 7.23412,
+        "nll": 1.9788,
+    }
 
 
 def test_manifest_parsers_are_the_modules_regexes():
@@ -39,8 +52,14 @@ def test_manifest_parsers_are_the_modules_regexes():
 
 def test_number_formats_and_a_line_that_is_not_ours():
     p = [paperb.parser("decode")]
-    assert command.parse("Decode-only: prefill 0.9 ms, 120 tok/s", p, "a")[0] == {"prefill_ms": 0.9, "decode_tok_s": 120.0}
-    assert command.parse("Decode-only: prefill 1e3 ms, .5 tok/s", p, "a")[0] == {"prefill_ms": 1000.0, "decode_tok_s": 0.5}
+    assert command.parse("Decode-only: prefill 0.9 ms, 120 tok/s", p, "a")[0] == {
+        "prefill_ms": 0.9,
+        "decode_tok_s": 120.0,
+    }
+    assert command.parse("Decode-only: prefill 1e3 ms, .5 tok/s", p, "a")[0] == {
+        "prefill_ms": 1000.0,
+        "decode_tok_s": 0.5,
+    }
     metrics, unmatched = command.parse("decode: 39.28 tokens per second", p, "a")
     assert metrics == {} and unmatched == ["decode"]
 
@@ -60,27 +79,44 @@ def test_parsers_scoped_to_arms():
 
 def test_render_args_fills_and_splices():
     params = {"rank": 1024, "model": "m.gguf", "flags": ["--a", "--b"], "none": []}
-    assert command.render_args(["-m", "{model}", "--rank", "{rank}", "{flags}", "{none}", "{unknown}", "x{rank}y"], params) == \
-        ["-m", "m.gguf", "--rank", "1024", "--a", "--b", "{unknown}", "x1024y"]
+    assert command.render_args(
+        ["-m", "{model}", "--rank", "{rank}", "{flags}", "{none}", "{unknown}", "x{rank}y"], params
+    ) == ["-m", "m.gguf", "--rank", "1024", "--a", "--b", "{unknown}", "x1024y"]
 
 
 def test_ablation_arms_carry_the_scripts_flags():
     row = get_manifest("paperB").row("ablation")
     params = row.params
     argv = {arm: command.render_args(spec["args"], params) for arm, spec in params["arms"].items()}
-    compress = ["--axex-compress", "--axex-weight-pca", "--axex-compress-rank", "1024", "--axex-attn-only",
-                "--axex-skip-o", "--axiom-skip-geodesic"]
+    compress = [
+        "--axex-compress",
+        "--axex-weight-pca",
+        "--axex-compress-rank",
+        "1024",
+        "--axex-attn-only",
+        "--axex-skip-o",
+        "--axiom-skip-geodesic",
+    ]
     assert argv["baseline"] == []
     assert argv["compress"] == compress
     assert argv["compress_gauge"] == compress + ["--axex-gauge"]
     assert argv["compress_online"] == compress + ["--axex-online-basis", "--ott-speculative"]
     assert argv["compress_spec"] == compress + ["--ott-speculative"]
-    assert all(argv[a + "_ppl"][-1] == "--ppl-eval" and params["arms"][a + "_ppl"]["once"] for a in paperb.ARMS)
+    assert all(
+        argv[a + "_ppl"][-1] == "--ppl-eval" and params["arms"][a + "_ppl"]["once"] for a in paperb.ARMS
+    )
     for arm, flags in paperb.ARMS.items():
         assert argv[arm] == command.render_args(flags, params)
     assert command.render_args(params["args"], params) == [
-        "-m", "data/paperB/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf", "-p",
-        "Hello, the quick brown fox jumps over the lazy dog and runs into the night", "-n", "32", "--temp", "0"]
+        "-m",
+        "data/paperB/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf",
+        "-p",
+        "Hello, the quick brown fox jumps over the lazy dog and runs into the night",
+        "-n",
+        "32",
+        "--temp",
+        "0",
+    ]
     assert row.reps == 3 and row.target.hardware == "g6e.xlarge" and row.target.image == "l40s"
     assert row.runtime_estimate_s == 70 * 60 and row.max_runtime_s == 120 * 60
 

@@ -45,10 +45,12 @@ def test_every_registered_experiment_has_a_light_params_model():
         model = registry.params_model(name)
         assert issubclass(model, Strict) and issubclass(model, BaseModel), name
     # Loading every Params model imports no backend (pack validate stays light).
-    code = ("import sys; from pack import registry\n"
-            "[registry.params_model(n) for n in registry.EXPERIMENTS]\n"
-            "heavy = [m for m in ('torch', 'transformers', 'llama_cpp', 'vllm', 'matplotlib') if m in "
-            "sys.modules]\nassert not heavy, heavy")
+    code = (
+        "import sys; from pack import registry\n"
+        "[registry.params_model(n) for n in registry.EXPERIMENTS]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'llama_cpp', 'vllm', 'matplotlib') if m in "
+        "sys.modules]\nassert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
@@ -62,9 +64,12 @@ def test_the_repository_rows_pass_their_params_models():
 
 def test_a_typo_in_a_forensics_param_is_found_with_its_line_and_a_hint(tmp_path, monkeypatch):
     f = _home(tmp_path, monkeypatch) / "manifests" / "forensics.yaml"
-    f.write_text(f.read_text().replace("params: {experiment_type: batch_size, values: [2, 4]}",
-                                       "params: {experiment_type: batch_size, values: [2, 4], decode_stpes: "
-                                       "3}"))
+    f.write_text(
+        f.read_text().replace(
+            "params: {experiment_type: batch_size, values: [2, 4]}",
+            "params: {experiment_type: batch_size, values: [2, 4], decode_stpes: 3}",
+        )
+    )
     msg = _problems(f)
     line = _line_of(f, "decode_stpes")
     want = f"{f}:{line}: row 'exp1': unknown key 'params.decode_stpes'; did you mean 'decode_steps'?"
@@ -72,8 +77,10 @@ def test_a_typo_in_a_forensics_param_is_found_with_its_line_and_a_hint(tmp_path,
     from pack import planning
 
     manifest._all.cache_clear()
-    for check in (lambda: planning.plan("forensics", "cpu"),  # pack plan
-                  lambda: planning.launch_plan(["exp1"], "cpu", "smoke", overhead_s=0, grace_s=0)):  # launch
+    for check in (
+        lambda: planning.plan("forensics", "cpu"),  # pack plan
+        lambda: planning.launch_plan(["exp1"], "cpu", "smoke", overhead_s=0, grace_s=0),
+    ):  # launch
         with pytest.raises(ManifestError) as e:
             check()
         assert want in str(e.value)
@@ -83,8 +90,11 @@ def test_a_bad_value_at_one_scale_names_that_scale_and_the_override_line(tmp_pat
     f = _home(tmp_path, monkeypatch) / "manifests" / "forensics.yaml"
     text = f.read_text()
     assert "smoke: {params: {compile_backend: eager}}" in text
-    f.write_text(text.replace("smoke: {params: {compile_backend: eager}}",
-                              "smoke: {params: {compile_backend: eager, top_k: 0}}"))
+    f.write_text(
+        text.replace(
+            "smoke: {params: {compile_backend: eager}}", "smoke: {params: {compile_backend: eager, top_k: 0}}"
+        )
+    )
     msg = _problems(f)
     line = _line_of(f, "top_k: 0")
     assert f"{f}:{line}: row 'exp2' at scale smoke: 'params.top_k'" in msg and "scale full" not in msg
@@ -124,8 +134,13 @@ def test_a_typo_in_a_command_rows_ab_block_is_found_by_validate(tmp_path, monkey
     j = next(n for n in range(at, len(lines)) if f"{key}:" in lines[n])
     lines[j] = lines[j].replace(f"{key}:", f"{key}x:", 1)
     f.write_text("\n".join(lines) + "\n")
-    res = subprocess.run([sys.executable, "-m", "pack", "validate"], capture_output=True, text=True,
-                         env={**__import__("os").environ, "PACK_HOME": str(home)}, cwd=tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-m", "pack", "validate"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PACK_HOME": str(home)},
+        cwd=tmp_path,
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     assert f"{f}:{j + 1}: row '{row.id}'" in res.stderr and f"'params.ab.{key}x'" in res.stderr, res.stderr
     assert "did you mean" in res.stderr

@@ -12,10 +12,19 @@ def _info(tied=False):
     tb = {"token_embd.weight": 32000 * 4096 * 2, "blk.0.attn_q.weight": 1000, "output_norm.weight": 100}
     if not tied:
         tb["output.weight"] = 5000
-    return GGUFInfo(path=None, version=3, arch="llama", tensor_bytes=tb,
-                    tensor_shapes={"token_embd.weight": [32000, 4096]},
-                    metadata={"llama.block_count": 32, "llama.attention.head_count": 32,
-                              "llama.attention.head_count_kv": 8, "llama.embedding_length": 4096})
+    return GGUFInfo(
+        path=None,
+        version=3,
+        arch="llama",
+        tensor_bytes=tb,
+        tensor_shapes={"token_embd.weight": [32000, 4096]},
+        metadata={
+            "llama.block_count": 32,
+            "llama.attention.head_count": 32,
+            "llama.attention.head_count_kv": 8,
+            "llama.embedding_length": 4096,
+        },
+    )
 
 
 def test_gguf_bytes_per_token_reads_one_embedding_row_and_the_kv_cache():
@@ -60,11 +69,13 @@ def test_cuda_bandwidth_in_a_child_process_keeps_torch_out_of_this_one():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom pack.experiments.throughput import roofline\n"
-            "try:\n    roofline.device_bandwidth('cuda', {}, None, isolate=True)\n"
-            "except RuntimeError as e:\n    print('child failed:', str(e)[:80])\n"
-            "else:\n    print('measured')\n"
-            "print('torch loaded here:', 'torch' in sys.modules)")
+    code = (
+        "import sys\nfrom pack.experiments.throughput import roofline\n"
+        "try:\n    roofline.device_bandwidth('cuda', {}, None, isolate=True)\n"
+        "except RuntimeError as e:\n    print('child failed:', str(e)[:80])\n"
+        "else:\n    print('measured')\n"
+        "print('torch loaded here:', 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout
     assert "torch loaded here: False" in out
     import importlib.util

@@ -27,10 +27,25 @@ from pack.rundir import (
 
 
 def record(**over) -> RunRecord:
-    base = dict(paper="p", row="r", run_id="20260101T000000Z-smoke-abcdef12", cell="c", experiment="e",
-                scale="smoke", params={"a": 1}, params_hash="abcdef12" * 8, target={"hardware": "cpu"},
-                hardware="cpu", gpu_models=[], seed=0, reps_planned=2, max_runtime_s=600,
-                status=RunStatus.running, started_at="2026-01-01T00:00:00+00:00", resumed=False)
+    base = dict(
+        paper="p",
+        row="r",
+        run_id="20260101T000000Z-smoke-abcdef12",
+        cell="c",
+        experiment="e",
+        scale="smoke",
+        params={"a": 1},
+        params_hash="abcdef12" * 8,
+        target={"hardware": "cpu"},
+        hardware="cpu",
+        gpu_models=[],
+        seed=0,
+        reps_planned=2,
+        max_runtime_s=600,
+        status=RunStatus.running,
+        started_at="2026-01-01T00:00:00+00:00",
+        resumed=False,
+    )
     return RunRecord(**(base | over))
 
 
@@ -58,15 +73,23 @@ def test_record_round_trips_and_keeps_the_schema_field(tmp_path):
     rd = make_run(tmp_path)
     data = json.loads(rd.run_json.read_text())
     assert data["schema"] == RUN_SCHEMA and data["status"] == "complete"
-    assert data["metrics"]["x"] == {"values": [1.0, 3.0], "n": 2, "mean": 2.0, "std": math.sqrt(2),
-                                    "min": 1.0, "max": 3.0, "median": 2.0}
+    assert data["metrics"]["x"] == {
+        "values": [1.0, 3.0],
+        "n": 2,
+        "mean": 2.0,
+        "std": math.sqrt(2),
+        "min": 1.0,
+        "max": 3.0,
+        "median": 2.0,
+    }
     assert data["metrics"]["tag"] == {"values": ["abc", "abc"], "n": 2}  # no numeric aggregates for strings
     again = read_record(rd.run_json)
     assert again == rd.record and again.status is RunStatus.complete
 
 
-@pytest.mark.parametrize("schema, words", [("pack.run/2", "schema 'pack.run/2'"),
-                                           (None, "no 'schema' field")])
+@pytest.mark.parametrize(
+    "schema, words", [("pack.run/2", "schema 'pack.run/2'"), (None, "no 'schema' field")]
+)
 def test_unknown_or_newer_schema_is_one_sentence(tmp_path, schema, words):
     rd = make_run(tmp_path)
     data = json.loads(rd.run_json.read_text())
@@ -138,8 +161,15 @@ def test_rep_file_changed_with_resummed_checksums_is_caught(tmp_path):
 def test_metric_only_in_run_json_or_only_in_reps(tmp_path):
     rd = make_run(tmp_path)
     data = json.loads(rd.run_json.read_text())
-    data["metrics"]["ghost"] = {"values": [1.0], "n": 1, "mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0,
-                                "median": 1.0}
+    data["metrics"]["ghost"] = {
+        "values": [1.0],
+        "n": 1,
+        "mean": 1.0,
+        "std": 0.0,
+        "min": 1.0,
+        "max": 1.0,
+        "median": 1.0,
+    }
     del data["metrics"]["tag"]
     rd.run_json.write_text(json.dumps(data))
     problems = RunDir(rd.path).aggregate_problems()
@@ -151,8 +181,11 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(finite, st.integers(-1000, 1000)), min_size=1, max_size=6),
-       st.integers(0, 5), st.sampled_from(["mean", "std", "min", "max", "median"]))
+@given(
+    st.lists(st.one_of(finite, st.integers(-1000, 1000)), min_size=1, max_size=6),
+    st.integers(0, 5),
+    st.sampled_from(["mean", "std", "min", "max", "median"]),
+)
 def test_any_edit_of_an_aggregate_is_caught(tmp_path_factory, values, which, key):
     rd = make_run(tmp_path_factory.mktemp("r"), values=tuple(values))
     assert rd.aggregate_problems() == []

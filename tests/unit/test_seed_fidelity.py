@@ -20,17 +20,42 @@ def _home(monkeypatch):
 
 def _verdict(paper, row, metric, value, gpu, params):
     _, r = find_row(f"{paper}:{row}")
-    run = {"paper": paper, "row": row, "scale": "full", "hardware": "x", "gpu_models": [gpu], "params": params,
-           "metrics": {metric: {"values": [value], "n": 1, "mean": value, "std": 0.0, "min": value, "max": value,
-                                "median": value}},
-           "errors": {}, "not_applicable": {}, "contamination": []}
+    run = {
+        "paper": paper,
+        "row": row,
+        "scale": "full",
+        "hardware": "x",
+        "gpu_models": [gpu],
+        "params": params,
+        "metrics": {
+            metric: {
+                "values": [value],
+                "n": 1,
+                "mean": value,
+                "std": 0.0,
+                "min": value,
+                "max": value,
+                "median": value,
+            }
+        },
+        "errors": {},
+        "not_applicable": {},
+        "contamination": [],
+    }
     return {v.metric: v for v in judge_metrics(run, r, expected.for_row(paper, row))}[metric]
 
 
-ECMOE_FULL = {"model": "Qwen/Qwen3-30B-A3B-Instruct-2507", "split": "test", "max_samples": 50000, "max_length": 2048}
+ECMOE_FULL = {
+    "model": "Qwen/Qwen3-30B-A3B-Instruct-2507",
+    "split": "test",
+    "max_samples": 50000,
+    "max_length": 2048,
+}
 
 
-@pytest.mark.parametrize("ppl,verdict", [(3.89, "PASS"), (3.905, "PASS"), (3.937, "FAIL"), (3.94, "FAIL"), (3.86, "FAIL")])
+@pytest.mark.parametrize(
+    "ppl,verdict", [(3.89, "PASS"), (3.905, "PASS"), (3.937, "FAIL"), (3.94, "FAIL"), (3.86, "FAIL")]
+)
 def test_ecmoe_baseline_tolerance_rejects_the_megatron_5c_baseline(ppl, verdict):
     """3.89 is the HF Tasks 2-4 baseline; 3.937 (3.94) is Task 5c's Megatron pipeline and must not pass as it."""
     v = _verdict("ecmoe", "task2-baseline", "baseline.ppl", ppl, "NVIDIA H100 80GB HBM3", ECMOE_FULL)
@@ -61,12 +86,28 @@ def test_gsm8k_file_of_the_wrong_size_is_one_sentence_before_the_model_loads(tmp
 
     data = tmp_path / "gsm8k_test.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in gsm8k.synthetic_records(7)))
-    ctx = RunContext(run_dir=tmp_path, rep_dir=tmp_path, rep_index=0, reps=1, scale="full", seed=0, device="cpu",
-                     hardware="cpu", deadline=1e12, cache=CACHE)
-    with pytest.raises(ManifestError, match=r"holds 7 problems but params.expect_records is 1319 .*load_dataset"):
-        gsm8k.run_rep({"model": "no/such-model", "method": "none", "gsm8k_data": str(data), "expect_records": 1319}, ctx)
+    ctx = RunContext(
+        run_dir=tmp_path,
+        rep_dir=tmp_path,
+        rep_index=0,
+        reps=1,
+        scale="full",
+        seed=0,
+        device="cpu",
+        hardware="cpu",
+        deadline=1e12,
+        cache=CACHE,
+    )
+    with pytest.raises(
+        ManifestError, match=r"holds 7 problems but params.expect_records is 1319 .*load_dataset"
+    ):
+        gsm8k.run_rep(
+            {"model": "no/such-model", "method": "none", "gsm8k_data": str(data), "expect_records": 1319}, ctx
+        )
     with pytest.raises(ManifestError, match=r"absent.jsonl \(params.gsm8k_data\) not found; make it with"):
-        gsm8k.run_rep({"model": "no/such-model", "method": "none", "gsm8k_data": str(tmp_path / "absent.jsonl")}, ctx)
+        gsm8k.run_rep(
+            {"model": "no/such-model", "method": "none", "gsm8k_data": str(tmp_path / "absent.jsonl")}, ctx
+        )
 
 
 def test_ablation1_baseline_arm_runs_without_repetition_penalty():
@@ -78,7 +119,10 @@ def test_ablation1_baseline_arm_runs_without_repetition_penalty():
         return args[args.index(name) + 1]
 
     assert (flag("no_fixes", "--repetition_penalty"), flag("no_fixes", "--no_repeat_ngram_size")) == (1.0, 0)
-    assert (flag("with_fixes", "--repetition_penalty"), flag("with_fixes", "--no_repeat_ngram_size")) == (1.1, 3)
+    assert (flag("with_fixes", "--repetition_penalty"), flag("with_fixes", "--no_repeat_ngram_size")) == (
+        1.1,
+        3,
+    )
 
 
 def test_plan_states_price_source_and_date_next_to_the_seed_cost():
@@ -95,12 +139,19 @@ def test_settings_the_seeds_fix_are_checked_here_not_echoed_as_verdicts():
     never an expectation that PASSes because the manifest said so."""
     for path in expected.expected_files():
         ef = expected.load_expected(path)
-        assert not [e.metric for e in ef.expectations if e.metric in ("decode_steps", "text.prompt_tokens")], path
+        assert not [
+            e.metric for e in ef.expectations if e.metric in ("decode_steps", "text.prompt_tokens")
+        ], path
     _, exp0 = find_row("forensics:exp0")
     assert exp0.at("full").params["decode_steps"] == 30 and exp0.at("full").params["prompt_tokens"] == 6000
     _, a5 = find_row("latent-bridge:ablation5-inference")
     p = a5.at("full").params
-    assert (p["prompt_tokens"], p["n_samples"], p["soft_tokens"], p["batch_sizes"]) == (150, 100, [64, 32], [1, 4, 8])
+    assert (p["prompt_tokens"], p["n_samples"], p["soft_tokens"], p["batch_sizes"]) == (
+        150,
+        100,
+        [64, 32],
+        [1, 4, 8],
+    )
     _, wire = find_row("latent-bridge:wire-compression")
     w = wire.at("full").params
     assert (w["n_samples"], w["soft_tokens"], w["group_size"], w["anchor"]) == (200, 64, 32, "Answer: ")
@@ -117,9 +168,12 @@ def test_every_stand_in_scale_says_why_it_is_only_plumbing():
             for scale in ("smoke", "full"):
                 prof = r.scales.get(scale)
                 params = r.at(scale).params
-                fake = (str(params.get("model", "")).startswith("synthetic:tiny")
-                        or any(s in str(params.get("script", "")) for s in stand_ins)
-                        or params.get("checkpoint") == "synthetic" or params.get("latents") == "synthetic")
+                fake = (
+                    str(params.get("model", "")).startswith("synthetic:tiny")
+                    or any(s in str(params.get("script", "")) for s in stand_ins)
+                    or params.get("checkpoint") == "synthetic"
+                    or params.get("latents") == "synthetic"
+                )
                 if fake:
                     assert prof is not None and len(prof.harness) > 40, f"{m.paper}:{r.id} {scale}"
 

@@ -24,14 +24,33 @@ def record(run_id, params_hash="0" * 16, status="complete", metrics=None, **extr
     """A valid run.json (rundir.RunRecord) for row local-ablation:int6-clip-search at smoke scale, whose
     metrics are the aggregate of `metrics`' per-repetition values (write_reps writes those)."""
     reps = reps_of(metrics or {"n_params": [73984]})
-    timings = [{"started_at": "2026-01-01T00:00:00+00:00", "wall_s": 0.1, "index": i, "kept": False}
-               for i in range(len(reps))]
-    return RunRecord(paper="local-ablation", row="int6-clip-search", run_id=run_id, cell="c", experiment="e",
-                     scale="smoke", params={}, params_hash=params_hash, target={}, hardware="cpu", gpu_models=[],
-                     seed=0, reps_planned=len(reps), max_runtime_s=60, status=status,
-                     started_at="2026-01-01T00:00:00+00:00", resumed=False,
-                     finished_at="2999-01-01T00:00:00+00:00", reps=timings, metrics=aggregate(reps, None),
-                     **extra).as_dict()
+    timings = [
+        {"started_at": "2026-01-01T00:00:00+00:00", "wall_s": 0.1, "index": i, "kept": False}
+        for i in range(len(reps))
+    ]
+    return RunRecord(
+        paper="local-ablation",
+        row="int6-clip-search",
+        run_id=run_id,
+        cell="c",
+        experiment="e",
+        scale="smoke",
+        params={},
+        params_hash=params_hash,
+        target={},
+        hardware="cpu",
+        gpu_models=[],
+        seed=0,
+        reps_planned=len(reps),
+        max_runtime_s=60,
+        status=status,
+        started_at="2026-01-01T00:00:00+00:00",
+        resumed=False,
+        finished_at="2999-01-01T00:00:00+00:00",
+        reps=timings,
+        metrics=aggregate(reps, None),
+        **extra,
+    ).as_dict()
 
 
 def write_reps(d, metrics=None) -> None:
@@ -63,17 +82,32 @@ def test_status_up_to_date_stale_and_missing(home, tmp_path):
     res = CliRunner().invoke(cli, ["status", "local-ablation", "--json"])
     rows = rows_of(res.output)
     now = rows[("int6-clip-search", "smoke")]
-    assert now["run_id"] == "20260101T000000Z-smoke-aaaa" and now["stale"] == [] and now["verdict"] in ("PASS", "FAIL", "MISSING") and now["basis"]
-    assert rows[("int6-clip-search", "full")]["run_id"] is None and rows[("int6-clip-search", "full")]["verdict"] is None
+    assert (
+        now["run_id"] == "20260101T000000Z-smoke-aaaa"
+        and now["stale"] == []
+        and now["verdict"] in ("PASS", "FAIL", "MISSING")
+        and now["basis"]
+    )
+    assert (
+        rows[("int6-clip-search", "full")]["run_id"] is None
+        and rows[("int6-clip-search", "full")]["verdict"] is None
+    )
     assert rows[("ablation-200step", "smoke")]["run_id"] is None
     # A newer unfinished run does not count; a newer finished one with other params / pack is stale.
     finished_run(runs, "20260102T000000Z-smoke-bbbb", good_hash, status="running")
-    assert rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
-        ("int6-clip-search", "smoke")]["run_id"] == "20260101T000000Z-smoke-aaaa"
+    assert (
+        rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
+            ("int6-clip-search", "smoke")
+        ]["run_id"]
+        == "20260101T000000Z-smoke-aaaa"
+    )
     finished_run(runs, "20260103T000000Z-smoke-cccc", "0" * 16, pack_version="0.0.1")
     stale = rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
-        ("int6-clip-search", "smoke")]["stale"]
-    assert any("params changed" in s for s in stale) and any("pack version changed (0.0.1" in s for s in stale)
+        ("int6-clip-search", "smoke")
+    ]["stale"]
+    assert any("params changed" in s for s in stale) and any(
+        "pack version changed (0.0.1" in s for s in stale
+    )
     text = CliRunner().invoke(cli, ["status", "local-ablation"]).output
     assert "stale: params changed" in text and "missing" in text
 
@@ -86,11 +120,16 @@ def test_expectation_changed_after_the_run_is_stale(home, tmp_path):
     rec["expected_sha256"] = fsio.sha256_file(exp)
     fsio.write_json_atomic(d / "run.json", rec)
     fsio.write_sums(d)
-    assert rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
-        ("int6-clip-search", "smoke")]["stale"] == []
+    assert (
+        rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
+            ("int6-clip-search", "smoke")
+        ]["stale"]
+        == []
+    )
     exp.write_text(exp.read_text() + "\n")
     stale = rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
-        ("int6-clip-search", "smoke")]["stale"]
+        ("int6-clip-search", "smoke")
+    ]["stale"]
     assert stale == ["expectation file changed since the run (int6-clip-search.yaml, sha256 differs)"]
     # Without a recorded hash, the file time is the evidence, and the sentence says so.
     rec.pop("expected_sha256")
@@ -99,7 +138,8 @@ def test_expectation_changed_after_the_run_is_stale(home, tmp_path):
     fsio.write_sums(d)
     os.utime(exp, (time.time(), time.time()))
     stale = rows_of(CliRunner().invoke(cli, ["status", "local-ablation", "--json"]).output)[
-        ("int6-clip-search", "smoke")]["stale"]
+        ("int6-clip-search", "smoke")
+    ]["stale"]
     assert stale == ["expectation file modified after the run (int6-clip-search.yaml, by file time)"]
 
 
@@ -116,9 +156,17 @@ def test_resume_of_an_up_to_date_run_does_nothing_and_says_so(home, tmp_path):
     assert res.exit_code == 0, res.output
     assert "up to date (20260101T000000Z-smoke-aaaa is complete" in res.output and "--force" in res.output
     assert sorted(p.name for p in d.parent.iterdir()) == [d.name]  # nothing new was started
-    res = CliRunner().invoke(cli, ["run", "local-ablation:int6-clip-search", "--resume", "--out", str(runs), "--json"])
-    assert json.loads(res.stdout) == [{"row": "local-ablation:int6-clip-search", "status": "complete",
-                                       "run_dir": str(d), "up_to_date": True}]
+    res = CliRunner().invoke(
+        cli, ["run", "local-ablation:int6-clip-search", "--resume", "--out", str(runs), "--json"]
+    )
+    assert json.loads(res.stdout) == [
+        {
+            "row": "local-ablation:int6-clip-search",
+            "status": "complete",
+            "run_dir": str(d),
+            "up_to_date": True,
+        }
+    ]
     from pack.status import up_to_date
 
     assert up_to_date(d.parent, rrow, seed=0) == d

@@ -21,8 +21,10 @@ def spread(std, mean=39.28, decimals=4):
 
 
 def _samples(a, b):
-    return {"baseline": {"decode_tok_s": a, "prefill_ms": [12.3] * len(a)},
-            "mcr": {"decode_tok_s": b, "prefill_ms": [12.0] * len(b)}}
+    return {
+        "baseline": {"decode_tok_s": a, "prefill_ms": [12.3] * len(a)},
+        "mcr": {"decode_tok_s": b, "prefill_ms": [12.0] * len(b)},
+    }
 
 
 def test_arm_stats_mean_std_cv():
@@ -38,11 +40,11 @@ def test_resolution_floor_is_the_print_step_and_the_timer_tick():
     assert ab.decimal_step([39.234]) == pytest.approx(0.001) and ab.decimal_step([39.0]) == 1.0
     # "39.28 tok/s" (2 decimals), ggml's microsecond timer, 32 tokens: the print step dominates.
     printed = ab.resolution_std([39.28, 39.28], 1e-6, 32)
-    assert printed == pytest.approx(math.hypot(0.01, 39.28 ** 2 * 1e-6 / 32) / math.sqrt(12))
+    assert printed == pytest.approx(math.hypot(0.01, 39.28**2 * 1e-6 / 32) / math.sqrt(12))
     assert printed == pytest.approx(0.00289, rel=1e-2)
     # The timer term alone: r^2 dt / n / sqrt(12); a coarse 1 ms timer over 32 tokens at 39.28 tok/s.
     timer_only = ab.resolution_std([39.28 + math.pi * 1e-5], 1e-3, 32)  # a raw float: no print step
-    assert timer_only == pytest.approx(39.28 ** 2 * 1e-3 / 32 / math.sqrt(12), rel=1e-3)
+    assert timer_only == pytest.approx(39.28**2 * 1e-3 / 32 / math.sqrt(12), rel=1e-3)
 
 
 def test_seed_21x_variance_is_seen_as_21x_and_is_contamination():
@@ -132,11 +134,22 @@ def test_reference_cv_flags_arms_noisier_than_the_clean_run_on_its_gpu():
 
 
 def test_config_from_params_and_unknown_key():
-    cfg = ab_config({"ab": {"metric": "decode_tok_s", "floor": {"value": 38, "gpu": ["RTX 4060"]},
-                            "extra_metrics": ["prefill_ms"], "order": "alternate"}})
+    cfg = ab_config(
+        {
+            "ab": {
+                "metric": "decode_tok_s",
+                "floor": {"value": 38, "gpu": ["RTX 4060"]},
+                "extra_metrics": ["prefill_ms"],
+                "order": "alternate",
+            }
+        }
+    )
     assert cfg.floor.value == 38 and cfg.floor.gpu == ("RTX 4060",) and cfg.extra_metrics == ("prefill_ms",)
     assert ab_config({"ab": {"floor": 10}}).floor.value == 10.0 and ab_config({}) == ab.ABConfig()
-    with pytest.raises(ManifestError, match="unknown key 'params.ab.variance_ratio_limt'; did you mean 'variance_ratio_limit'"):
+    with pytest.raises(
+        ManifestError,
+        match="unknown key 'params.ab.variance_ratio_limt'; did you mean 'variance_ratio_limit'",
+    ):
         ab_config({"ab": {"variance_ratio_limt": 5}})
     with pytest.raises(ManifestError, match="params.ab.order"):
         ab_config({"ab": {"order": "shuffled"}})
@@ -146,5 +159,9 @@ def test_config_from_params_and_unknown_key():
 
 def test_table_lists_runs_in_measured_order():
     rows = ab.table(_samples([1.0, 2.0], [3.0, 4.0]), "decode_tok_s")
-    assert [(r["run"], r["arm"], r["decode_tok_s"]) for r in rows] == [(1, "baseline", 1.0), (1, "mcr", 3.0),
-                                                                       (2, "baseline", 2.0), (2, "mcr", 4.0)]
+    assert [(r["run"], r["arm"], r["decode_tok_s"]) for r in rows] == [
+        (1, "baseline", 1.0),
+        (1, "mcr", 3.0),
+        (2, "baseline", 2.0),
+        (2, "mcr", 4.0),
+    ]

@@ -13,9 +13,11 @@ pytestmark = pytest.mark.throughput
 
 
 def test_foreign_by_pid_when_pids_are_visible():
-    procs = [{"gpu": 0, "pid": 10, "used_mib": 900.0, "name": "python3"},
-             {"gpu": 0, "pid": 11, "used_mib": 4000.0, "name": "matmul"},
-             {"gpu": 1, "pid": 12, "used_mib": 10.0, "name": "other-gpu"}]
+    procs = [
+        {"gpu": 0, "pid": 10, "used_mib": 900.0, "name": "python3"},
+        {"gpu": 0, "pid": 11, "used_mib": 4000.0, "name": "matmul"},
+        {"gpu": 1, "pid": 12, "used_mib": 10.0, "name": "other-gpu"},
+    ]
     foreign, how = c.foreign_processes(procs, mine={10}, expected_own=1, gpu=0, pid_visible=lambda p: True)
     assert how == "pid" and [p["pid"] for p in foreign] == [11]
 
@@ -41,8 +43,14 @@ def test_own_pids_include_children():
 
 
 def _snap(phase, foreign=(), throttle=(), idle=None):
-    return {"phase": phase, "gpu": 0, "foreign": list(foreign), "attribution": "pid",
-            "throttle_reasons": list(throttle), "idle_util_pct": idle}
+    return {
+        "phase": phase,
+        "gpu": 0,
+        "foreign": list(foreign),
+        "attribution": "pid",
+        "throttle_reasons": list(throttle),
+        "idle_util_pct": idle,
+    }
 
 
 def test_judge_clean_snapshots_give_no_reason():
@@ -51,12 +59,22 @@ def test_judge_clean_snapshots_give_no_reason():
 
 def test_judge_names_every_reason():
     hog = {"pid": 777, "name": "python3", "used_mib": 4096.0, "gpu": 0}
-    snaps = [_snap("before", [hog], idle=97.0), _snap("during", [hog], ["power cap (software)"]),
-             _snap("during", [hog], ["power cap (software)", "thermal slowdown (software)"]), _snap("after")]
+    snaps = [
+        _snap("before", [hog], idle=97.0),
+        _snap("during", [hog], ["power cap (software)"]),
+        _snap("during", [hog], ["power cap (software)", "thermal slowdown (software)"]),
+        _snap("after"),
+    ]
     reasons = c.judge(snaps)
     assert len(reasons) == 3
-    assert reasons[0].startswith("another process holds GPU 0") and "pid 777 (python3, 4096 MiB; seen before/during)" in reasons[0]
-    assert "power cap (software) in 2 of 4 samples" in reasons[1] and "thermal slowdown (software) in 1 of 4" in reasons[1]
+    assert (
+        reasons[0].startswith("another process holds GPU 0")
+        and "pid 777 (python3, 4096 MiB; seen before/during)" in reasons[0]
+    )
+    assert (
+        "power cap (software) in 2 of 4 samples" in reasons[1]
+        and "thermal slowdown (software) in 1 of 4" in reasons[1]
+    )
     assert "97% busy before the measurement while this run was idle" in reasons[2]
 
 
@@ -73,7 +91,9 @@ def test_cpu_watch_sees_a_competing_process():
     with c.CpuWatch(limit_cores=0.5) as quiet:
         time.sleep(0.3)
     assert quiet.record()["checked"] is True
-    burner = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<3: pass"])
+    burner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<3: pass"]
+    )
     try:
         time.sleep(0.2)
         with c.CpuWatch(limit_cores=0.5) as busy:

@@ -17,20 +17,28 @@ def entry(*values):
     return aggregate([RepResult(metrics={"m": v}) for v in values], None)["m"]
 
 
-@pytest.mark.parametrize("rule,expected,values,ok", [
-    ({"kind": "exact"}, 5, [5, 5], True),
-    ({"kind": "exact"}, 5, [5, 6], False),
-    ({"kind": "exact"}, "ab12", ["ab12"], True),
-    ({"kind": "abs", "value": 0.1}, 1.0, [1.05, 1.09], True),
-    ({"kind": "abs", "value": 0.1}, 1.0, [1.2, 1.3], False),
-    ({"kind": "rel", "value": 0.05}, 39.28, [38.0, 39.0, 40.0], True),
-    ({"kind": "rel", "value": 0.05}, 39.28, [36.0, 36.5, 37.0], False),
-    ({"kind": "decimals", "places": 4}, 6.12341, [6.123412, 6.123409], True),
-    ({"kind": "decimals", "places": 4}, 6.1234, [6.1234, 6.1236], False),  # every repetition must round equal
-    ({"kind": "range", "min": 70, "exclusive": True}, None, [71.0, 72.0], True),
-    ({"kind": "range", "min": 70, "exclusive": True}, None, [70.0], False),
-    ({"kind": "range", "min": 0, "max": 1}, None, [0.5], True),
-])
+@pytest.mark.parametrize(
+    "rule,expected,values,ok",
+    [
+        ({"kind": "exact"}, 5, [5, 5], True),
+        ({"kind": "exact"}, 5, [5, 6], False),
+        ({"kind": "exact"}, "ab12", ["ab12"], True),
+        ({"kind": "abs", "value": 0.1}, 1.0, [1.05, 1.09], True),
+        ({"kind": "abs", "value": 0.1}, 1.0, [1.2, 1.3], False),
+        ({"kind": "rel", "value": 0.05}, 39.28, [38.0, 39.0, 40.0], True),
+        ({"kind": "rel", "value": 0.05}, 39.28, [36.0, 36.5, 37.0], False),
+        ({"kind": "decimals", "places": 4}, 6.12341, [6.123412, 6.123409], True),
+        (
+            {"kind": "decimals", "places": 4},
+            6.1234,
+            [6.1234, 6.1236],
+            False,
+        ),  # every repetition must round equal
+        ({"kind": "range", "min": 70, "exclusive": True}, None, [71.0, 72.0], True),
+        ({"kind": "range", "min": 70, "exclusive": True}, None, [70.0], False),
+        ({"kind": "range", "min": 0, "max": 1}, None, [0.5], True),
+    ],
+)
 def test_rules(rule, expected, values, ok):
     chk = T.validate_python(rule).check(expected, entry(*values)["values"], "mean")
     assert chk.passed is ok, chk.why
@@ -51,17 +59,33 @@ def test_range_needs_a_bound():
         T.validate_python({"kind": "range"})
 
 
-ROW = Row.model_validate({
-    "id": "r", "cell": "c", "experiment": "command", "target": {"hardware": "cpu"},
-    "metrics": {"tok_s": {"tolerance": {"kind": "rel", "value": 0.05}, "contamination_sensitive": True},
-                "ppl": {"tolerance": {"kind": "decimals", "places": 4}}},
-})
+ROW = Row.model_validate(
+    {
+        "id": "r",
+        "cell": "c",
+        "experiment": "command",
+        "target": {"hardware": "cpu"},
+        "metrics": {
+            "tok_s": {"tolerance": {"kind": "rel", "value": 0.05}, "contamination_sensitive": True},
+            "ppl": {"tolerance": {"kind": "decimals", "places": 4}},
+        },
+    }
+)
 
 
 def run_record(metrics, **kw):
     reps = [RepResult(metrics=m) for m in metrics]
-    rec = {"scale": "full", "hardware": "g6e.xlarge", "gpu_models": ["NVIDIA L40S"], "image": "l40s", "params": {},
-           "metrics": aggregate(reps, None), "errors": {}, "not_applicable": {}, "contamination": []}
+    rec = {
+        "scale": "full",
+        "hardware": "g6e.xlarge",
+        "gpu_models": ["NVIDIA L40S"],
+        "image": "l40s",
+        "params": {},
+        "metrics": aggregate(reps, None),
+        "errors": {},
+        "not_applicable": {},
+        "contamination": [],
+    }
     rec.update(kw)
     return rec
 
@@ -92,25 +116,43 @@ def test_off_scope_is_not_applicable_with_reason_never_pass():
 
 
 def test_off_scope_weaker_rule_applies_when_declared():
-    ef = expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["RTX 4060"]},
-                   "off_scope": {"kind": "range", "min": 1}, "source": SRC})
+    ef = expected(
+        {
+            "metric": "tok_s",
+            "value": 39.28,
+            "scope": {"gpu": ["RTX 4060"]},
+            "off_scope": {"kind": "range", "min": 1},
+            "source": SRC,
+        }
+    )
     v = by_metric(judge_metrics(run_record([{"tok_s": 120.0}]), ROW, ef))["tok_s"]
     assert v.verdict == "PASS" and "weaker rule" in v.why and "off-scope" in v.rule
 
 
 def test_contaminated_is_not_fail():
-    ef = expected({"metric": "tok_s", "value": 39.28, "source": SRC}, {"metric": "ppl", "value": 6.1234, "source": SRC})
-    rec = run_record([{"tok_s": 30.0, "ppl": 6.12341}], contamination=["another process held the GPU (pid 4242)"])
+    ef = expected(
+        {"metric": "tok_s", "value": 39.28, "source": SRC}, {"metric": "ppl", "value": 6.1234, "source": SRC}
+    )
+    rec = run_record(
+        [{"tok_s": 30.0, "ppl": 6.12341}], contamination=["another process held the GPU (pid 4242)"]
+    )
     vs = by_metric(judge_metrics(rec, ROW, ef))
-    assert vs["tok_s"].verdict == "CONTAMINATED" and "pid 4242" in vs["tok_s"].why and "rerun" in vs["tok_s"].why
+    assert (
+        vs["tok_s"].verdict == "CONTAMINATED" and "pid 4242" in vs["tok_s"].why and "rerun" in vs["tok_s"].why
+    )
     assert vs["ppl"].verdict == "PASS"  # perplexity is deterministic: contamination does not touch it
     assert row_verdict(list(vs.values())) == "CONTAMINATED"
 
 
 def test_missing_error_and_not_applicable_metrics():
-    ef = expected({"metric": "tok_s", "value": 39.28, "source": SRC}, {"metric": "ppl", "value": 6.1, "source": SRC},
-                  {"metric": "gauge.tok_s", "value": 1, "tolerance": {"kind": "exact"}, "source": SRC})
-    rec = run_record([{}], errors={"gauge": "exited with code 3; last lines: oom"}, not_applicable={"ppl": "no GGUF here"})
+    ef = expected(
+        {"metric": "tok_s", "value": 39.28, "source": SRC},
+        {"metric": "ppl", "value": 6.1, "source": SRC},
+        {"metric": "gauge.tok_s", "value": 1, "tolerance": {"kind": "exact"}, "source": SRC},
+    )
+    rec = run_record(
+        [{}], errors={"gauge": "exited with code 3; last lines: oom"}, not_applicable={"ppl": "no GGUF here"}
+    )
     vs = by_metric(judge_metrics(rec, ROW, ef))
     assert vs["tok_s"].verdict == "MISSING"
     assert vs["gauge.tok_s"].verdict == "ERROR" and "oom" in vs["gauge.tok_s"].why
@@ -119,30 +161,66 @@ def test_missing_error_and_not_applicable_metrics():
 
 
 def test_stat_against_another_metric_of_the_run():
-    row = Row.model_validate({"id": "r", "cell": "c", "experiment": "command", "target": {"hardware": "cpu"},
-                              "metrics": {"mcr.tok_s": {"tolerance": {"kind": "stat", "against": "metric:base.tok_s"}}}})
+    row = Row.model_validate(
+        {
+            "id": "r",
+            "cell": "c",
+            "experiment": "command",
+            "target": {"hardware": "cpu"},
+            "metrics": {"mcr.tok_s": {"tolerance": {"kind": "stat", "against": "metric:base.tok_s"}}},
+        }
+    )
     ef = expected({"metric": "mcr.tok_s", "source": SRC})
-    rec = run_record([{"base.tok_s": 39.3, "mcr.tok_s": 39.2}, {"base.tok_s": 39.2, "mcr.tok_s": 39.3},
-                      {"base.tok_s": 39.25, "mcr.tok_s": 39.22}])
+    rec = run_record(
+        [
+            {"base.tok_s": 39.3, "mcr.tok_s": 39.2},
+            {"base.tok_s": 39.2, "mcr.tok_s": 39.3},
+            {"base.tok_s": 39.25, "mcr.tok_s": 39.22},
+        ]
+    )
     assert by_metric(judge_metrics(rec, row, ef))["mcr.tok_s"].verdict == "PASS"
 
 
 def test_a_row_whose_variable_never_ran_is_not_applicable_never_pass():
     from pack.verify import build_row
 
-    ef = expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["L40S"]}, "source": SRC},
-                  {"metric": "ppl", "value": 6.1234, "source": SRC})
+    ef = expected(
+        {"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["L40S"]}, "source": SRC},
+        {"metric": "ppl", "value": 6.1234, "source": SRC},
+    )
     reason = "no configuration of the variable 'quantization' can run here: no quantization backend installed"
     rec = run_record([{"tok_s": 39.2}], not_applicable={"__row__": reason})
-    row = build_row({"paper": "p", "row": "r", "run_id": "x", "run_dir": "d", "scale": "full", "hardware": "h",
-                     "gpu_models": []}, judge_metrics(rec, ROW, ef), rec)
+    row = build_row(
+        {
+            "paper": "p",
+            "row": "r",
+            "run_id": "x",
+            "run_dir": "d",
+            "scale": "full",
+            "hardware": "h",
+            "gpu_models": [],
+        },
+        judge_metrics(rec, ROW, ef),
+        rec,
+    )
     assert row.verdict == "NOT-APPLICABLE" and row.why == reason
     assert {m.metric for m in row.metrics} == {"tok_s", "ppl"}  # still listed
     assert not any(m.verdict == "PASS" for m in row.metrics) and "would be PASS" in row.metrics[0].why
     # an ERROR is never hidden by a row-level not-applicable
     rec = run_record([{"tok_s": 39.2}], not_applicable={"__row__": reason}, errors={"gauge": "crashed"})
-    row = build_row({"paper": "p", "row": "r", "run_id": "x", "run_dir": "d", "scale": "full", "hardware": "h",
-                     "gpu_models": []}, judge_metrics(rec, ROW, ef), rec)
+    row = build_row(
+        {
+            "paper": "p",
+            "row": "r",
+            "run_id": "x",
+            "run_dir": "d",
+            "scale": "full",
+            "hardware": "h",
+            "gpu_models": [],
+        },
+        judge_metrics(rec, ROW, ef),
+        rec,
+    )
     assert row.verdict == "ERROR"
 
 
@@ -150,9 +228,11 @@ def test_basis_paper_reference_and_harness():
     from pack.verify import build_row, harness_reason
 
     blessed = {"blessed_run": "20261122T004156Z-smoke-1"}
-    ef = expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["RTX 4060"]}, "source": SRC},
-                  {"metric": "tok_s", "value": 39.0, "scope": {"scale": ["full"]}, "source": blessed},
-                  {"metric": "ppl", "value": 6.1234, "source": SRC})
+    ef = expected(
+        {"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["RTX 4060"]}, "source": SRC},
+        {"metric": "tok_s", "value": 39.0, "scope": {"scale": ["full"]}, "source": blessed},
+        {"metric": "ppl", "value": 6.1234, "source": SRC},
+    )
     vs = by_metric(judge_metrics(run_record([{"tok_s": 39.1, "ppl": 6.1234}]), ROW, ef))
     assert vs["ppl"].basis == "paper" and vs["ppl"].verdict == "PASS"
     assert vs["tok_s"].basis == "reference" and vs["tok_s"].verdict == "PASS"
@@ -161,14 +241,27 @@ def test_basis_paper_reference_and_harness():
     assert harness_reason(harness_row, "full") == "stand-in script" and harness_reason(ROW, "full") == ""
     hv = judge_metrics(run_record([{"tok_s": 39.1, "ppl": 6.1234}]), harness_row, ef)
     assert {m.basis for m in hv if m.verdict == "PASS"} == {"harness"}
-    row = build_row({"paper": "p", "row": "r", "run_id": "x", "run_dir": "d", "scale": "full", "hardware": "h",
-                     "gpu_models": []}, list(vs.values()), run_record([{}]))
+    row = build_row(
+        {
+            "paper": "p",
+            "row": "r",
+            "run_id": "x",
+            "run_dir": "d",
+            "scale": "full",
+            "hardware": "h",
+            "gpu_models": [],
+        },
+        list(vs.values()),
+        run_record([{}]),
+    )
     assert row.basis == "paper"
 
 
 def test_an_in_scope_glob_that_matches_nothing_is_missing():
-    ef = expected({"metric": "engine_*.tok_s", "value": 1.0, "tolerance": {"kind": "abs", "value": 0.1}, "source": SRC},
-                  {"metric": "other_*.tok_s", "value": 1.0, "scope": {"gpu": ["H100"]}, "source": SRC})
+    ef = expected(
+        {"metric": "engine_*.tok_s", "value": 1.0, "tolerance": {"kind": "abs", "value": 0.1}, "source": SRC},
+        {"metric": "other_*.tok_s", "value": 1.0, "scope": {"gpu": ["H100"]}, "source": SRC},
+    )
     vs = by_metric(judge_metrics(run_record([{"ppl": 6.1}]), ROW, ef))
     assert vs["engine_*.tok_s"].verdict == "MISSING" and "pattern" in vs["engine_*.tok_s"].why
     assert "other_*.tok_s" not in vs  # off scope: nothing expected here
@@ -183,14 +276,29 @@ def test_report_headline_counts_by_basis_and_json_is_valid():
     from pack import report
     from pack.verify import build_row
 
-    ef = expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["RTX 4060"]}, "source": SRC},
-                  {"metric": "tok_s", "value": 39.0, "source": {"blessed_run": "b1"}},
-                  {"metric": "ppl", "value": 6.1234, "source": {"blessed_run": "b1"}})
+    ef = expected(
+        {"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["RTX 4060"]}, "source": SRC},
+        {"metric": "tok_s", "value": 39.0, "source": {"blessed_run": "b1"}},
+        {"metric": "ppl", "value": 6.1234, "source": {"blessed_run": "b1"}},
+    )
     rec = run_record([{"tok_s": 39.1, "ppl": math.nan}])
-    row = build_row({"paper": "p", "row": "r", "run_id": "x", "run_dir": "d", "scale": "full", "hardware": "h",
-                     "gpu_models": []}, judge_metrics(rec, ROW, ef), rec)
+    row = build_row(
+        {
+            "paper": "p",
+            "row": "r",
+            "run_id": "x",
+            "run_dir": "d",
+            "scale": "full",
+            "hardware": "h",
+            "gpu_models": [],
+        },
+        judge_metrics(rec, ROW, ef),
+        rec,
+    )
     lines = report.headline([row])
-    assert lines[0].startswith("paper values: 0 reproduced here, 0 failed, 1 off scope (where they hold: GPU RTX 4060)")
+    assert lines[0].startswith(
+        "paper values: 0 reproduced here, 0 failed, 1 off scope (where they hold: GPU RTX 4060)"
+    )
     assert "reference checks" in lines[1] and "1 pass, 1 fail" in lines[1]
     assert "no paper number was reproduced" in lines[3]
     doc = json.loads(report.to_json([row]))
@@ -219,8 +327,19 @@ def test_html_report_leads_with_basis_headline_and_provenance(tmp_path):
 
     ef = expected({"metric": "tok_s", "value": 39.28, "source": {"blessed_run": "b1"}})
     rec = run_record([{"tok_s": 30.0}, {"tok_s": 31.0}])
-    row = build_row({"paper": "p", "row": "r", "run_id": "x", "run_dir": str(tmp_path), "scale": "full",
-                     "hardware": "h", "gpu_models": []}, judge_metrics(rec, ROW, ef), rec)
+    row = build_row(
+        {
+            "paper": "p",
+            "row": "r",
+            "run_id": "x",
+            "run_dir": str(tmp_path),
+            "scale": "full",
+            "hardware": "h",
+            "gpu_models": [],
+        },
+        judge_metrics(rec, ROW, ef),
+        rec,
+    )
     page = report.html_report([row])
     assert page.index("reference checks") < page.index("Rows (failures first)")
     assert "expected/" in page and "sha256" in page and "data:image/png;base64" in page

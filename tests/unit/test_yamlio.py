@@ -131,17 +131,20 @@ def test_any_text_parses_or_is_one_sentence(tmp_path, text):
             assert str(tmp_path / "f.yaml") in problem and "\n" not in problem
 
 
-@pytest.mark.parametrize("content, expect, words", [
-    (b"\x00\x01\x02ELF", None, "binary file"),
-    ("[1, 2, 3]\n", dict, "must be a mapping (key: value lines), but this file holds a list"),
-    (json.dumps([{"a": 1}]), dict, "holds a list"),
-    ("just text\n", dict, "holds a single str value"),
-    ("", dict, "the file is empty"),
-    ("a: 1\n---\nb: 2\n", None, "more than one YAML document"),
-    ("a: [1, 2\n", None, "malformed YAML"),
-    ("a: !!python/object/apply:os.system ['true']\n", None, "malformed YAML"),
-    ("a: \x07\n", None, "control character U+0007"),
-])
+@pytest.mark.parametrize(
+    "content, expect, words",
+    [
+        (b"\x00\x01\x02ELF", None, "binary file"),
+        ("[1, 2, 3]\n", dict, "must be a mapping (key: value lines), but this file holds a list"),
+        (json.dumps([{"a": 1}]), dict, "holds a list"),
+        ("just text\n", dict, "holds a single str value"),
+        ("", dict, "the file is empty"),
+        ("a: 1\n---\nb: 2\n", None, "more than one YAML document"),
+        ("a: [1, 2\n", None, "malformed YAML"),
+        ("a: !!python/object/apply:os.system ['true']\n", None, "malformed YAML"),
+        ("a: \x07\n", None, "control character U+0007"),
+    ],
+)
 def test_wrong_file_contents(tmp_path, content, expect, words):
     assert words in _error(tmp_path, content, expect)
 
@@ -159,12 +162,18 @@ def test_oversized_file_is_refused_before_parsing(tmp_path, monkeypatch):
     assert "larger than the 100" in _error(tmp_path, "a: " + "x" * 200 + "\n")
 
 
-@pytest.mark.parametrize("text, value", [
-    ("v: .nan\n", "nan"), ("v: .inf\n", float("inf")), ("v: 1.0e+400\n", float("inf")),
-    ("v: 1e-4\n", "1e-4"),  # YAML 1.1: no dot, so text (a command line keeps it verbatim)
-    ("v: 2026-11-22\n", "2026-11-22"),  # dates stay text
-    ("v: 0x10\n", 16), ("v: yes\n", True),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("v: .nan\n", "nan"),
+        ("v: .inf\n", float("inf")),
+        ("v: 1.0e+400\n", float("inf")),
+        ("v: 1e-4\n", "1e-4"),  # YAML 1.1: no dot, so text (a command line keeps it verbatim)
+        ("v: 2026-11-22\n", "2026-11-22"),  # dates stay text
+        ("v: 0x10\n", 16),
+        ("v: yes\n", True),
+    ],
+)
 def test_odd_scalars_are_read_as_documented(tmp_path, text, value):
     data, _ = _load(tmp_path, text)
     if value == "nan":
@@ -177,15 +186,21 @@ def test_every_yaml_the_pack_reads_goes_through_yamlio():
     """No other module parses YAML itself (the one door)."""
     root = Path(__file__).resolve().parents[2] / "pack"
     parses = re.compile(r"yaml\.(safe_)?(load|compose|full_load|unsafe_load)\b")
-    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
-                 if p.name != "yamlio.py" and parses.search(p.read_text())]
+    offenders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if p.name != "yamlio.py" and parses.search(p.read_text())
+    ]
     assert offenders == []
 
 
 def test_the_repository_yaml_files_load():
     root = Path(__file__).resolve().parents[2]
-    files = [*root.glob("manifests/*.yaml"), *root.glob("expected/*/*.yaml"),
-             root / "pack/launch/providers.yaml"]
+    files = [
+        *root.glob("manifests/*.yaml"),
+        *root.glob("expected/*/*.yaml"),
+        root / "pack/launch/providers.yaml",
+    ]
     for f in files:
         data, lines = yamlio.load_with_lines(f, expect=dict)
         assert data == yaml.safe_load(f.read_text()), f  # none of them has an unquoted date

@@ -49,8 +49,10 @@ TASK = "pack_gsm8k_cot_local"
 REQUIRED = ("question", "answer")
 GSM8K_TEST_SIZE = 1319
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
-HOWTO = ("make it with `python -c \"from datasets import load_dataset; load_dataset('openai/gsm8k', 'main', "
-         "split='test').to_json('{path}')\"` (docs/ecmoe.md)")
+HOWTO = (
+    "make it with `python -c \"from datasets import load_dataset; load_dataset('openai/gsm8k', 'main', "
+    "split='test').to_json('{path}')\"` (docs/ecmoe.md)"
+)
 
 
 class Params(model_io.ModelParams):
@@ -74,8 +76,10 @@ class Params(model_io.ModelParams):
     @classmethod
     def _backend(cls, v):
         if v != "hf":
-            raise ValueError(f"{v!r}: only lm-eval's HF wrapper ('hf') is implemented (the journal's vLLM path "
-                             "needs a patched vLLM; see docs/ecmoe.md)")
+            raise ValueError(
+                f"{v!r}: only lm-eval's HF wrapper ('hf') is implemented (the journal's vLLM path "
+                "needs a patched vLLM; see docs/ecmoe.md)"
+            )
         return v
 
 
@@ -91,16 +95,22 @@ def check_file(path: Path) -> int:
             try:
                 rec = json.loads(line)
             except ValueError as e:
-                raise ManifestError(f"{path}:{lineno}: not a JSON object ({e.msg}); GSM8K files are JSONL") from None
+                raise ManifestError(
+                    f"{path}:{lineno}: not a JSON object ({e.msg}); GSM8K files are JSONL"
+                ) from None
             if not isinstance(rec, dict):
                 raise ManifestError(f"{path}:{lineno}: expected a JSON object with 'question' and 'answer'")
             for field in REQUIRED:
                 if not isinstance(rec.get(field), str):
-                    raise ManifestError(f"{path}:{lineno}: GSM8K record has no '{field}' field (a string); each line "
-                                        "needs 'question' and 'answer', the answer ending in '#### <number>'")
+                    raise ManifestError(
+                        f"{path}:{lineno}: GSM8K record has no '{field}' field (a string); each line "
+                        "needs 'question' and 'answer', the answer ending in '#### <number>'"
+                    )
             if "####" not in rec["answer"]:
-                raise ManifestError(f"{path}:{lineno}: GSM8K 'answer' has no '#### <number>' final line, so no target "
-                                    "can be extracted from it")
+                raise ManifestError(
+                    f"{path}:{lineno}: GSM8K 'answer' has no '#### <number>' final line, so no target "
+                    "can be extracted from it"
+                )
             n += 1
     if n == 0:
         raise ManifestError(f"GSM8K file {path} has no records")
@@ -118,8 +128,12 @@ def synthetic_records(n: int, seed: int = 0) -> list[dict]:
         rng = random.Random(seed * 7919 + i)
         name, item = rng.choice(names), rng.choice(items)
         a, b = rng.randint(2, 60), rng.randint(2, 40)
-        out.append({"question": f"{name} had {a} {item}. Then {name} got {b} more {item}. How many {item} does {name} have now?",
-                    "answer": f"{name} had {a} {item} and got {b} more, so {a} + {b} = <<{a}+{b}={a + b}>>{a + b}.\n#### {a + b}"})
+        out.append(
+            {
+                "question": f"{name} had {a} {item}. Then {name} got {b} more {item}. How many {item} does {name} have now?",
+                "answer": f"{name} had {a} {item} and got {b} more, so {a} + {b} = <<{a}+{b}={a + b}>>{a + b}.\n#### {a + b}",
+            }
+        )
     return out
 
 
@@ -128,18 +142,22 @@ def task_yaml(data_file: Path, cache_dir: Path) -> str:
 
     base = Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k-cot.yaml"
     if not base.is_file():
-        raise ManifestError(f"lm-eval {lm_eval.__version__} has no tasks/gsm8k/gsm8k-cot.yaml; install lm-eval 0.4.x")
-    return "\n".join([
-        f"include: {json.dumps(str(base))}",
-        f"task: {TASK}",
-        "dataset_path: json",
-        "dataset_name: null",
-        "dataset_kwargs:",
-        "  data_files:",
-        f"    test: {json.dumps(str(data_file))}",
-        f"  cache_dir: {json.dumps(str(cache_dir))}",
-        "",
-    ])
+        raise ManifestError(
+            f"lm-eval {lm_eval.__version__} has no tasks/gsm8k/gsm8k-cot.yaml; install lm-eval 0.4.x"
+        )
+    return "\n".join(
+        [
+            f"include: {json.dumps(str(base))}",
+            f"task: {TASK}",
+            "dataset_path: json",
+            "dataset_name: null",
+            "dataset_kwargs:",
+            "  data_files:",
+            f"    test: {json.dumps(str(data_file))}",
+            f"  cache_dir: {json.dumps(str(cache_dir))}",
+            "",
+        ]
+    )
 
 
 def upsert(path: Path, entry: dict) -> list[dict]:
@@ -167,18 +185,39 @@ def evaluate(lm, data_file: Path, *, limit, num_fewshot: int, max_gen_toks, samp
         (Path(tmp) / f"{TASK}.yaml").write_text(task_yaml(data_file, Path(tmp) / "hf-datasets"))
         tm = TaskManager(include_path=tmp, include_defaults=False)
         gen = {"max_gen_toks": int(max_gen_toks)} if max_gen_toks else None
-        out = lm_eval.simple_evaluate(model=lm, tasks=[TASK], task_manager=tm, num_fewshot=num_fewshot, limit=limit,
-                                      gen_kwargs=gen, log_samples=True, bootstrap_iters=0)
+        out = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[TASK],
+            task_manager=tm,
+            num_fewshot=num_fewshot,
+            limit=limit,
+            gen_kwargs=gen,
+            log_samples=True,
+            bootstrap_iters=0,
+        )
     res = out["results"][TASK]
     samples = out.get("samples", {}).get(TASK, [])
     with open(samples_path, "w", encoding="utf-8") as f:
         for s in samples:
-            f.write(json.dumps({"doc_id": s["doc_id"], "target": s["target"], "response": s["resps"][0][0],
-                                "filtered": s["filtered_resps"], "filter": s.get("filter"),
-                                "exact_match": s.get("exact_match")}, default=str) + "\n")
-    return {"strict_match": float(res["exact_match,strict-match"]),
-            "flexible_extract": float(res["exact_match,flexible-extract"]),
-            "n_examples": len({s["doc_id"] for s in samples}) or int(res.get("sample_len", 0))}
+            f.write(
+                json.dumps(
+                    {
+                        "doc_id": s["doc_id"],
+                        "target": s["target"],
+                        "response": s["resps"][0][0],
+                        "filtered": s["filtered_resps"],
+                        "filter": s.get("filter"),
+                        "exact_match": s.get("exact_match"),
+                    },
+                    default=str,
+                )
+                + "\n"
+            )
+    return {
+        "strict_match": float(res["exact_match,strict-match"]),
+        "flexible_extract": float(res["exact_match,flexible-extract"]),
+        "n_examples": len({s["doc_id"] for s in samples}) or int(res.get("sample_len", 0)),
+    }
 
 
 def _lm(params: dict, ctx: RunContext, model, tok):
@@ -194,39 +233,85 @@ def _lm(params: dict, ctx: RunContext, model, tok):
 def run_rep(params: dict, ctx: RunContext) -> RepResult:
     p = parse(Params, params, "ecmoe_gsm8k")
     configs, modes = parse_configs(params)
-    data = model_io.resolve_data(p.gsm8k_data, ctx, "gsm8k", lambda f: f.write_text(
-        "".join(json.dumps(r) + "\n" for r in synthetic_records(p.n_synthetic)), encoding="utf-8"))
+    data = model_io.resolve_data(
+        p.gsm8k_data,
+        ctx,
+        "gsm8k",
+        lambda f: f.write_text(
+            "".join(json.dumps(r) + "\n" for r in synthetic_records(p.n_synthetic)), encoding="utf-8"
+        ),
+    )
     n_records = check_file(data)
     if p.expect_records is not None and n_records != p.expect_records:
-        raise ManifestError(f"GSM8K file {data} holds {n_records} problems but params.expect_records is "
-                            f"{p.expect_records} (GSM8K's test split has {GSM8K_TEST_SIZE}); " + HOWTO.format(path=data))
+        raise ManifestError(
+            f"GSM8K file {data} holds {n_records} problems but params.expect_records is "
+            f"{p.expect_records} (GSM8K's test split has {GSM8K_TEST_SIZE}); " + HOWTO.format(path=data)
+        )
     limit = p.limit
     model, tok, _ = model_io.load_model(params, ctx)
     blocks = find_moe_blocks(model, p.model)
     lm = _lm(params, ctx, model, tok)
-    results_file = Path(os.path.expandvars(p.results_file)) if p.results_file \
+    results_file = (
+        Path(os.path.expandvars(p.results_file))
+        if p.results_file
         else ctx.run_dir.parent.parent / "downstream_results.json"
+    )
     runs = [("baseline", "baseline", None, None, None)]
     if configs:
-        runs = [(f"{tag(m, b)}.{mode}", tag(m, b) + ("_uncompressed" if mode == "uncompressed" else ""), m, b, mode)
-                for m, b in configs for mode in modes]
-    res = RepResult(info={"data_file": str(data), "records_in_file": n_records, "limit": limit,
-                          "results_file": str(results_file)})
+        runs = [
+            (
+                f"{tag(m, b)}.{mode}",
+                tag(m, b) + ("_uncompressed" if mode == "uncompressed" else ""),
+                m,
+                b,
+                mode,
+            )
+            for m, b in configs
+            for mode in modes
+        ]
+    res = RepResult(
+        info={
+            "data_file": str(data),
+            "records_in_file": n_records,
+            "limit": limit,
+            "results_file": str(results_file),
+        }
+    )
     for metric_tag, journal_tag, method, bits, mode in runs:
         hooks = attach_compression(blocks, method, bits, mode) if method else Hooks()
         with hooks:
             ctx.log(f"GSM8K {journal_tag}: limit={limit} fewshot={p.num_fewshot}")
-            out = evaluate(lm, data, limit=limit, num_fewshot=p.num_fewshot,
-                           max_gen_toks=p.max_gen_toks, samples_path=ctx.rep_dir / f"{journal_tag}.samples.jsonl")
+            out = evaluate(
+                lm,
+                data,
+                limit=limit,
+                num_fewshot=p.num_fewshot,
+                max_gen_toks=p.max_gen_toks,
+                samples_path=ctx.rep_dir / f"{journal_tag}.samples.jsonl",
+            )
         res.metrics[f"{metric_tag}.strict_match"] = out["strict_match"]
         res.metrics[f"{metric_tag}.flexible_extract"] = out["flexible_extract"]
         res.metrics["n_examples"] = out["n_examples"]
-        upsert(results_file, {"tag": journal_tag, "method": method or "none", "bits": bits, "router_mode": mode,
-                              "task": "gsm8k_cot", "num_fewshot": p.num_fewshot, "limit": limit,
-                              "n_examples": out["n_examples"], "strict_match": out["strict_match"],
-                              "flexible_extract": out["flexible_extract"], "model": p.model,
-                              "run_id": ctx.run_dir.name,
-                              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        ctx.log(f"GSM8K {journal_tag}: strict {out['strict_match']:.4f} flexible {out['flexible_extract']:.4f} "
-                f"on {out['n_examples']} examples")
+        upsert(
+            results_file,
+            {
+                "tag": journal_tag,
+                "method": method or "none",
+                "bits": bits,
+                "router_mode": mode,
+                "task": "gsm8k_cot",
+                "num_fewshot": p.num_fewshot,
+                "limit": limit,
+                "n_examples": out["n_examples"],
+                "strict_match": out["strict_match"],
+                "flexible_extract": out["flexible_extract"],
+                "model": p.model,
+                "run_id": ctx.run_dir.name,
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        ctx.log(
+            f"GSM8K {journal_tag}: strict {out['strict_match']:.4f} flexible {out['flexible_extract']:.4f} "
+            f"on {out['n_examples']} examples"
+        )
     return res

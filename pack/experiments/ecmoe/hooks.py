@@ -31,15 +31,20 @@ def find_moe_blocks(model, model_name: str = "the model") -> list[tuple[str, obj
 
     Raises ManifestError saying what the model's feed-forward modules are when there is none.
     """
-    blocks = [(n, m) for n, m in model.named_modules()
-              if hasattr(m, "experts") and any(hasattr(m, r) for r in ROUTER_NAMES)]
+    blocks = [
+        (n, m)
+        for n, m in model.named_modules()
+        if hasattr(m, "experts") and any(hasattr(m, r) for r in ROUTER_NAMES)
+    ]
     if blocks:
         return blocks
     ffn = Counter(type(m.mlp).__name__ for _, m in model.named_modules() if hasattr(m, "mlp"))
     found = ", ".join(f"{k} x{v}" for k, v in ffn.items()) or "no module with an 'mlp' or 'experts' attribute"
-    raise ManifestError(f"{model_name} ({type(model).__name__}) has no MoE blocks: its feed-forward modules are "
-                        f"{found}; an ECMoE row needs a mixture-of-experts model such as Qwen3-MoE "
-                        "(set params.model to one, e.g. synthetic:tiny-qwen3-moe)")
+    raise ManifestError(
+        f"{model_name} ({type(model).__name__}) has no MoE blocks: its feed-forward modules are "
+        f"{found}; an ECMoE row needs a mixture-of-experts model such as Qwen3-MoE "
+        "(set params.model to one, e.g. synthetic:tiny-qwen3-moe)"
+    )
 
 
 def router_of(block):
@@ -81,7 +86,9 @@ class Hooks:
 def attach_compression(blocks, method: str, bits: int, router_mode: str, compute_device=None) -> Hooks:
     """Quantize -> dequantize the input of every block in `blocks` ([(name, module)])."""
     if router_mode not in ROUTER_MODES:
-        raise ManifestError(f"params.router_modes: {router_mode!r} is not a router mode; use compressed or uncompressed")
+        raise ManifestError(
+            f"params.router_modes: {router_mode!r} is not a router mode; use compressed or uncompressed"
+        )
     hooks = Hooks()
     for name, block in blocks:
         stash: dict = {}
@@ -97,8 +104,10 @@ def attach_compression(blocks, method: str, bits: int, router_mode: str, compute
             router = router_of(block)
             if router is None:
                 hooks.remove()
-                raise ManifestError(f"MoE block {name} has no router submodule (looked for {', '.join(ROUTER_NAMES)}); "
-                                    "router_mode 'uncompressed' needs one to restore the original input for routing")
+                raise ManifestError(
+                    f"MoE block {name} has no router submodule (looked for {', '.join(ROUTER_NAMES)}); "
+                    "router_mode 'uncompressed' needs one to restore the original input for routing"
+                )
 
             def router_hook(module, args, kwargs, _stash=stash):
                 original = _stash.pop("x", None)
@@ -115,6 +124,7 @@ def attach_noop(blocks) -> Hooks:
     """A pre-hook that returns its input unchanged (the hook-overhead benchmark's control)."""
     hooks = Hooks()
     for _, block in blocks:
+
         def hook(module, args, kwargs):
             return _replace_input(args, kwargs, _first_input(args, kwargs))
 

@@ -1,10 +1,10 @@
 """Load the row's model and tokenizer once per process (ctx.cache), and its data.
 
-    params.model   "synthetic:<arch>" (pack.models.synthetic, random init with params.seed) or a
-                   local checkpoint directory / hub id for AutoModelForCausalLM.from_pretrained
-    params.dtype   float32 | bfloat16 | float16
-    params.device_map  optional, e.g. "auto" to spread a 30B model over several GPUs
-    params.experts_implementation  optional transformers experts kernel ("eager" on CPU)
+params.model   "synthetic:<arch>" (pack.models.synthetic, random init with params.seed) or a
+               local checkpoint directory / hub id for AutoModelForCausalLM.from_pretrained
+params.dtype   float32 | bfloat16 | float16
+params.device_map  optional, e.g. "auto" to spread a 30B model over several GPUs
+params.experts_implementation  optional transformers experts kernel ("eager" on CPU)
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ class ModelParams(Strict):
 
 
 def model_key(params: dict, ctx: RunContext) -> tuple:
-    return ("ecmoe.model", str(params["model"]), params.get("dtype", "float32"),
-            str(params.get("device_map") or ctx.device), int(params.get("seed", 0)))
+    return (
+        "ecmoe.model",
+        str(params["model"]),
+        params.get("dtype", "float32"),
+        str(params.get("device_map") or ctx.device),
+        int(params.get("seed", 0)),
+    )
 
 
 def load_model(params: dict, ctx: RunContext):
@@ -54,12 +59,16 @@ def _load(params: dict, ctx: RunContext):
     spec = str(params["model"])
     dtype = params.get("dtype", "float32")
     if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
-        raise ManifestError(f"params.dtype = {dtype!r} is not a torch dtype; use float32, bfloat16 or float16")
+        raise ManifestError(
+            f"params.dtype = {dtype!r} is not a torch dtype; use float32, bfloat16 or float16"
+        )
     ctx.log(f"loading model {spec} ({dtype})")
     if spec.startswith("synthetic:"):
         from ...models import synthetic
 
-        model = synthetic.build_model(spec.split(":", 1)[1], seed=int(params.get("seed", 0)), dtype=dtype, device=ctx.device)
+        model = synthetic.build_model(
+            spec.split(":", 1)[1], seed=int(params.get("seed", 0)), dtype=dtype, device=ctx.device
+        )
         tok = synthetic.build_tokenizer()
         facts = {"model": spec, "init_seed": int(params.get("seed", 0))}
     else:
@@ -72,8 +81,10 @@ def _load(params: dict, ctx: RunContext):
             model = transformers.AutoModelForCausalLM.from_pretrained(source, **kw)
             tok = transformers.AutoTokenizer.from_pretrained(source)
         except OSError as e:
-            raise ManifestError(f"params.model = {spec!r}: cannot load it ({str(e).splitlines()[0]}); point "
-                                "it at a local checkpoint directory or a cached hub id") from None
+            raise ManifestError(
+                f"params.model = {spec!r}: cannot load it ({str(e).splitlines()[0]}); point "
+                "it at a local checkpoint directory or a cached hub id"
+            ) from None
         if not params.get("device_map"):
             model.to(ctx.device)
         model.eval()

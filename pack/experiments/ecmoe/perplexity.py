@@ -17,7 +17,7 @@ def batches(examples, batch_size: int, pad_id: int):
     import torch
 
     for i in range(0, len(examples), batch_size):
-        chunk = examples[i:i + batch_size]
+        chunk = examples[i : i + batch_size]
         width = max(len(e.input_ids) for e in chunk)
         ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -51,9 +51,21 @@ def evaluate(model, examples, *, batch_size: int, pad_id: int, watcher=None, dea
             logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
             shift_logits = logits[:, :-1].float()
             shift_labels = labels[:, 1:].to(shift_logits.device)
-            nll_sum += float(F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-                                             ignore_index=-100, reduction="sum").double())
+            nll_sum += float(
+                F.cross_entropy(
+                    shift_logits.reshape(-1, shift_logits.shape[-1]),
+                    shift_labels.reshape(-1),
+                    ignore_index=-100,
+                    reduction="sum",
+                ).double()
+            )
             count += int((shift_labels != -100).sum())
             seqs += ids.shape[0]
     nll = nll_sum / count
-    return {"ppl": math.exp(nll), "nll": nll, "nll_sum": nll_sum, "n_response_tokens": count, "n_sequences": seqs}
+    return {
+        "ppl": math.exp(nll),
+        "nll": nll,
+        "nll_sum": nll_sum,
+        "n_response_tokens": count,
+        "n_sequences": seqs,
+    }

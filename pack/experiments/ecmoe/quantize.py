@@ -31,8 +31,10 @@ def check_bits(bits) -> int:
     """bits as an int in {2, 4, 8}, else a ManifestError naming params.bits."""
     ok = isinstance(bits, int) and not isinstance(bits, bool) and bits in BITS
     if not ok:
-        raise ManifestError(f"params.bits = {bits!r} is not supported; ECMoE Task 2 quantizes at 2, 4 or 8 "
-                            "bits (set params.bits to one of 2, 4, 8)")
+        raise ManifestError(
+            f"params.bits = {bits!r} is not supported; ECMoE Task 2 quantizes at 2, 4 or 8 "
+            "bits (set params.bits to one of 2, 4, 8)"
+        )
     return bits
 
 
@@ -55,7 +57,7 @@ def quant_dequant(x, method: str, bits: int, compute_device=None):
         scale = xf.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12) / qmax
         y = torch.clamp(torch.round(xf / scale), -qmax, qmax) * scale
     elif method == "zeropoint":
-        levels = 2 ** bits - 1
+        levels = 2**bits - 1
         lo, hi = xf.amin(dim=-1, keepdim=True), xf.amax(dim=-1, keepdim=True)
         scale = (hi - lo).clamp_min(1e-12) / levels
         zero = torch.round(-lo / scale)

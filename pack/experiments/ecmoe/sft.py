@@ -52,7 +52,7 @@ def split_indices(n: int, split: str, seed: int = 42) -> list[int]:
         raise ManifestError(f"params.split = {split!r}; use train, val or test")
     perm = np.random.RandomState(seed).permutation(n)
     lo, hi = SPLITS[split]
-    return [int(i) for i in perm[int(lo * n):int(hi * n)]]
+    return [int(i) for i in perm[int(lo * n) : int(hi * n)]]
 
 
 def read_records(path: Path, wanted: list[int]) -> list[tuple[int, dict]]:
@@ -68,7 +68,9 @@ def read_records(path: Path, wanted: list[int]) -> list[tuple[int, dict]]:
                 try:
                     rec = json.loads(line)
                 except ValueError as e:
-                    raise ManifestError(f"{path}:{lineno}: not a JSON object ({e.msg}); the SFT file must be JSONL") from None
+                    raise ManifestError(
+                        f"{path}:{lineno}: not a JSON object ({e.msg}); the SFT file must be JSONL"
+                    ) from None
                 found[index] = (lineno, rec)
             index += 1
     return [found[i] for i in wanted]
@@ -76,25 +78,34 @@ def read_records(path: Path, wanted: list[int]) -> list[tuple[int, dict]]:
 
 def check_record(path: Path, lineno: int, rec) -> list[dict]:
     """The record's messages, or a ManifestError naming the record and what is wrong with it."""
-    where = f"{path}:{lineno}" + (f" (record id {rec.get('id')!r})" if isinstance(rec, dict) and rec.get("id") is not None else "")
+    where = f"{path}:{lineno}" + (
+        f" (record id {rec.get('id')!r})" if isinstance(rec, dict) and rec.get("id") is not None else ""
+    )
     if not isinstance(rec, dict) or not isinstance(rec.get("messages"), list):
-        raise ManifestError(f"{where}: record has no 'messages' list; each line needs "
-                            "{\"messages\": [{\"role\": ..., \"content\": ...}, ...]}")
+        raise ManifestError(
+            f"{where}: record has no 'messages' list; each line needs "
+            '{"messages": [{"role": ..., "content": ...}, ...]}'
+        )
     msgs = rec["messages"]
     for j, m in enumerate(msgs):
         if not isinstance(m, dict) or "role" not in m:
             raise ManifestError(f"{where}: message {j} has no 'role'")
     if not any(m["role"] == "assistant" for m in msgs):
         roles = ", ".join(sorted({str(m["role"]) for m in msgs})) or "none"
-        raise ManifestError(f"{where}: record has no assistant turn (roles: {roles}); SFT perplexity is taken on "
-                            "assistant tokens only, so every record needs at least one")
+        raise ManifestError(
+            f"{where}: record has no assistant turn (roles: {roles}); SFT perplexity is taken on "
+            "assistant tokens only, so every record needs at least one"
+        )
     return [{"role": m["role"], "content": m.get("content") or ""} for m in msgs]
 
 
 def _template(tok, messages, generation_prompt: bool) -> list[int]:
     # return_dict=False: transformers >= 5 returns a BatchEncoding otherwise (the journal's 2026-02-16 bug).
-    return list(tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt,
-                                        return_dict=False))
+    return list(
+        tok.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=generation_prompt, return_dict=False
+        )
+    )
 
 
 def tokenize(tok, messages: list[dict], max_length: int) -> Example | None:
@@ -109,23 +120,29 @@ def tokenize(tok, messages: list[dict], max_length: int) -> Example | None:
         upto = _template(tok, messages[: i + 1], False)
         if ids[: len(upto)] != upto:
             return None
-        labels[start:len(upto)] = ids[start:len(upto)]
+        labels[start : len(upto)] = ids[start : len(upto)]
     ex = Example(ids[:max_length], labels[:max_length])
     return ex if ex.n_response > 0 else None
 
 
-def load_examples(path: Path, tok, *, split: str, seed: int, max_samples: int, max_length: int) -> tuple[list[Example], dict]:
+def load_examples(
+    path: Path, tok, *, split: str, seed: int, max_samples: int, max_length: int
+) -> tuple[list[Example], dict]:
     """Tokenized examples of one split and facts about them (counts, file sha256)."""
     if not path.is_file():
-        raise ManifestError(f"SFT file {path} not found; set params.sft_data to a JSONL export "
-                            "(see docs/ecmoe.md) or to 'synthetic'")
+        raise ManifestError(
+            f"SFT file {path} not found; set params.sft_data to a JSONL export "
+            "(see docs/ecmoe.md) or to 'synthetic'"
+        )
     n = count_records(path)
     if n == 0:
         raise ManifestError(f"SFT file {path} is empty")
     chosen = split_indices(n, split, seed)[:max_samples]
     if not chosen:
-        raise ManifestError(f"SFT file {path} has {n} records, so its 80/10/10 split leaves none in '{split}'; "
-                            "use a larger file")
+        raise ManifestError(
+            f"SFT file {path} has {n} records, so its 80/10/10 split leaves none in '{split}'; "
+            "use a larger file"
+        )
     examples, skipped = [], 0
     for lineno, rec in read_records(path, chosen):
         ex = tokenize(tok, check_record(path, lineno, rec), max_length)
@@ -134,12 +151,20 @@ def load_examples(path: Path, tok, *, split: str, seed: int, max_samples: int, m
         else:
             examples.append(ex)
     if not examples:
-        raise ManifestError(f"SFT file {path}: none of the {len(chosen)} {split}-split records has an assistant token "
-                            f"within max_length={max_length}; raise params.max_length")
-    facts = {"records_in_file": n, "split": split, "split_seed": seed, "records_used": len(examples),
-             "records_skipped": skipped, "file_sha256": sha256_file(path), "max_length": max_length}
+        raise ManifestError(
+            f"SFT file {path}: none of the {len(chosen)} {split}-split records has an assistant token "
+            f"within max_length={max_length}; raise params.max_length"
+        )
+    facts = {
+        "records_in_file": n,
+        "split": split,
+        "split_seed": seed,
+        "records_used": len(examples),
+        "records_skipped": skipped,
+        "file_sha256": sha256_file(path),
+        "max_length": max_length,
+    }
     return examples, facts
-
 
 
 # ------------------------------------------------------------------ a local stand-in for Dolci
@@ -155,11 +180,13 @@ def synthetic_records(n: int, seed: int = 0) -> list[dict]:
         doc = generate_document(seed * 10_007 + i, n_words=rng.randint(60, 220)).split(". ")
         msgs = []
         if rng.random() < 0.5:
-            msgs.append({"role": "system", "content": "You are a careful assistant who answers in plain prose."})
+            msgs.append(
+                {"role": "system", "content": "You are a careful assistant who answers in plain prose."}
+            )
         k = 0
         for _ in range(rng.randint(1, 3)):
-            ask = ". ".join(doc[k:k + 2]) or "Tell me about the committee."
-            reply = ". ".join(doc[k + 2:k + 2 + rng.randint(2, 5)]) or "The committee reviewed the budget."
+            ask = ". ".join(doc[k : k + 2]) or "Tell me about the committee."
+            reply = ". ".join(doc[k + 2 : k + 2 + rng.randint(2, 5)]) or "The committee reviewed the budget."
             k += 6
             msgs.append({"role": "user", "content": f"Summarise what happened next: {ask}."})
             msgs.append({"role": "assistant", "content": reply.strip() + "."})

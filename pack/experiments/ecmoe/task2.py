@@ -103,8 +103,9 @@ def parse_configs(params: dict) -> tuple[list[tuple[str, int]], list[str]]:
     modes = _as_list(params.get("router_modes", list(ROUTER_MODES)))
     for mode in modes:
         if mode not in ROUTER_MODES:
-            raise ManifestError(f"params.router_modes: {mode!r} is not a router mode; use compressed or "
-                                "uncompressed")
+            raise ManifestError(
+                f"params.router_modes: {mode!r} is not a router mode; use compressed or uncompressed"
+            )
     return [(m, b) for m in methods for b in bits], modes
 
 
@@ -112,26 +113,51 @@ def load_data(params: dict, ctx: RunContext, tok) -> tuple[list, dict]:
     spec = str(params.get("sft_data", "synthetic"))
     n_syn = int(params.get("n_synthetic", 200))
     path = model_io.resolve_data(spec, ctx, "sft", lambda p: sft.write_jsonl(sft.synthetic_records(n_syn), p))
-    key = ("ecmoe.sft", str(path.resolve()), path.stat().st_mtime_ns if path.exists() else 0, id(tok),
-           params.get("split", "test"), int(params.get("split_seed", 42)), int(params.get("max_samples", 50000)),
-           int(params.get("max_length", 2048)))
+    key = (
+        "ecmoe.sft",
+        str(path.resolve()),
+        path.stat().st_mtime_ns if path.exists() else 0,
+        id(tok),
+        params.get("split", "test"),
+        int(params.get("split_seed", 42)),
+        int(params.get("max_samples", 50000)),
+        int(params.get("max_length", 2048)),
+    )
     if key not in ctx.cache:
-        ctx.cache[key] = sft.load_examples(path, tok, split=params.get("split", "test"), seed=int(params.get("split_seed", 42)),
-                                           max_samples=int(params.get("max_samples", 50000)),
-                                           max_length=int(params.get("max_length", 2048)))
+        ctx.cache[key] = sft.load_examples(
+            path,
+            tok,
+            split=params.get("split", "test"),
+            seed=int(params.get("split_seed", 42)),
+            max_samples=int(params.get("max_samples", 50000)),
+            max_length=int(params.get("max_length", 2048)),
+        )
     return ctx.cache[key]
 
 
-def baseline_pass(params: dict, ctx: RunContext, model, tok, blocks, examples, data_facts) -> tuple[dict, dict, str]:
+def baseline_pass(
+    params: dict, ctx: RunContext, model, tok, blocks, examples, data_facts
+) -> tuple[dict, dict, str]:
     """(perplexity result, {(method, bits): stats}, 'computed' | 'reused')."""
-    key = ("ecmoe.baseline", model_io.model_key(params, ctx), tuple(sorted(data_facts.items())),
-           int(params.get("batch_size", 1)), int(params.get("metric_tokens", 100000)))
+    key = (
+        "ecmoe.baseline",
+        model_io.model_key(params, ctx),
+        tuple(sorted(data_facts.items())),
+        int(params.get("batch_size", 1)),
+        int(params.get("metric_tokens", 100000)),
+    )
     if key in ctx.cache:
         return (*ctx.cache[key], "reused")
     watcher = StateWatcher(ALL_CONFIGS, int(params.get("metric_tokens", 100000)))
     with watcher.attach(blocks):
-        ppl = evaluate(model, examples, batch_size=int(params.get("batch_size", 1)), pad_id=tok.pad_token_id,
-                       watcher=watcher, deadline=ctx.seconds_left)
+        ppl = evaluate(
+            model,
+            examples,
+            batch_size=int(params.get("batch_size", 1)),
+            pad_id=tok.pad_token_id,
+            watcher=watcher,
+            deadline=ctx.seconds_left,
+        )
     stats = watcher.summary()
     ppl["metric_tokens"] = min(watcher.seen.values())
     ctx.cache[key] = (ppl, stats)
@@ -150,9 +176,16 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
 
     base, stats, how = baseline_pass(params, ctx, model, tok, blocks, examples, data_facts)
     res = RepResult(info={"baseline_pass": how, "data": data_facts, "router_modes": modes})
-    res.metrics.update({"baseline.ppl": base["ppl"], "baseline.nll": base["nll"],
-                        "n_response_tokens": base["n_response_tokens"], "n_sequences": base["n_sequences"],
-                        "n_moe_blocks": len(blocks), "metric_tokens": base["metric_tokens"]})
+    res.metrics.update(
+        {
+            "baseline.ppl": base["ppl"],
+            "baseline.nll": base["nll"],
+            "n_response_tokens": base["n_response_tokens"],
+            "n_sequences": base["n_sequences"],
+            "n_moe_blocks": len(blocks),
+            "metric_tokens": base["metric_tokens"],
+        }
+    )
     ctx.log(f"baseline ppl {base['ppl']:.4f} over {base['n_response_tokens']} response tokens ({how})")
     table = []
     for method, bits in configs:
@@ -161,16 +194,32 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
             res.metrics[f"{t}.{name}"] = value
         for mode in modes:
             with attach_compression(blocks, method, bits, mode):
-                out = evaluate(model, examples, batch_size=int(params.get("batch_size", 1)), pad_id=tok.pad_token_id,
-                               deadline=ctx.seconds_left)
+                out = evaluate(
+                    model,
+                    examples,
+                    batch_size=int(params.get("batch_size", 1)),
+                    pad_id=tok.pad_token_id,
+                    deadline=ctx.seconds_left,
+                )
             if out["n_response_tokens"] != base["n_response_tokens"]:
-                res.errors[f"{t}.{mode}"] = (f"scored {out['n_response_tokens']} response tokens, the "
-                                             f"baseline {base['n_response_tokens']}; the comparison is void")
+                res.errors[f"{t}.{mode}"] = (
+                    f"scored {out['n_response_tokens']} response tokens, the "
+                    f"baseline {base['n_response_tokens']}; the comparison is void"
+                )
                 continue
             res.metrics[f"{t}.{mode}.ppl"] = out["ppl"]
             res.metrics[f"{t}.{mode}.ppl_delta"] = out["ppl"] - base["ppl"]
             ctx.log(f"{t} {mode}: ppl {out['ppl']:.4f} ({out['ppl'] - base['ppl']:+.4f})")
-            table.append({"method": method, "bits": bits, "router_mode": mode, "ppl": out["ppl"],
-                          **stats[(method, bits)]})
-    (ctx.rep_dir / "task2.json").write_text(json.dumps({"baseline": base, "rows": table}, indent=2, default=float))
+            table.append(
+                {
+                    "method": method,
+                    "bits": bits,
+                    "router_mode": mode,
+                    "ppl": out["ppl"],
+                    **stats[(method, bits)],
+                }
+            )
+    (ctx.rep_dir / "task2.json").write_text(
+        json.dumps({"baseline": base, "rows": table}, indent=2, default=float)
+    )
     return res

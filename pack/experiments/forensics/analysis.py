@@ -49,7 +49,7 @@ def load_vectors(tensors: dict, key: str) -> dict:
     for name, t in tensors.items():
         if not name.startswith(key + "/"):
             continue
-        rest = name[len(key) + 1:]
+        rest = name[len(key) + 1 :]
         if rest == "logprobs/log_probs":
             out["logprobs"] = _np(t)
         elif rest == "logprobs/token_ids":
@@ -76,11 +76,18 @@ def compare(a: dict, b: dict, idx: list[int]) -> dict:
         out[name] = {"mean": float(d.mean()), "max": float(d.max()), "rel": float(d.mean()) / scale}
     if "logprobs" in a and "logprobs" in b:
         d = np.linalg.norm(a["logprobs"][idx] - b["logprobs"][idx], axis=1)
-        out["logprobs"] = {"mean": float(d.mean()), "max": float(d.max()),
-                           "rel": float(d.mean()) / (float(np.linalg.norm(a["logprobs"][idx], axis=1).mean()) or 1.0)}
+        out["logprobs"] = {
+            "mean": float(d.mean()),
+            "max": float(d.max()),
+            "rel": float(d.mean()) / (float(np.linalg.norm(a["logprobs"][idx], axis=1).mean()) or 1.0),
+        }
         out["topk_id_mismatch"] = float((a["logprob_ids"][idx] != b["logprob_ids"][idx]).any(axis=1).mean())
     ta, tb = a.get("tokens"), b.get("tokens")
-    diff = [i for i, (u, v) in enumerate(zip(ta, tb, strict=False)) if u != v] if ta is not None and tb is not None else []
+    diff = (
+        [i for i, (u, v) in enumerate(zip(ta, tb, strict=False)) if u != v]
+        if ta is not None and tb is not None
+        else []
+    )
     out["first_token_divergence"] = diff[0] if diff else -1
     return out
 
@@ -149,13 +156,19 @@ class Experiment:
     def reproducibility(self) -> dict:
         out = {}
         for cid, rs in self.runs.items():
-            pairs = {f"rep{a['rep_id']}_vs_rep{b['rep_id']}": self.distance(a, b)[HEADLINE]["mean"]
-                     for a, b in itertools.combinations(rs, 2)}
+            pairs = {
+                f"rep{a['rep_id']}_vs_rep{b['rep_id']}": self.distance(a, b)[HEADLINE]["mean"]
+                for a, b in itertools.combinations(rs, 2)
+            }
             vals = list(pairs.values())
-            out[cid] = {"pairs": pairs, "reps": len(rs), "mean": sum(vals) / len(vals) if vals else 0.0,
-                        "max": max(vals) if vals else 0.0,
-                        "bit_identical": len({r.get("signals_sha256") for r in rs}) == 1,
-                        "status": self.configs[cid].get("status", "ok")}
+            out[cid] = {
+                "pairs": pairs,
+                "reps": len(rs),
+                "mean": sum(vals) / len(vals) if vals else 0.0,
+                "max": max(vals) if vals else 0.0,
+                "bit_identical": len({r.get("signals_sha256") for r in rs}) == 1,
+                "status": self.configs[cid].get("status", "ok"),
+            }
         return out
 
     def within_hardware(self) -> dict:
@@ -166,8 +179,11 @@ class Experiment:
             for cid in self.runs:
                 if self.hardware_of(cid) != hw or cid == base:
                     continue
-                out[hw][self.label_of(cid)] = {"config_id": cid, "baseline_config": base,
-                                               "distance": self.distance(self.runs[base][0], self.runs[cid][0])}
+                out[hw][self.label_of(cid)] = {
+                    "config_id": cid,
+                    "baseline_config": base,
+                    "distance": self.distance(self.runs[base][0], self.runs[cid][0]),
+                }
         return out
 
     def cross_hardware_baseline(self) -> dict:
@@ -206,8 +222,11 @@ class Experiment:
                     continue
                 d = self.distance(self.runs[cid][0], self.runs[base_b][0])
                 rows[self.label_of(cid)] = {
-                    "variant_config": cid, "baseline_config": base_b, "distance": d,
-                    "ratio": {s: _ratio(d[s]["mean"], ref[s]["mean"]) for s in d if isinstance(d[s], dict)}}
+                    "variant_config": cid,
+                    "baseline_config": base_b,
+                    "distance": d,
+                    "ratio": {s: _ratio(d[s]["mean"], ref[s]["mean"]) for s in d if isinstance(d[s], dict)},
+                }
             out[f"{a}->{b}"] = {"baseline_vs_baseline": ref, "variants": rows}
         return out
 
@@ -218,15 +237,24 @@ class Experiment:
         for hw_rows in within.values():
             for row in hw_rows.values():
                 d = row["distance"]
-                row["snr"] = {s: _ratio(d[s]["mean"], noise[s]) if s in noise else None
-                              for s in d if isinstance(d[s], dict)}
+                row["snr"] = {
+                    s: _ratio(d[s]["mean"], noise[s]) if s in noise else None
+                    for s in d
+                    if isinstance(d[s], dict)
+                }
                 row["classification"] = {s: classify(v) for s, v in row["snr"].items()}
-        return {"experiment": self.type, "variable": self.variable, "hardware": self.hardware(),
-                "hardware_names": sorted({self.configs[c]["hardware"] for c in self.runs}),
-                "one_hardware_kind": len(self.hardware()) < 2,
-                "reproducibility": self.reproducibility(), "cross_hardware_baseline": cross, "noise": noise,
-                "within_hardware_detectability": within,
-                "cross_hardware_detectability": self.cross_hardware_detectability()}
+        return {
+            "experiment": self.type,
+            "variable": self.variable,
+            "hardware": self.hardware(),
+            "hardware_names": sorted({self.configs[c]["hardware"] for c in self.runs}),
+            "one_hardware_kind": len(self.hardware()) < 2,
+            "reproducibility": self.reproducibility(),
+            "cross_hardware_baseline": cross,
+            "noise": noise,
+            "within_hardware_detectability": within,
+            "cross_hardware_detectability": self.cross_hardware_detectability(),
+        }
 
 
 def _ratio(signal: float, noise: float) -> float | None:
@@ -245,14 +273,33 @@ def summary_row(rep: dict) -> dict:
         for row in hw_rows.values():
             signals |= {s for s in row["distance"] if isinstance(row["distance"][s], dict)}
     for sig in sorted(signals | set(rep["noise"])):
-        vals = [row["distance"][sig]["mean"] for hw_rows in rep["within_hardware_detectability"].values()
-                for row in hw_rows.values() if sig in row["distance"]]
+        vals = [
+            row["distance"][sig]["mean"]
+            for hw_rows in rep["within_hardware_detectability"].values()
+            for row in hw_rows.values()
+            if sig in row["distance"]
+        ]
         noise = rep["noise"].get(sig)
         if not vals:  # the reference experiment: only the cross-hardware noise itself
-            rows[sig] = {"baseline_l2": noise, "max_signal_l2": None, "snr": None, "detectability": "n/a (no variant)"}
+            rows[sig] = {
+                "baseline_l2": noise,
+                "max_signal_l2": None,
+                "snr": None,
+                "detectability": "n/a (no variant)",
+            }
             continue
         max_signal = max(vals)
         snr = _ratio(max_signal, noise) if noise is not None else None
-        rows[sig] = {"baseline_l2": noise, "max_signal_l2": max_signal, "snr": snr, "detectability": classify(snr)}
-    return {"experiment": rep["experiment"], "variable": rep["variable"], "one_hardware_kind": rep["one_hardware_kind"],
-            "signals": rows, "headline": rows.get(HEADLINE)}
+        rows[sig] = {
+            "baseline_l2": noise,
+            "max_signal_l2": max_signal,
+            "snr": snr,
+            "detectability": classify(snr),
+        }
+    return {
+        "experiment": rep["experiment"],
+        "variable": rep["variable"],
+        "one_hardware_kind": rep["one_hardware_kind"],
+        "signals": rows,
+        "headline": rows.get(HEADLINE),
+    }

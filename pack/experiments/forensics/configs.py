@@ -112,8 +112,9 @@ class Params(Strict):
         if et == "attention" and (bad := [v for v in values if v not in ATTENTION_VALUES]):
             raise ValueError(f"for attention must be among {', '.join(ATTENTION_VALUES)} (got {bad})")
         if et == "cuda_version" and (len(values) != 1 or not isinstance(values[0], str)):
-            raise ValueError("for cuda_version must be one version string such as ['11.8'] (one image per "
-                             "row)")
+            raise ValueError(
+                "for cuda_version must be one version string such as ['11.8'] (one image per row)"
+            )
         return values
 
     @property
@@ -126,8 +127,21 @@ class Params(Strict):
 
     def baseline_signature(self, include_versions: bool = True) -> dict:
         """What must match for another run's baseline to stand in for this one's."""
-        keys = ("model", "model_seed", "dtype", "attention", "prompt_tokens", "decode_steps", "layers",
-                "positions", "top_k", "documents", "request", "cpu_threads", "deterministic")
+        keys = (
+            "model",
+            "model_seed",
+            "dtype",
+            "attention",
+            "prompt_tokens",
+            "decode_steps",
+            "layers",
+            "positions",
+            "top_k",
+            "documents",
+            "request",
+            "cpu_threads",
+            "deterministic",
+        )
         raw = self.raw
         return {k: raw[k] for k in keys}
 
@@ -142,9 +156,13 @@ def parse(params: dict) -> Params:
 def label_for(experiment_type: str, value) -> str:
     """Short, stable config label used in metric names and config ids."""
     return {
-        "batch_size": lambda v: f"bs{v}", "compile": lambda v: "compile", "quantization": lambda v: str(v),
-        "attention": lambda v: str(v), "concurrent_streams": lambda v: "streams",
-        "cuda_version": lambda v: "cu" + str(v).replace(".", ""), "tensor_parallel": lambda v: f"tp{v}",
+        "batch_size": lambda v: f"bs{v}",
+        "compile": lambda v: "compile",
+        "quantization": lambda v: str(v),
+        "attention": lambda v: str(v),
+        "concurrent_streams": lambda v: "streams",
+        "cuda_version": lambda v: "cu" + str(v).replace(".", ""),
+        "tensor_parallel": lambda v: f"tp{v}",
         "expert_parallel": lambda v: f"ep{v}",
     }[experiment_type](value)
 
@@ -165,8 +183,16 @@ class Config:
 
 
 def baseline_settings(attention_impl: str, quantization: str, cuda_version: str | None) -> dict:
-    return {"batch_size": 1, "compile": False, "attention_impl": attention_impl, "quantization": quantization,
-            "concurrent_streams": False, "tp_size": 1, "ep_size": 1, "cuda_version": cuda_version}
+    return {
+        "batch_size": 1,
+        "compile": False,
+        "attention_impl": attention_impl,
+        "quantization": quantization,
+        "concurrent_streams": False,
+        "tp_size": 1,
+        "ep_size": 1,
+        "cuda_version": cuda_version,
+    }
 
 
 def plan(p: Params, base: dict, *, device: str, n_gpus: int, model_facts: dict) -> list[Config]:
@@ -199,11 +225,15 @@ def why_not(p: Params, cfg: Config, *, device: str, n_gpus: int, model_facts: di
     if p.experiment_type == "cuda_version":
         want, have = str(cfg.variable_value), model_facts.get("cuda_running")
         if device != "cuda" or not have:
-            return (f"this configuration measures CUDA {want}; this process has no CUDA "
-                    f"(run it in image cu{want.replace('.', '')})")
+            return (
+                f"this configuration measures CUDA {want}; this process has no CUDA "
+                f"(run it in image cu{want.replace('.', '')})"
+            )
         if not str(have).startswith(want):
-            return (f"this configuration measures CUDA {want}; this process runs torch built for CUDA {have} "
-                    f"(use image cu{want.replace('.', '')})")
+            return (
+                f"this configuration measures CUDA {want}; this process runs torch built for CUDA {have} "
+                f"(use image cu{want.replace('.', '')})"
+            )
     if p.experiment_type in ("tensor_parallel", "expert_parallel"):
         n = cfg.variable_value
         if device == "cuda" and n_gpus < n:
@@ -224,11 +254,17 @@ def _quant_not_applicable(p: Params, method: str, device: str, facts: dict) -> s
     backend = {"gptq": "gptqmodel", "awq": "gptqmodel"}.get(method, "bitsandbytes")
     on_the_fly = method in ON_THE_FLY or (method == "bnb" and facts.get("synthetic"))
     if ckpt is None and not on_the_fly:
-        why = (" (AWQ/GPTQ weights come from a calibration run this pack does not make; bnb-int8/bnb-nf4 "
-               "quantize on the fly)" if method in ("gptq", "awq") else "")
-        return (f"no pre-quantized {method} checkpoint is configured "
-                f"(params.quantization_checkpoints.{method})"
-                f"{why}")
+        why = (
+            " (AWQ/GPTQ weights come from a calibration run this pack does not make; bnb-int8/bnb-nf4 "
+            "quantize on the fly)"
+            if method in ("gptq", "awq")
+            else ""
+        )
+        return (
+            f"no pre-quantized {method} checkpoint is configured "
+            f"(params.quantization_checkpoints.{method})"
+            f"{why}"
+        )
     if importlib.util.find_spec(backend) is None:
         return f"the {method} backend '{backend}' is not installed here (pip install {backend})"
     if device != "cuda":

@@ -41,20 +41,33 @@ def launch(job: dict, job_dir: Path, *, nproc: int, timeout_s: float, log) -> di
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if job.get("cpu_threads"):
         env["OMP_NUM_THREADS"] = str(job["cpu_threads"])
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--nnodes=1",
-           f"--master-port={_free_port()}", "-m", "pack.experiments.forensics.distributed", str(job_dir / "job.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={nproc}",
+        "--nnodes=1",
+        f"--master-port={_free_port()}",
+        "-m",
+        "pack.experiments.forensics.distributed",
+        str(job_dir / "job.json"),
+    ]
     log(f"torchrun: {' '.join(cmd[2:])}")
     logf = job_dir / "torchrun.log"
     with open(logf, "w") as out:
         try:
-            res = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=max(timeout_s, 1))
+            res = subprocess.run(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=max(timeout_s, 1)
+            )
         except subprocess.TimeoutExpired:
             raise PackError(f"torchrun did not finish within {timeout_s:.0f} s (log: {logf})") from None
     report = job_dir / "report.json"
     if res.returncode != 0 or not report.is_file():
         lines = [ln for ln in logf.read_text(errors="replace").splitlines() if ln.strip()]
         errs = [ln for ln in lines if "Error" in ln or "error" in ln]
-        raise PackError(f"torchrun exited with {res.returncode}: {(errs or lines or ['no output'])[-1].strip()} (log: {logf})")
+        raise PackError(
+            f"torchrun exited with {res.returncode}: {(errs or lines or ['no output'])[-1].strip()} (log: {logf})"
+        )
     return json.loads(report.read_text())
 
 
@@ -95,28 +108,50 @@ def worker(job_path: str) -> None:
     n = int(job["size"])
     cfg = DistributedConfig(tp_size=n, enable_expert_parallel=job["mode"] == "ep")
     t0 = time.perf_counter()
-    loaded = load_causal_lm(job["model"], dtype=job["dtype"], device=device, attention=job["attention"],
-                            seed=job["model_seed"], distributed_config=cfg)
+    loaded = load_causal_lm(
+        job["model"],
+        dtype=job["dtype"],
+        device=device,
+        attention=job["attention"],
+        seed=job["model_seed"],
+        distributed_config=cfg,
+    )
     load_s = time.perf_counter() - t0
     model = loaded.model
     rank = dist.get_rank()
     c = model.config
     full_width = c.num_key_value_heads * getattr(c, "head_dim", c.hidden_size // c.num_attention_heads)
-    spec = ExtractionSpec(layers=tuple(job["layers"]), positions=tuple(job["positions"]), top_k=job["top_k"],
-                          steps=job["steps"])
-    ids = torch.tensor([job["input_ids"][0]] if job.get("batch_one", True) else job["input_ids"], device=device)
+    spec = ExtractionSpec(
+        layers=tuple(job["layers"]), positions=tuple(job["positions"]), top_k=job["top_k"], steps=job["steps"]
+    )
+    ids = torch.tensor(
+        [job["input_ids"][0]] if job.get("batch_one", True) else job["input_ids"], device=device
+    )
     reps = []
     for r in range(int(job["reps"])):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())  # UTC, like every pack timestamp
         sig = greedy_decode(model, ids, spec, key_reader=_gather_keys_factory(dist, full_width))
         if rank == 0:
             sigmod.save(sigmod.to_tensors(sig, job["label"]), out / f"rep-{r:03d}.safetensors")
-            reps.append({"rep": r, "timestamp": stamp, "runtime_s": sig.runtime_s, "digest": sigmod.digest(sig),
-                         "tokens": sig.tokens.tolist()})
+            reps.append(
+                {
+                    "rep": r,
+                    "timestamp": stamp,
+                    "runtime_s": sig.runtime_s,
+                    "digest": sigmod.digest(sig),
+                    "tokens": sig.tokens.tolist(),
+                }
+            )
         dist.barrier()
     if rank == 0:
-        report = {"reps": reps, "world_size": dist.get_world_size(), "backend": dist.get_backend(),
-                  "load_s": load_s, "model_loads_per_rank": 1, "model_info": loaded.info}
+        report = {
+            "reps": reps,
+            "world_size": dist.get_world_size(),
+            "backend": dist.get_backend(),
+            "load_s": load_s,
+            "model_loads_per_rank": 1,
+            "model_info": loaded.info,
+        }
         tmp = out / ".report.json.tmp"
         tmp.write_text(json.dumps(report, indent=2, default=str))
         os.replace(tmp, out / "report.json")

@@ -47,12 +47,20 @@ def _threads(p, ctx) -> None:
 def _model_facts(cfg) -> dict:
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     qc = getattr(cfg, "quantization_config", None)
-    quant = (qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None)) if qc else None
-    return {"n_layers": int(cfg.num_hidden_layers), "hidden_dim": int(cfg.hidden_size),
-            "n_kv_heads": int(cfg.num_key_value_heads), "head_dim": int(head_dim),
-            "key_dim": int(cfg.num_key_value_heads * head_dim),
-            "n_experts": int(getattr(cfg, "num_experts", 0) or getattr(cfg, "num_local_experts", 0) or 0),
-            "quantization": str(quant) if quant else None}
+    quant = (
+        (qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None))
+        if qc
+        else None
+    )
+    return {
+        "n_layers": int(cfg.num_hidden_layers),
+        "hidden_dim": int(cfg.hidden_size),
+        "n_kv_heads": int(cfg.num_key_value_heads),
+        "head_dim": int(head_dim),
+        "key_dim": int(cfg.num_key_value_heads * head_dim),
+        "n_experts": int(getattr(cfg, "num_experts", 0) or getattr(cfg, "num_local_experts", 0) or 0),
+        "quantization": str(quant) if quant else None,
+    }
 
 
 def prepare(p, ctx) -> dict:
@@ -76,7 +84,9 @@ def prepare(p, ctx) -> dict:
     tag, hw_name = runner.hardware_tag(ctx.device, ctx.hardware)
     sw = runner.software()
     attention = resolve_attention(p.attention, ctx.device)
-    base_quant = facts["quantization"] or {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(p.dtype, p.dtype)
+    base_quant = facts["quantization"] or {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(
+        p.dtype, p.dtype
+    )
     base = configs.baseline_settings(attention, base_quant, sw["cuda_version"])
     n_gpus = torch.cuda.device_count() if ctx.device == "cuda" else 0
     facts.update(synthetic=is_synthetic(p.model), cuda_running=sw["cuda_version"])
@@ -88,20 +98,52 @@ def prepare(p, ctx) -> dict:
     if p.experiment_type != "reference" and runnable:
         baseline_source = find_baseline(p, ctx, f"{tag}|{hw_name}", sw)
         if baseline_source is None and p.experiment_type != "cuda_version":
-            planned.insert(0, Config("baseline", dict(base), is_baseline=True,
-                                     extra={"variable_value": base[p.variable] if p.variable else None,
-                                            "baseline_quantization": base_quant, "baseline_attention": attention}))
+            planned.insert(
+                0,
+                Config(
+                    "baseline",
+                    dict(base),
+                    is_baseline=True,
+                    extra={
+                        "variable_value": base[p.variable] if p.variable else None,
+                        "baseline_quantization": base_quant,
+                        "baseline_attention": attention,
+                    },
+                ),
+            )
     tok = runner.get_tokenizer(ctx, p)
     prompt = runner.get_prompts(ctx, p, 1)[0]
-    st = {"hardware_tag": tag, "hardware": hw_name, "software": sw, "attention": attention, "facts": facts,
-          "layers": list(layers), "positions": list(positions), "baseline_settings": base,
-          "baseline_source": baseline_source, "signature": signature(p, f"{tag}|{hw_name}", sw),
-          "prompt": {"text": prompt.text, "sha256": prompt.sha256, "tokens": len(prompt.token_ids),
-                     "document_tokens": prompt.n_doc_tokens, "document": prompt.document,
-                     "chat_template": bool(getattr(tok, "chat_template", None))},
-          "configs": [{"label": c.label, "settings": c.settings, "is_baseline": c.is_baseline,
-                       "not_applicable": c.not_applicable, "extra": c.extra} for c in planned],
-          "device": ctx.device}
+    st = {
+        "hardware_tag": tag,
+        "hardware": hw_name,
+        "software": sw,
+        "attention": attention,
+        "facts": facts,
+        "layers": list(layers),
+        "positions": list(positions),
+        "baseline_settings": base,
+        "baseline_source": baseline_source,
+        "signature": signature(p, f"{tag}|{hw_name}", sw),
+        "prompt": {
+            "text": prompt.text,
+            "sha256": prompt.sha256,
+            "tokens": len(prompt.token_ids),
+            "document_tokens": prompt.n_doc_tokens,
+            "document": prompt.document,
+            "chat_template": bool(getattr(tok, "chat_template", None)),
+        },
+        "configs": [
+            {
+                "label": c.label,
+                "settings": c.settings,
+                "is_baseline": c.is_baseline,
+                "not_applicable": c.not_applicable,
+                "extra": c.extra,
+            }
+            for c in planned
+        ],
+        "device": ctx.device,
+    }
     fsio.write_text_atomic(ctx.run_dir / STATE, json.dumps(st, indent=2, default=str))
     ctx.cache[key] = st
     return st
@@ -134,8 +176,9 @@ def find_baseline(p, ctx, hw_name: str, sw: dict) -> dict | None:
 
 
 def spec_of(p, st) -> ExtractionSpec:
-    return ExtractionSpec(layers=tuple(st["layers"]), positions=tuple(st["positions"]), top_k=p.top_k,
-                          steps=p.decode_steps)
+    return ExtractionSpec(
+        layers=tuple(st["layers"]), positions=tuple(st["positions"]), top_k=p.top_k, steps=p.decode_steps
+    )
 
 
 def _stopped(ctx) -> str | None:
@@ -174,7 +217,9 @@ def _distributed(ctx, p, cfg: Config, spec, st) -> tuple:
     r = ctx.rep_index
     f = ctx.run_dir / "distributed" / cfg.label / f"rep-{r:03d}.safetensors"
     rep = report["reps"][r]
-    sig = sigmod.from_tensors(sigmod.load(f), cfg.label, prompt_len=len(prompt.token_ids), runtime_s=rep["runtime_s"])
+    sig = sigmod.from_tensors(
+        sigmod.load(f), cfg.label, prompt_len=len(prompt.token_ids), runtime_s=rep["runtime_s"]
+    )
     facts = {k: report[k] for k in ("world_size", "backend", "load_s", "model_loads_per_rank")}
     facts["model_info"] = report.get("model_info", {})
     return sig, facts, rep["timestamp"]
@@ -222,8 +267,15 @@ def run_rep(params: dict, ctx) -> RepResult:
             ctx.log(f"{label}: {e}")
             continue
         d = sigmod.digest(sig)
-        entry = {"digest": d, "runtime_s": sig.runtime_s, "timestamp": stamp, "tokens": sig.tokens.tolist(),
-                 "token_texts": _token_texts(tok, sig.tokens.tolist()), "facts": facts, "stored": False}
+        entry = {
+            "digest": d,
+            "runtime_s": sig.runtime_s,
+            "timestamp": stamp,
+            "tokens": sig.tokens.tolist(),
+            "token_texts": _token_texts(tok, sig.tokens.tolist()),
+            "facts": facts,
+            "stored": False,
+        }
         ref = _reference(ctx, label) if ctx.rep_index > 0 else None
         if ref is None:
             tensors.update(sigmod.to_tensors(sig, label))
@@ -232,15 +284,20 @@ def run_rep(params: dict, ctx) -> RepResult:
             div = sigmod.first_divergence(ref, sig, spec)
             tensors.update(sigmod.to_tensors(sig, label))
             entry.update(stored=True, divergence=div.to_json() if div else None)
-            stop = (f"configuration {label} is non-deterministic: repetition {ctx.rep_index + 1} differs from "
-                    f"repetition 1 at {div.sentence() if div else 'an unlocated tensor'}; experiment stopped")
+            stop = (
+                f"configuration {label} is non-deterministic: repetition {ctx.rep_index + 1} differs from "
+                f"repetition 1 at {div.sentence() if div else 'an unlocated tensor'}; experiment stopped"
+            )
             ctx.log(stop)
         res.metrics[f"{label}.runtime_s"] = round(sig.runtime_s, 6)
         res.info["configs"][label] = entry
         ctx.log(f"{label}: {sig.runtime_s:.3f}s, tokens {sig.tokens.tolist()[:8]}..., sha256 {d[:12]}")
     if tensors:
-        sigmod.save(tensors, ctx.rep_dir / "signals.safetensors", metadata={"depth": str(spec.depth),
-                                                                            "steps": str(spec.steps)})
+        sigmod.save(
+            tensors,
+            ctx.rep_dir / "signals.safetensors",
+            metadata={"depth": str(spec.depth), "steps": str(spec.steps)},
+        )
     res.info["stopped"] = stop
     ctx.counters["model_loads"] = runner.loads_this_run(ctx)
     return res
@@ -253,6 +310,8 @@ def summarize(params: dict, ctx, reps: list[RepResult]) -> RepResult:
     st = prepare(p, ctx)
     out = build_summary(p, ctx, st, reps, spec_of(p, st))
     ctx.counters["model_loads"] = runner.loads_this_run(ctx)
-    ctx.log(f"model loads in this run: {ctx.counters['model_loads']} (process-wide cache; "
-            f"one per model and load-affecting setting)")
+    ctx.log(
+        f"model loads in this run: {ctx.counters['model_loads']} (process-wide cache; "
+        f"one per model and load-affecting setting)"
+    )
     return out

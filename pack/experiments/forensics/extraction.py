@@ -63,19 +63,27 @@ def resolve_layers(layers, n_layers: int, model_name: str = "the model") -> tupl
         if isinstance(k, bool) or not isinstance(k, int):
             raise PackError(f"layer {x!r} is not an integer or 'last'")
         if k == 0:
-            raise PackError(f"layer 0 is the embedding output, which has no attention keys; {model_name} "
-                            f"has {n_layers} decoder layers, use 1..{n_layers} or 'last'")
+            raise PackError(
+                f"layer 0 is the embedding output, which has no attention keys; {model_name} "
+                f"has {n_layers} decoder layers, use 1..{n_layers} or 'last'"
+            )
         if not 1 <= k <= n_layers:
-            raise PackError(f"layer {k} is beyond {model_name}, which has {n_layers} decoder layers "
-                            f"(valid: 1..{n_layers} or 'last')")
+            raise PackError(
+                f"layer {k} is beyond {model_name}, which has {n_layers} decoder layers "
+                f"(valid: 1..{n_layers} or 'last')"
+            )
         if k not in out:
             out.append(k)
     return tuple(out)
 
 
 def check_positions(positions) -> tuple[int, ...]:
-    if not positions or any(isinstance(p, bool) or not isinstance(p, int) or p >= 0 or p < -16 for p in positions):
-        raise PackError(f"positions {positions!r} must be negative integers between -16 and -1, e.g. [-3, -2, -1]")
+    if not positions or any(
+        isinstance(p, bool) or not isinstance(p, int) or p >= 0 or p < -16 for p in positions
+    ):
+        raise PackError(
+            f"positions {positions!r} must be negative integers between -16 and -1, e.g. [-3, -2, -1]"
+        )
     return tuple(sorted(set(positions)))
 
 
@@ -108,10 +116,11 @@ class _Recorder:
     def hook(self, key):
         def fn(module, args, out):
             h = out[0] if isinstance(out, tuple) else out
-            row = h[0, -self.depth:].detach()
+            row = h[0, -self.depth :].detach()
             # Prefill: copy, so the [L, hidden] activation is not kept alive; decode: the output is
             # already a fresh [1, hidden] tensor, and a view costs nothing.
             self.buffers[key].append(row.clone() if h.shape[1] > self.depth else row)
+
         return fn
 
     def attach(self, base, layers: tuple[int, ...]):
@@ -144,8 +153,15 @@ def _topk(logits, k: int):
     return i, v
 
 
-def greedy_decode(model, input_ids, spec: ExtractionSpec | None, *, steps: int | None = None,
-                  key_reader: Callable | None = None, synchronize: Callable | None = None) -> Signals:
+def greedy_decode(
+    model,
+    input_ids,
+    spec: ExtractionSpec | None,
+    *,
+    steps: int | None = None,
+    key_reader: Callable | None = None,
+    synchronize: Callable | None = None,
+) -> Signals:
     """Decode `steps` greedy tokens for input_ids [B, L]; extract signals when spec is given.
 
     model may be a torch.compile wrapper (hooks go on the wrapped module). key_reader(cache, layer
@@ -159,7 +175,9 @@ def greedy_decode(model, input_ids, spec: ExtractionSpec | None, *, steps: int |
     if not steps or steps < 1:
         raise PackError("decode_steps must be at least 1")
     if spec is not None and input_ids.shape[1] < spec.depth:
-        raise PackError(f"the prompt has {input_ids.shape[1]} tokens, fewer than position -{spec.depth} needs")
+        raise PackError(
+            f"the prompt has {input_ids.shape[1]} tokens, fewer than position -{spec.depth} needs"
+        )
     key_reader = key_reader or local_keys
     rec = _Recorder(spec.depth).attach(base, spec.layers) if spec is not None else None
     keys: dict = {}
@@ -188,8 +206,10 @@ def greedy_decode(model, input_ids, spec: ExtractionSpec | None, *, steps: int |
                 # positions (the final token is never fed), so they are read once, after decoding.
                 for k in spec.layers:
                     if cache.layers[k - 1].keys.shape[-2] < spec.n_unique:
-                        raise PackError(f"the KV cache of layer {k} keeps fewer than {spec.n_unique} positions "
-                                        f"(a sliding-window cache?); keys cannot be read back")
+                        raise PackError(
+                            f"the KV cache of layer {k} keeps fewer than {spec.n_unique} positions "
+                            f"(a sliding-window cache?); keys cannot be read back"
+                        )
                     keys[k] = key_reader(cache, k - 1, spec.n_unique)
                 top_ids, top_lp = _topk(torch.cat(rows, dim=0), spec.top_k)
             sync()
@@ -199,8 +219,16 @@ def greedy_decode(model, input_ids, spec: ExtractionSpec | None, *, steps: int |
             rec.detach()
     batch_tokens = torch.stack(generated, dim=1).cpu()
     if spec is None:
-        return Signals(tokens=batch_tokens[0], hidden={}, keys={}, top_ids=None, top_logprobs=None,
-                       prompt_len=int(input_ids.shape[1]), runtime_s=runtime, batch_tokens=batch_tokens)
+        return Signals(
+            tokens=batch_tokens[0],
+            hidden={},
+            keys={},
+            top_ids=None,
+            top_logprobs=None,
+            prompt_len=int(input_ids.shape[1]),
+            runtime_s=runtime,
+            batch_tokens=batch_tokens,
+        )
     n = base.config.num_hidden_layers
     hidden = {k: torch.cat(rec.buffers["norm" if k == n else k], dim=0).cpu() for k in spec.layers}
     sig = Signals(
@@ -209,7 +237,10 @@ def greedy_decode(model, input_ids, spec: ExtractionSpec | None, *, steps: int |
         keys={k: v.cpu() for k, v in keys.items()},
         top_ids=top_ids.cpu(),
         top_logprobs=top_lp.cpu(),
-        prompt_len=int(input_ids.shape[1]), runtime_s=runtime, batch_tokens=batch_tokens)
+        prompt_len=int(input_ids.shape[1]),
+        runtime_s=runtime,
+        batch_tokens=batch_tokens,
+    )
     for name, t in [("hidden", next(iter(hidden.values()))), ("top_ids", sig.top_ids)]:
         if t.shape[0] != spec.n_unique:  # a hook fired more or less often than one forward per step
             raise PackError(f"extraction captured {t.shape[0]} positions of {name}, expected {spec.n_unique}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ...errors import PackError
 
-PLACEHOLDER = "\uE000DOCUMENT\uE000"  # a private-use marker no tokenizer merges with its neighbours
+PLACEHOLDER = "\ue000DOCUMENT\ue000"  # a private-use marker no tokenizer merges with its neighbours
 DEFAULT_REQUEST = "Provide a summary of the document above."
 
 
@@ -40,7 +40,9 @@ class Prompt:
 def read_document(path: str) -> str:
     p = Path(path).expanduser()
     if not p.is_file():
-        raise PackError(f"prompt document '{path}' does not exist; give a .pdf or text file, or use documents: builtin")
+        raise PackError(
+            f"prompt document '{path}' does not exist; give a .pdf or text file, or use documents: builtin"
+        )
     if p.suffix.lower() == ".pdf":
         from ...errors import require
 
@@ -49,7 +51,9 @@ def read_document(path: str) -> str:
             reader = pypdf.PdfReader(str(p))
             text = "\n".join(page.extract_text() or "" for page in reader.pages)
         except Exception as e:  # pypdf raises many kinds for damaged files
-            raise PackError(f"prompt document '{path}' could not be read as a PDF ({type(e).__name__}: {e})") from None
+            raise PackError(
+                f"prompt document '{path}' could not be read as a PDF ({type(e).__name__}: {e})"
+            ) from None
     else:
         text = p.read_text(encoding="utf-8", errors="replace")
     if not text.strip():
@@ -71,13 +75,17 @@ def document_ids(tokenizer, documents, index: int, n_tokens: int) -> tuple[list[
     if isinstance(documents, str):
         documents = [documents]
     if index >= len(documents):
-        raise PackError(f"params.documents lists {len(documents)} file(s) but this configuration needs "
-                        f"{index + 1} different documents (batch neighbours); add more files")
+        raise PackError(
+            f"params.documents lists {len(documents)} file(s) but this configuration needs "
+            f"{index + 1} different documents (batch neighbours); add more files"
+        )
     path = documents[index]
     ids = tokenizer(read_document(path), add_special_tokens=False)["input_ids"]
     if len(ids) < n_tokens:
-        raise PackError(f"prompt document '{path}' has only {len(ids)} tokens with this tokenizer but "
-                        f"prompt_tokens is {n_tokens}; use a longer document or lower prompt_tokens")
+        raise PackError(
+            f"prompt document '{path}' has only {len(ids)} tokens with this tokenizer but "
+            f"prompt_tokens is {n_tokens}; use a longer document or lower prompt_tokens"
+        )
     return ids[:n_tokens], path
 
 
@@ -87,19 +95,23 @@ def chat_frame(tokenizer, request: str) -> tuple[list[int], list[int]]:
     if getattr(tokenizer, "chat_template", None):
         # enable_thinking=False: Qwen3's template otherwise leaves the model in thinking mode;
         # templates that do not know the flag ignore it.
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                             enable_thinking=False)
+        text = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
+        )
     else:
         text = messages[0]["content"]
     before, sep, after = text.partition(PLACEHOLDER)
     if not sep:
-        raise PackError("the tokenizer's chat template dropped the user message; check the checkpoint's chat_template")
+        raise PackError(
+            "the tokenizer's chat template dropped the user message; check the checkpoint's chat_template"
+        )
     enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"] if s else []  # noqa: E731
     return enc(before), enc(after)
 
 
-def build_prompt(tokenizer, n_tokens: int, *, documents="builtin", index: int = 0,
-                 request: str = DEFAULT_REQUEST) -> Prompt:
+def build_prompt(
+    tokenizer, n_tokens: int, *, documents="builtin", index: int = 0, request: str = DEFAULT_REQUEST
+) -> Prompt:
     if n_tokens < 1:
         raise PackError(f"prompt_tokens must be at least 1 (got {n_tokens})")
     before, after = chat_frame(tokenizer, request)
@@ -108,11 +120,14 @@ def build_prompt(tokenizer, n_tokens: int, *, documents="builtin", index: int = 
     return Prompt(token_ids=ids, text=tokenizer.decode(list(ids)), document=name, n_doc_tokens=n_tokens)
 
 
-def build_batch(tokenizer, n_tokens: int, batch_size: int, *, documents="builtin",
-                request: str = DEFAULT_REQUEST) -> list[Prompt]:
+def build_batch(
+    tokenizer, n_tokens: int, batch_size: int, *, documents="builtin", request: str = DEFAULT_REQUEST
+) -> list[Prompt]:
     """batch_size prompts of identical length; element 0 is the reference (exp0's) prompt."""
-    prompts = [build_prompt(tokenizer, n_tokens, documents=documents, index=i, request=request)
-               for i in range(batch_size)]
+    prompts = [
+        build_prompt(tokenizer, n_tokens, documents=documents, index=i, request=request)
+        for i in range(batch_size)
+    ]
     lengths = {len(p.token_ids) for p in prompts}
     if len(lengths) != 1:  # cannot happen with splicing; a guard because padding would change the question
         raise PackError(f"batch prompts have different lengths {sorted(lengths)}; refusing to pad")

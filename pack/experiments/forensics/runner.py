@@ -26,7 +26,9 @@ def hardware_tag(device: str, fallback: str) -> tuple[str, str]:
         import torch
 
         name = torch.cuda.get_device_name(0)
-        m = re.search(r"(A100|H100|H200|H20|B200|L40S|L40|L4|A10G|A10|A6000|V100|T4|RTX ?\d{4}|GTX ?\d{4})", name)
+        m = re.search(
+            r"(A100|H100|H200|H20|B200|L40S|L40|L4|A10G|A10|A6000|V100|T4|RTX ?\d{4}|GTX ?\d{4})", name
+        )
         tag = (m.group(1) if m else name).replace(" ", "")
         return re.sub(r"[^A-Za-z0-9.\-]", "", tag), name
     from ...provenance import _cpu
@@ -40,9 +42,13 @@ def software() -> dict:
 
     from ...provenance import _version
 
-    return {"torch_version": torch.__version__, "transformers_version": transformers.__version__,
-            "cuda_version": torch.version.cuda, "flash_attn_version": _version("flash-attn"),
-            "python_version": platform.python_version()}
+    return {
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "cuda_version": torch.version.cuda,
+        "flash_attn_version": _version("flash-attn"),
+        "python_version": platform.python_version(),
+    }
 
 
 def model_key(p: Params, device: str, attention: str, quant: str | None) -> tuple:
@@ -60,8 +66,14 @@ def get_model(ctx, p: Params, *, attention: str, quant: str | None = None):
     if quant is not None:
         spec, qconf = _quant_source(p, quant)
     t0 = time.perf_counter()
-    loaded = load_causal_lm(spec, dtype=p.dtype, device=ctx.device, attention=attention, seed=p.model_seed,
-                            quantization_config=qconf)
+    loaded = load_causal_lm(
+        spec,
+        dtype=p.dtype,
+        device=ctx.device,
+        attention=attention,
+        seed=p.model_seed,
+        quantization_config=qconf,
+    )
     from ...models.sources import weights_fingerprint
 
     loaded.info["load_s"] = round(time.perf_counter() - t0, 3)
@@ -83,14 +95,19 @@ def _quant_source(p: Params, method: str):
     ckpt = (p.quantization_checkpoints or {}).get(method)
     if ckpt:
         return ckpt, None  # a pre-quantized checkpoint carries its own quantization_config
-    if method in ("bnb", "bnb-nf4", "bnb-int8"):  # quantized while loading (a synthetic model has no checkpoint)
+    if method in (
+        "bnb",
+        "bnb-nf4",
+        "bnb-int8",
+    ):  # quantized while loading (a synthetic model has no checkpoint)
         import torch
         from transformers import BitsAndBytesConfig
 
         if method == "bnb-int8":
             return p.model, BitsAndBytesConfig(load_in_8bit=True)
-        return p.model, BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                           bnb_4bit_compute_dtype=getattr(torch, p.dtype))
+        return p.model, BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=getattr(torch, p.dtype)
+        )
     raise PackError(f"no {method} checkpoint configured")
 
 
@@ -107,8 +124,9 @@ def get_tokenizer(ctx, p: Params):
 def get_prompts(ctx, p: Params, batch_size: int) -> list[prompts_mod.Prompt]:
     key = ("forensics-prompts", p.model, p.prompt_tokens, batch_size, str(p.documents), p.request)
     if key not in ctx.cache:
-        ctx.cache[key] = prompts_mod.build_batch(get_tokenizer(ctx, p), p.prompt_tokens, batch_size,
-                                                 documents=p.documents, request=p.request)
+        ctx.cache[key] = prompts_mod.build_batch(
+            get_tokenizer(ctx, p), p.prompt_tokens, batch_size, documents=p.documents, request=p.request
+        )
     return ctx.cache[key]
 
 
@@ -150,15 +168,18 @@ def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: 
                 t0 = time.perf_counter()
                 greedy_decode(model, ids, spec)
                 ctx.cache[warm] = round(time.perf_counter() - t0, 3)
-                ctx.log(f"{cfg.label}: torch.compile ({p.compile_backend}) warm-up took {ctx.cache[warm]:.1f}s")
+                ctx.log(
+                    f"{cfg.label}: torch.compile ({p.compile_backend}) warm-up took {ctx.cache[warm]:.1f}s"
+                )
             facts["compile_warmup_s"] = ctx.cache[warm]
         decode = lambda sync=None: greedy_decode(model, ids, spec, synchronize=sync)  # noqa: E731
         if s["concurrent_streams"]:
             from .streams import run_concurrent
 
             trace = artifacts / f"{cfg.label}.trace.json.gz" if ctx.rep_index == 0 else None
-            sig, extra = run_concurrent(decode, size=p.streams.matmul_size,
-                                        duty_cycle=float(p.streams.duty_cycle), trace_path=trace)
+            sig, extra = run_concurrent(
+                decode, size=p.streams.matmul_size, duty_cycle=float(p.streams.duty_cycle), trace_path=trace
+            )
             facts.update(extra)
         else:
             sig = decode()
@@ -175,7 +196,9 @@ def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: 
     return sig, facts
 
 
-def run_distributed(ctx, p: Params, cfg: Config, spec: ExtractionSpec, prompt_ids: list[int], attention: str) -> dict:
+def run_distributed(
+    ctx, p: Params, cfg: Config, spec: ExtractionSpec, prompt_ids: list[int], attention: str
+) -> dict:
     """Run all repetitions of a TP/EP configuration in one torchrun launch (at rep 0); later reps
     read the stored results. Returns rank 0's report: {reps: [{runtime_s, digest, ...}], ...}."""
     from ...models.sources import init_device_for, is_synthetic, synthetic_checkpoint
@@ -190,14 +213,32 @@ def run_distributed(ctx, p: Params, cfg: Config, spec: ExtractionSpec, prompt_id
     if ctx.rep_index != 0:
         raise ConfigFailed(f"no torchrun results for {cfg.label} from repetition 1 (resume from the start)")
     if is_synthetic(p.model):  # written once by the parent, so ranks do not race to create it
-        synthetic_checkpoint(p.model.split(":", 1)[1], dtype=p.dtype, seed=p.model_seed,
-                             init_device=init_device_for(ctx.device))
+        synthetic_checkpoint(
+            p.model.split(":", 1)[1],
+            dtype=p.dtype,
+            seed=p.model_seed,
+            init_device=init_device_for(ctx.device),
+        )
     mode = "tp" if p.experiment_type == "tensor_parallel" else "ep"
     n = int(cfg.variable_value)
-    job = {"model": p.model, "model_seed": p.model_seed, "dtype": p.dtype, "attention": attention, "mode": mode,
-           "size": n, "label": cfg.label, "input_ids": [list(prompt_ids)], "layers": list(spec.layers),
-           "positions": list(spec.positions), "top_k": spec.top_k, "steps": spec.steps, "reps": ctx.reps,
-           "device": ctx.device, "cpu_threads": p.cpu_threads, "out_dir": str(job_dir)}
+    job = {
+        "model": p.model,
+        "model_seed": p.model_seed,
+        "dtype": p.dtype,
+        "attention": attention,
+        "mode": mode,
+        "size": n,
+        "label": cfg.label,
+        "input_ids": [list(prompt_ids)],
+        "layers": list(spec.layers),
+        "positions": list(spec.positions),
+        "top_k": spec.top_k,
+        "steps": spec.steps,
+        "reps": ctx.reps,
+        "device": ctx.device,
+        "cpu_threads": p.cpu_threads,
+        "out_dir": str(job_dir),
+    }
     try:
         rep = distributed.launch(job, job_dir, nproc=n, timeout_s=ctx.seconds_left() - 5, log=ctx.log)
     except PackError as e:

@@ -40,16 +40,22 @@ def from_tensors(tensors: dict, prefix: str, prompt_len: int = 0, runtime_s: flo
     for name, t in tensors.items():
         if not name.startswith(prefix + "/"):
             continue
-        rest = name[len(prefix) + 1:]
+        rest = name[len(prefix) + 1 :]
         if rest.startswith("hidden_states/layer_"):
             hidden[int(rest.rsplit("_", 1)[1])] = t
         elif rest.startswith("key_vectors/layer_"):
             keys[int(rest.rsplit("_", 1)[1])] = t
     if f"{prefix}/tokens" not in tensors:
         raise KeyError(f"no signals stored under '{prefix}'")
-    return Signals(tokens=tensors[f"{prefix}/tokens"], hidden=dict(sorted(hidden.items())),
-                   keys=dict(sorted(keys.items())), top_ids=tensors[f"{prefix}/logprobs/token_ids"],
-                   top_logprobs=tensors[f"{prefix}/logprobs/log_probs"], prompt_len=prompt_len, runtime_s=runtime_s)
+    return Signals(
+        tokens=tensors[f"{prefix}/tokens"],
+        hidden=dict(sorted(hidden.items())),
+        keys=dict(sorted(keys.items())),
+        top_ids=tensors[f"{prefix}/logprobs/token_ids"],
+        top_logprobs=tensors[f"{prefix}/logprobs/log_probs"],
+        prompt_len=prompt_len,
+        runtime_s=runtime_s,
+    )
 
 
 def raw_bytes(t) -> bytes:
@@ -121,8 +127,10 @@ def first_divergence(a: Signals, b: Signals, spec: ExtractionSpec) -> Divergence
     def differs(x, y) -> float | None:
         if x.shape != y.shape or x.dtype != y.dtype:
             return float("inf")
-        if torch.equal(x.view(torch.uint8) if x.is_floating_point() else x,
-                       y.view(torch.uint8) if y.is_floating_point() else y):
+        if torch.equal(
+            x.view(torch.uint8) if x.is_floating_point() else x,
+            y.view(torch.uint8) if y.is_floating_point() else y,
+        ):
             return None
         return float((x.double() - y.double()).abs().max())
 
@@ -145,6 +153,12 @@ def first_divergence(a: Signals, b: Signals, spec: ExtractionSpec) -> Divergence
             if diff is not None:
                 return Divergence(step, "logprobs", None, pos, diff)
         if int(a.tokens[step]) != int(b.tokens[step]):
-            return Divergence(step, "token", None, None, None,
-                              f"generated token {int(a.tokens[step])} vs {int(b.tokens[step])}")
+            return Divergence(
+                step,
+                "token",
+                None,
+                None,
+                None,
+                f"generated token {int(a.tokens[step])} vs {int(b.tokens[step])}",
+            )
     return None

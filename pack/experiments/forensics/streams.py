@@ -80,8 +80,12 @@ class ConcurrentWorkload:
 
     def summary(self) -> dict:
         wall = getattr(self, "wall_s", time.perf_counter() - self.t0)
-        return {"matmul_size": self.size, "matmuls": self.launched, "busy_fraction_host": self.busy_s / wall if wall else 0.0,
-                "target_duty_cycle": self.duty}
+        return {
+            "matmul_size": self.size,
+            "matmuls": self.launched,
+            "busy_fraction_host": self.busy_s / wall if wall else 0.0,
+            "target_duty_cycle": self.duty,
+        }
 
 
 def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -126,7 +130,9 @@ def _attribute(kernels: list[dict], launcher: dict, workload_tid: int, main_tid:
         return [False] * len(kernels), "none (one stream)"
     # the workload's size x size matmuls are far longer than any decode kernel
     work_stream = max(by_stream, key=lambda s: sum(by_stream[s]) / len(by_stream[s]))
-    return [k.get("args", {}).get("stream") == work_stream for k in kernels], "stream with the longest mean kernel"
+    return [
+        k.get("args", {}).get("stream") == work_stream for k in kernels
+    ], "stream with the longest mean kernel"
 
 
 def overlap_from_trace(events: list[dict], workload_tid: int, main_tid: int | None = None) -> dict:
@@ -150,17 +156,27 @@ def overlap_from_trace(events: list[dict], workload_tid: int, main_tid: int | No
         (work if w else inf).append((float(ev["ts"]), float(ev["ts"]) + float(ev["dur"])))
         streams[side].add(ev.get("args", {}).get("stream"))
     if not inf or not work:
-        raise ValueError(f"the trace has {len(inf)} inference and {len(work)} workload kernels; overlap is not proven")
+        raise ValueError(
+            f"the trace has {len(inf)} inference and {len(work)} workload kernels; overlap is not proven"
+        )
     ui, uw = _union(inf), _union(work)
     start = min(ui[0][0], uw[0][0])
     end = max(ui[-1][1], uw[-1][1])
     ov = _intersection(ui, uw)
     busy_i, busy_w = _length(ui), _length(uw)
     window = max(end - start, 1e-9)
-    return {"inference_kernels": len(inf), "workload_kernels": len(work), "inference_busy_us": busy_i,
-            "workload_busy_us": busy_w, "window_us": window, "overlap_us": ov,
-            "overlap_fraction": ov / busy_i if busy_i else 0.0, "workload_utilisation": busy_w / window,
-            "streams": {k: sorted(v, key=str) for k, v in streams.items()}, "attribution": how}
+    return {
+        "inference_kernels": len(inf),
+        "workload_kernels": len(work),
+        "inference_busy_us": busy_i,
+        "workload_busy_us": busy_w,
+        "window_us": window,
+        "overlap_us": ov,
+        "overlap_fraction": ov / busy_i if busy_i else 0.0,
+        "workload_utilisation": busy_w / window,
+        "streams": {k: sorted(v, key=str) for k, v in streams.items()},
+        "attribution": how,
+    }
 
 
 def load_trace(path: Path) -> list[dict]:
@@ -196,8 +212,9 @@ def run_concurrent(decode, *, size: int, duty_cycle: float, trace_path: Path | N
             with open(raw, "rb") as src, gzip.open(trace_path, "wb") as dst:
                 dst.write(src.read())
             raw.unlink()
-            facts["overlap"] = overlap_from_trace(load_trace(trace_path), wl.native_tid,
-                                                  threading.main_thread().native_id)
+            facts["overlap"] = overlap_from_trace(
+                load_trace(trace_path), wl.native_tid, threading.main_thread().native_id
+            )
             facts["trace"] = trace_path.name
     facts["workload"] = wl.summary()
     return result, facts

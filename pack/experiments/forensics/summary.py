@@ -28,14 +28,14 @@ from . import signals as sigmod
 
 CONVENTIONS = {
     "layer_convention": "layer_k = transformers output_hidden_states[k]: 0 would be the embedding output (not "
-                        "extracted), k < n_layers the output of decoder block k, k = n_layers the final RMSNorm output",
+    "extracted), k < n_layers the output of decoder block k, k = n_layers the final RMSNorm output",
     "key_convention": "keys of decoder block k's attention after q/k-norm and RoPE, as stored in the KV cache; "
-                      "all KV heads concatenated head-major",
+    "all KV heads concatenated head-major",
     "position_convention": "at decode step t (0 = prefill, producing token 0) position -j is absolute position "
-                           "prompt_len + t - j; with a KV cache positions -2/-3 are the values computed when they were "
-                           "position -1 (or in the prefill); each vector is stored once",
+    "prompt_len + t - j; with a KV cache positions -2/-3 are the values computed when they were "
+    "position -1 (or in the prefill); each vector is stored once",
     "logprob_convention": "log_softmax(float32 logits) top-k at that position; prefill positions -3/-2 from lm_head "
-                          "applied to the final-norm output",
+    "applied to the final-norm output",
 }
 
 
@@ -48,43 +48,93 @@ def _fmt_size(n: int | None) -> str:
 def metadata(p, st: dict, ctx, n_params: int | None) -> dict:
     f = st["facts"]
     return {
-        "experiment_type": p.experiment_type, "variable_tested": p.variable or "none", "model": p.model,
-        "model_size": _fmt_size(n_params), "architecture": "MoE" if f["n_experts"] else "dense",
-        "sequence_length": st["prompt"]["tokens"], "decode_steps": p.decode_steps,
-        "extraction_config": {"layers": st["layers"], "positions": st["positions"], "hidden_dim": f["hidden_dim"],
-                              "key_dim": f["key_dim"], "top_k_logprobs": p.top_k, "n_layers": f["n_layers"],
-                              "n_kv_heads": f["n_kv_heads"], "head_dim": f["head_dim"], **CONVENTIONS},
+        "experiment_type": p.experiment_type,
+        "variable_tested": p.variable or "none",
+        "model": p.model,
+        "model_size": _fmt_size(n_params),
+        "architecture": "MoE" if f["n_experts"] else "dense",
+        "sequence_length": st["prompt"]["tokens"],
+        "decode_steps": p.decode_steps,
+        "extraction_config": {
+            "layers": st["layers"],
+            "positions": st["positions"],
+            "hidden_dim": f["hidden_dim"],
+            "key_dim": f["key_dim"],
+            "top_k_logprobs": p.top_k,
+            "n_layers": f["n_layers"],
+            "n_kv_heads": f["n_kv_heads"],
+            "head_dim": f["head_dim"],
+            **CONVENTIONS,
+        },
         "date_created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-        "prompt": {"sha256": st["prompt"]["sha256"], "prompt_tokens": st["prompt"]["tokens"],
-                   "document_tokens": st["prompt"]["document_tokens"], "document": st["prompt"]["document"],
-                   "documents": p.documents, "request": p.request, "chat_template": st["prompt"]["chat_template"]},
-        "storage": {"format": "safetensors-sidecar", "dtype": p.dtype,
-                    "unique_positions": p.decode_steps + max(-x for x in st["positions"]) - 1},
-        "pack": {"run_id": ctx.run_dir.name, "row": ctx.run_dir.parent.name, "paper": ctx.run_dir.parents[1].name,
-                 "signature": st["signature"], "baseline_source": st["baseline_source"]},
+        "prompt": {
+            "sha256": st["prompt"]["sha256"],
+            "prompt_tokens": st["prompt"]["tokens"],
+            "document_tokens": st["prompt"]["document_tokens"],
+            "document": st["prompt"]["document"],
+            "documents": p.documents,
+            "request": p.request,
+            "chat_template": st["prompt"]["chat_template"],
+        },
+        "storage": {
+            "format": "safetensors-sidecar",
+            "dtype": p.dtype,
+            "unique_positions": p.decode_steps + max(-x for x in st["positions"]) - 1,
+        },
+        "pack": {
+            "run_id": ctx.run_dir.name,
+            "row": ctx.run_dir.parent.name,
+            "paper": ctx.run_dir.parents[1].name,
+            "signature": st["signature"],
+            "baseline_source": st["baseline_source"],
+        },
     }
 
 
-def configuration(p, st: dict, c: dict, status: str, reason: str | None, entries: list, provider: str) -> dict:
+def configuration(
+    p, st: dict, c: dict, status: str, reason: str | None, entries: list, provider: str
+) -> dict:
     s, sw = c["settings"], st["software"]
     runtimes = [e["runtime_s"] for _, e in entries]
     facts = entries[0][1].get("facts", {}) if entries else {}
     div = next((e["divergence"] for _, e in entries if e.get("divergence")), None)
     return {
-        "config_id": f"{st['hardware_tag']}_{c['label']}", "label": c["label"], "is_baseline": c["is_baseline"],
-        "hardware": st["hardware"], "hardware_tag": st["hardware_tag"], "device": st["device"], "provider": provider,
-        "variable_value": c["extra"].get("variable_value"), "cuda_version": sw["cuda_version"],
-        "torch_version": sw["torch_version"], "transformers_version": sw["transformers_version"],
-        "flash_attn_version": sw["flash_attn_version"], "python_version": sw["python_version"],
-        "fixed_params": {"compile": s["compile"], "attention_impl": s["attention_impl"],
-                         "quantization": str(s["quantization"]), "tp_size": s["tp_size"], "ep_size": s["ep_size"],
-                         "concurrent_streams": s["concurrent_streams"], "batch_size": s["batch_size"],
-                         "cuda_version": s["cuda_version"], "dtype": p.dtype,
-                         "cpu_threads": p.cpu_threads if st["device"] == "cpu" else None},
-        "status": status, "reason": reason, "reps": len(entries),
+        "config_id": f"{st['hardware_tag']}_{c['label']}",
+        "label": c["label"],
+        "is_baseline": c["is_baseline"],
+        "hardware": st["hardware"],
+        "hardware_tag": st["hardware_tag"],
+        "device": st["device"],
+        "provider": provider,
+        "variable_value": c["extra"].get("variable_value"),
+        "cuda_version": sw["cuda_version"],
+        "torch_version": sw["torch_version"],
+        "transformers_version": sw["transformers_version"],
+        "flash_attn_version": sw["flash_attn_version"],
+        "python_version": sw["python_version"],
+        "fixed_params": {
+            "compile": s["compile"],
+            "attention_impl": s["attention_impl"],
+            "quantization": str(s["quantization"]),
+            "tp_size": s["tp_size"],
+            "ep_size": s["ep_size"],
+            "concurrent_streams": s["concurrent_streams"],
+            "batch_size": s["batch_size"],
+            "cuda_version": s["cuda_version"],
+            "dtype": p.dtype,
+            "cpu_threads": p.cpu_threads if st["device"] == "cpu" else None,
+        },
+        "status": status,
+        "reason": reason,
+        "reps": len(entries),
         "runtime_mean_s": statistics.fmean(runtimes) if runtimes else None,
-        "runtime_variance_s2": statistics.variance(runtimes) if len(runtimes) > 1 else 0.0 if runtimes else None,
-        "first_divergence": div, "model_info": facts.get("model_info", {}),
+        "runtime_variance_s2": statistics.variance(runtimes)
+        if len(runtimes) > 1
+        else 0.0
+        if runtimes
+        else None,
+        "first_divergence": div,
+        "model_info": facts.get("model_info", {}),
         "facts": {k: v for k, v in facts.items() if k != "model_info"},
     }
 
@@ -121,13 +171,17 @@ def build_summary(p, ctx, st: dict, reps: list[RepResult], spec) -> RepResult:
     for c in st["configs"]:
         label = c["label"]
         cid = f"{st['hardware_tag']}_{label}"
-        entries = [(i, r.info["configs"][label]) for i, r in enumerate(reps) if label in r.info.get("configs", {})]
+        entries = [
+            (i, r.info["configs"][label]) for i, r in enumerate(reps) if label in r.info.get("configs", {})
+        ]
         digests = {e["digest"] for _, e in entries}
         if c["not_applicable"]:
             status, reason = "not_applicable", c["not_applicable"]
         elif not entries:
             status = "error"
-            reason = next((r.errors[label] for r in reps if label in r.errors), "no repetition produced signals")
+            reason = next(
+                (r.errors[label] for r in reps if label in r.errors), "no repetition produced signals"
+            )
         elif len(digests) > 1:
             status, reason = "non_deterministic", "repetitions differ; see first_divergence"
         else:
@@ -142,15 +196,25 @@ def build_summary(p, ctx, st: dict, reps: list[RepResult], spec) -> RepResult:
             if e["stored"]:
                 for n, t in rep_file(i).items():
                     if n.startswith(label + "/"):
-                        tensors[key + n[len(label):]] = t
+                        tensors[key + n[len(label) :]] = t
                 first_key = first_key or key
-            runs.append({"config_id": cid, "rep_id": i, "timestamp": e["timestamp"],
-                         "runtime_seconds": round(e["runtime_s"], 6), "prompt_text": st["prompt"]["text"],
-                         "signals_key": key, "signals_sha256": e["digest"],
-                         "bit_identical_to_rep0": e["digest"] == entries[0][1]["digest"],
-                         "generated_token_ids": e["tokens"],
-                         "decode_steps": [{"step": t, "token_id": tid, "token_text": txt}
-                                          for t, (tid, txt) in enumerate(zip(e["tokens"], e["token_texts"], strict=True))]})
+            runs.append(
+                {
+                    "config_id": cid,
+                    "rep_id": i,
+                    "timestamp": e["timestamp"],
+                    "runtime_seconds": round(e["runtime_s"], 6),
+                    "prompt_text": st["prompt"]["text"],
+                    "signals_key": key,
+                    "signals_sha256": e["digest"],
+                    "bit_identical_to_rep0": e["digest"] == entries[0][1]["digest"],
+                    "generated_token_ids": e["tokens"],
+                    "decode_steps": [
+                        {"step": t, "token_id": tid, "token_text": txt}
+                        for t, (tid, txt) in enumerate(zip(e["tokens"], e["token_texts"], strict=True))
+                    ],
+                }
+            )
         res.metrics[f"{label}.reps_bit_identical"] = int(len(entries) == ctx.reps and len(digests) == 1)
         rts = [e["runtime_s"] for _, e in entries]
         res.metrics[f"{label}.runtime_mean_s"] = statistics.fmean(rts)
@@ -164,11 +228,17 @@ def build_summary(p, ctx, st: dict, reps: list[RepResult], spec) -> RepResult:
             res.metrics[f"{label}.workload_utilisation"] = ov["workload_utilisation"]
         for i, e in entries:
             if e.get("divergence"):
-                res.errors[f"{label}.determinism"] = (f"repetition {i + 1} differs from repetition 1 at step "
-                                                      f"{e['divergence']['step']} ({e['divergence']['signal']})")
+                res.errors[f"{label}.determinism"] = (
+                    f"repetition {i + 1} differs from repetition 1 at step "
+                    f"{e['divergence']['step']} ({e['divergence']['signal']})"
+                )
     imported = _import_baseline(st, configurations, runs, tensors)
-    doc = {"schema": uniform.SCHEMA_ID, "experiment_metadata": metadata(p, st, ctx, n_params),
-           "configurations": configurations, "runs": runs}
+    doc = {
+        "schema": uniform.SCHEMA_ID,
+        "experiment_metadata": metadata(p, st, ctx, n_params),
+        "configurations": configurations,
+        "runs": runs,
+    }
     if imported:
         doc["experiment_metadata"]["pack"]["baseline_imported_from"] = imported
     path = uniform.write(ctx.rep_dir, doc, tensors)
@@ -218,8 +288,11 @@ def _detectability(res: RepResult, doc: dict, tensors: dict, out_dir: Path) -> N
     for hw_rows in rep["within_hardware_detectability"].values():
         for label, row in hw_rows.items():
             d = row["distance"]
-            for metric, sig in (("l2_hidden_last", "hidden_states/last"), ("l2_keys_last", "key_vectors/last"),
-                                ("l2_logprobs", "logprobs")):
+            for metric, sig in (
+                ("l2_hidden_last", "hidden_states/last"),
+                ("l2_keys_last", "key_vectors/last"),
+                ("l2_logprobs", "logprobs"),
+            ):
                 if sig in d:
                     res.metrics[f"{label}.{metric}"] = d[sig]["mean"]
             res.metrics[f"{label}.first_token_divergence"] = d["first_token_divergence"]

@@ -23,11 +23,17 @@ from ...errors import PackError
 
 SCHEMA_ID = "pack.forensics.uniform/1"
 SCHEMA_PATH = Path(__file__).with_name("uniform.schema.json")
-FILE_NAMES = {"reference": "reference_baseline", "batch_size": "batch_size_experiment",
-              "compile": "compile_experiment", "quantization": "quantization_experiment",
-              "attention": "attention_experiment", "concurrent_streams": "concurrent_streams_experiment",
-              "cuda_version": "cuda_version_experiment", "tensor_parallel": "tensor_parallel_experiment",
-              "expert_parallel": "expert_parallel_experiment"}
+FILE_NAMES = {
+    "reference": "reference_baseline",
+    "batch_size": "batch_size_experiment",
+    "compile": "compile_experiment",
+    "quantization": "quantization_experiment",
+    "attention": "attention_experiment",
+    "concurrent_streams": "concurrent_streams_experiment",
+    "cuda_version": "cuda_version_experiment",
+    "tensor_parallel": "tensor_parallel_experiment",
+    "expert_parallel": "expert_parallel_experiment",
+}
 
 
 def file_stem(experiment_type: str) -> str:
@@ -112,18 +118,32 @@ def expand(doc: dict, tensors: dict, all_reps: bool = False) -> dict:
             r["signals_identical_to_rep"] = last_rep[r["config_id"]]
             continue
         if key not in cache:
-            cache[key] = {n[len(key) + 1:]: t.float().tolist() if t.is_floating_point() else t.tolist()
-                          for n, t in tensors.items() if n.startswith(key + "/")}
+            cache[key] = {
+                n[len(key) + 1 :]: t.float().tolist() if t.is_floating_point() else t.tolist()
+                for n, t in tensors.items()
+                if n.startswith(key + "/")
+            }
         v = cache[key]
         for step, ds in enumerate(r["decode_steps"]):
+
             def at(pos, step=step):
                 return step + depth + pos
-            ds["hidden_states"] = {f"layer_{k}": {f"pos_{j}": v[f"hidden_states/layer_{k}"][at(j)] for j in positions}
-                                   for k in layers}
-            ds["key_vectors"] = {f"layer_{k}": {f"pos_{j}": v[f"key_vectors/layer_{k}"][at(j)] for j in positions}
-                                 for k in layers}
-            ds["logprobs"] = {f"pos_{j}": {"token_ids": v["logprobs/token_ids"][at(j)],
-                                           "log_probs": v["logprobs/log_probs"][at(j)]} for j in positions}
+
+            ds["hidden_states"] = {
+                f"layer_{k}": {f"pos_{j}": v[f"hidden_states/layer_{k}"][at(j)] for j in positions}
+                for k in layers
+            }
+            ds["key_vectors"] = {
+                f"layer_{k}": {f"pos_{j}": v[f"key_vectors/layer_{k}"][at(j)] for j in positions}
+                for k in layers
+            }
+            ds["logprobs"] = {
+                f"pos_{j}": {
+                    "token_ids": v["logprobs/token_ids"][at(j)],
+                    "log_probs": v["logprobs/log_probs"][at(j)],
+                }
+                for j in positions
+            }
     meta.setdefault("storage", {}).update(format="seed-json", sidecar=None)
     return out
 
@@ -176,8 +196,12 @@ def tensors_from_seed_json(doc: dict) -> dict:
 MERGE_MUST_AGREE = ("model", "sequence_length", "decode_steps", "extraction_config")
 
 
-def merge(items: list[tuple[dict, dict]], variable: str | None = None, experiment_type: str | None = None,
-          names: list[str] | None = None) -> tuple[dict, dict]:
+def merge(
+    items: list[tuple[dict, dict]],
+    variable: str | None = None,
+    experiment_type: str | None = None,
+    names: list[str] | None = None,
+) -> tuple[dict, dict]:
     """Merge documents (and their tensors) from several machines/images into one.
 
     variable / experiment_type relabel the result (e.g. exp0 + exp6a + exp6b -> cuda_version):
@@ -197,17 +221,23 @@ def merge(items: list[tuple[dict, dict]], variable: str | None = None, experimen
         for k in MERGE_MUST_AGREE:
             a, b = _comparable(m0.get(k)), _comparable(m.get(k))
             if a != b:
-                raise PackError(f"cannot merge {name} with {names[0]}: experiment_metadata.{k} differs ({b} vs {a})")
+                raise PackError(
+                    f"cannot merge {name} with {names[0]}: experiment_metadata.{k} differs ({b} vs {a})"
+                )
         if m.get("prompt", {}).get("sha256") != m0.get("prompt", {}).get("sha256"):
             raise PackError(f"cannot merge {name} with {names[0]}: they decoded different prompts")
         for c in doc["configurations"]:
             # The same configuration may arrive twice (exp0's baseline copied into exp6a's file): same
             # repetitions' digests -> the same data, kept once; different data under one id is refused.
-            digests = sorted(r.get("signals_sha256", "") for r in doc["runs"] if r["config_id"] == c["config_id"])
+            digests = sorted(
+                r.get("signals_sha256", "") for r in doc["runs"] if r["config_id"] == c["config_id"]
+            )
             if c["config_id"] in seen:
                 if seen[c["config_id"]] != digests:
-                    raise PackError(f"cannot merge {name}: config_id '{c['config_id']}' already came from another "
-                                    f"file with different signals; rename one of them")
+                    raise PackError(
+                        f"cannot merge {name}: config_id '{c['config_id']}' already came from another "
+                        f"file with different signals; rename one of them"
+                    )
                 continue
             seen[c["config_id"]] = digests
             out["configurations"].append(copy.deepcopy(c))

@@ -116,12 +116,13 @@ def decimal_step(values: list[float], max_decimals: int = 12) -> float:
     """10^-d for the fewest decimals d that write every value exactly (0.01 for 39.28); 0 for none."""
     for d in range(max_decimals + 1):
         if all(abs(round(v, d) - v) <= 1e-9 * max(1.0, abs(v)) for v in values):
-            return 10.0 ** -d
+            return 10.0**-d
     return 0.0
 
 
-def resolution_std(values: list[float], timer_resolution_s: float = 0.0,
-                   tokens_timed: int | None = None) -> float:
+def resolution_std(
+    values: list[float], timer_resolution_s: float = 0.0, tokens_timed: int | None = None
+) -> float:
     """Std of a rate's quantisation noise: recorded decimals and timer tick, each uniform (see module doc)."""
     vals = [float(v) for v in values if math.isfinite(float(v))]
     if not vals:
@@ -169,9 +170,16 @@ def delta_pct_ci(arm: list[float], ref: list[float], cfg: ABConfig) -> tuple[flo
         seed = {"rng": np.random.default_rng(cfg.bootstrap_seed)}
     else:
         seed = {"random_state": cfg.bootstrap_seed}
-    res = stats.bootstrap((np.asarray(arm), np.asarray(ref)), delta, vectorized=True, paired=False,
-                          confidence_level=cfg.confidence, n_resamples=cfg.bootstrap_resamples,
-                          method="percentile", **seed)
+    res = stats.bootstrap(
+        (np.asarray(arm), np.asarray(ref)),
+        delta,
+        vectorized=True,
+        paired=False,
+        confidence_level=cfg.confidence,
+        n_resamples=cfg.bootstrap_resamples,
+        method="percentile",
+        **seed,
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -181,8 +189,10 @@ def _scoped(scoped: OnGpu | None, gpu_models: list[str], what: str) -> tuple[boo
         return False, f"no {what} set"
     if not scoped.gpu or gpu_matches(scoped.gpu, gpu_models):  # the one GPU matcher (exact, "cpu": no GPU)
         return True, ""
-    return False, (f"{what} {scoped.value:g} holds on {', '.join(scoped.gpu)}; "
-                   f"this run had {', '.join(gpu_models) or 'no GPU'}")
+    return False, (
+        f"{what} {scoped.value:g} holds on {', '.join(scoped.gpu)}; "
+        f"this run had {', '.join(gpu_models) or 'no GPU'}"
+    )
 
 
 def floor_applies(cfg: ABConfig, gpu_models: list[str]) -> tuple[bool, str]:
@@ -193,8 +203,9 @@ def _r(x: float, digits: int = 6) -> float:
     return round(x, digits) if math.isfinite(x) else x
 
 
-def summarize_ab(samples: dict[str, dict[str, list[float]]], cfg: ABConfig,
-                 gpu_models: list[str]) -> ABSummary:
+def summarize_ab(
+    samples: dict[str, dict[str, list[float]]], cfg: ABConfig, gpu_models: list[str]
+) -> ABSummary:
     """Statistics and contamination reasons over all repetitions.
 
     samples: arm -> field -> values over repetitions, e.g. {"baseline": {"decode_tok_s": [39.2, 39.3]}}.
@@ -218,8 +229,13 @@ def summarize_ab(samples: dict[str, dict[str, list[float]]], cfg: ABConfig,
         s = stats[a]
         metrics[f"{a}.{m}_std"] = _r(s.std)
         metrics[f"{a}.{m}_cv"] = _r(s.cv)
-        info["arms"][a] = {"n": s.n, "mean": _r(s.mean), "std": _r(s.std), "cv": _r(s.cv),
-                           "resolution_std": float(f"{floor[a]:.4g}")}
+        info["arms"][a] = {
+            "n": s.n,
+            "mean": _r(s.mean),
+            "std": _r(s.std),
+            "cv": _r(s.cv),
+            "resolution_std": float(f"{floor[a]:.4g}"),
+        }
     ref_s = stats[ref]
     for a in arms:
         if a == ref:
@@ -230,39 +246,54 @@ def summarize_ab(samples: dict[str, dict[str, list[float]]], cfg: ABConfig,
         low, high = delta_pct_ci(vals[a], vals[ref], cfg)
         ratio = variance_ratio(ref_s, s, floor[ref], floor[a])
         p = brown_forsythe_p(vals[a], vals[ref])
-        for name, v in ((f"{a}.delta_pct_ci_low", low), (f"{a}.delta_pct_ci_high", high),
-                        (f"{a}.variance_ratio", ratio), (f"{a}.variance_p", p)):
+        for name, v in (
+            (f"{a}.delta_pct_ci_low", low),
+            (f"{a}.delta_pct_ci_high", high),
+            (f"{a}.variance_ratio", ratio),
+            (f"{a}.variance_p", p),
+        ):
             if math.isfinite(v):
                 metrics[name] = round(v, 4)
         if not math.isfinite(ratio) or ratio <= 0:
             info["arms"][a]["variance_ratio"] = "undefined: each arm needs 2 or more repetitions"
         else:
             both_ways = max(ratio, 1 / ratio)
-            band = ("clean (the seed's 1x-1.5x)" if both_ways <= cfg.clean_band else
-                    "contaminated" if both_ways > cfg.variance_ratio_limit else
-                    f"between the seed's clean band ({cfg.clean_band:g}x) and its limit "
-                    f"({cfg.variance_ratio_limit:g}x)")
+            band = (
+                "clean (the seed's 1x-1.5x)"
+                if both_ways <= cfg.clean_band
+                else "contaminated"
+                if both_ways > cfg.variance_ratio_limit
+                else f"between the seed's clean band ({cfg.clean_band:g}x) and its limit "
+                f"({cfg.variance_ratio_limit:g}x)"
+            )
             info["arms"][a]["variance_band"] = band
             if both_ways > cfg.variance_ratio_limit:
                 noisy = a if ratio > 1 else ref
                 test = f"; Brown-Forsythe p = {p:.2g}" if math.isfinite(p) else ""
-                reasons.append(f"variance ratio {a}/{ref} of {m} is {ratio:.2f}x, beyond the row's limit of "
-                               f"{cfg.variance_ratio_limit:g}x (arm '{noisy}' scatters: "
-                               f"CV {stats[noisy].cv:.2%}{test})")
+                reasons.append(
+                    f"variance ratio {a}/{ref} of {m} is {ratio:.2f}x, beyond the row's limit of "
+                    f"{cfg.variance_ratio_limit:g}x (arm '{noisy}' scatters: "
+                    f"CV {stats[noisy].cv:.2%}{test})"
+                )
         for extra in cfg.extra_metrics:
             xa, xr = arm_stats(samples[a].get(extra, [])), arm_stats(samples[ref].get(extra, []))
             if xa.n and xr.n and xr.mean:
                 metrics[f"{a}.{extra}_delta_pct"] = round(100.0 * (xa.mean - xr.mean) / xr.mean, 4)
     _against_clean_reference(cfg, gpu_models, arms, stats, out)
     applies, why_not = floor_applies(cfg, gpu_models)
-    info["floor"] = {"value": cfg.floor.value if cfg.floor else None, "applies": applies,
-                     "why_not": why_not or None}
+    info["floor"] = {
+        "value": cfg.floor.value if cfg.floor else None,
+        "applies": applies,
+        "why_not": why_not or None,
+    }
     if applies:
         for a in arms:
             if stats[a].mean < cfg.floor.value:
                 where = f" on {', '.join(gpu_models)}" if gpu_models else ""
-                reasons.append(f"arm '{a}' mean {m} {stats[a].mean:.2f} is under the row's floor of "
-                               f"{cfg.floor.value:g}{where}")
+                reasons.append(
+                    f"arm '{a}' mean {m} {stats[a].mean:.2f} is under the row's floor of "
+                    f"{cfg.floor.value:g}{where}"
+                )
     return out
 
 
@@ -280,8 +311,10 @@ def _against_clean_reference(cfg: ABConfig, gpu_models, arms, stats, out: ABSumm
         r = (stats[a].cv / ref_cv) ** 2
         out.metrics[f"{a}.variance_vs_clean"] = round(r, 4)
         if r > cfg.variance_ratio_limit:
-            out.reasons.append(f"arm '{a}' CV {stats[a].cv:.3%} is a variance {r:.1f}x the clean reference's "
-                               f"(CV {ref_cv:.3%}), beyond the limit of {cfg.variance_ratio_limit:g}x")
+            out.reasons.append(
+                f"arm '{a}' CV {stats[a].cv:.3%} is a variance {r:.1f}x the clean reference's "
+                f"(CV {ref_cv:.3%}), beyond the limit of {cfg.variance_ratio_limit:g}x"
+            )
 
 
 def collect(reps, arms: list[str], fields: list[str]) -> dict[str, dict[str, list[float]]]:

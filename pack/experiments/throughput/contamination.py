@@ -46,8 +46,13 @@ def own_pids() -> set[int]:
     return out
 
 
-def foreign_processes(procs: list[dict], mine: set[int], expected_own: int, gpu: int = 0,
-                      pid_visible=lambda pid: os.path.exists(f"/proc/{pid}")) -> tuple[list[dict], str]:
+def foreign_processes(
+    procs: list[dict],
+    mine: set[int],
+    expected_own: int,
+    gpu: int = 0,
+    pid_visible=lambda pid: os.path.exists(f"/proc/{pid}"),
+) -> tuple[list[dict], str]:
     """(foreign processes on `gpu`, how they were attributed: 'pid' or 'count')."""
     on_gpu = [p for p in procs if p.get("gpu", 0) == gpu]
     if all(pid_visible(p["pid"]) for p in on_gpu):
@@ -92,22 +97,34 @@ def judge(snapshots: list[dict], *, idle_util_limit: float = 10.0) -> list[str]:
             seen[r] = seen.get(r, 0) + 1
     if seen:
         n = max(len(during), 1)
-        reasons.append("GPU throttled during the measurement: " +
-                       ", ".join(f"{r} in {c} of {len(snapshots)} samples" for r, c in sorted(seen.items())) +
-                       ("" if during else f" (no samples during; {n} total)"))
+        reasons.append(
+            "GPU throttled during the measurement: "
+            + ", ".join(f"{r} in {c} of {len(snapshots)} samples" for r, c in sorted(seen.items()))
+            + ("" if during else f" (no samples during; {n} total)")
+        )
     for s in snapshots:
         u = s.get("idle_util_pct")
         if u is not None and u > idle_util_limit:
-            reasons.append(f"GPU {s.get('gpu', 0)} was {u:.0f}% busy {s['phase']} the measurement while this run was "
-                           f"idle (limit {idle_util_limit:g}%): someone else's kernels")
+            reasons.append(
+                f"GPU {s.get('gpu', 0)} was {u:.0f}% busy {s['phase']} the measurement while this run was "
+                f"idle (limit {idle_util_limit:g}%): someone else's kernels"
+            )
     return reasons
 
 
 class GpuWatch:
     """Samples NVML before, during (a daemon thread) and after a timed block. See the module doc."""
 
-    def __init__(self, gpu: int = 0, *, interval_s: float = 0.2, own_gpu_processes=lambda: 0,
-                 idle_check: bool = False, settle_s: float = 1.5, idle_util_limit: float = 10.0):
+    def __init__(
+        self,
+        gpu: int = 0,
+        *,
+        interval_s: float = 0.2,
+        own_gpu_processes=lambda: 0,
+        idle_check: bool = False,
+        settle_s: float = 1.5,
+        idle_util_limit: float = 10.0,
+    ):
         from ... import gpuinfo
 
         self.gpuinfo = gpuinfo
@@ -125,11 +142,18 @@ class GpuWatch:
         if health.get("throttle_bits") is None:  # older nvidia-ml-py: the pre-12.5 name of the same call
             health["throttle_reasons"] = self._legacy_throttle()
         foreign, how = foreign_processes(self.gpuinfo.processes(), own_pids(), self.own(), self.gpu)
-        snap = {"phase": phase, "t": time.time(), "gpu": self.gpu, "foreign": foreign, "attribution": how,
-                "throttle_reasons": health.get("throttle_reasons") or [],
-                "sm_clock_mhz": health.get("sm_clock_mhz"), "power_w": health.get("power_w"),
-                "temperature_c": health.get("temperature_c"),
-                "idle_util_pct": health.get("gpu_util_pct") if idle else None}
+        snap = {
+            "phase": phase,
+            "t": time.time(),
+            "gpu": self.gpu,
+            "foreign": foreign,
+            "attribution": how,
+            "throttle_reasons": health.get("throttle_reasons") or [],
+            "sm_clock_mhz": health.get("sm_clock_mhz"),
+            "power_w": health.get("power_w"),
+            "temperature_c": health.get("temperature_c"),
+            "idle_util_pct": health.get("gpu_util_pct") if idle else None,
+        }
         self.snapshots.append(snap)
         return snap
 
@@ -137,7 +161,9 @@ class GpuWatch:
         try:
             import pynvml
 
-            bits = pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(pynvml.nvmlDeviceGetHandleByIndex(self.gpu))
+            bits = pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(
+                pynvml.nvmlDeviceGetHandleByIndex(self.gpu)
+            )
         except Exception:
             return []
         return [name for bit, name in self.gpuinfo.THROTTLE_REASONS.items() if bits & bit]
@@ -169,21 +195,33 @@ class GpuWatch:
     def record(self) -> dict:
         """A small JSON-able summary for the repetition's info."""
         if not self.available:
-            return {"checked": False, "why": "NVML unavailable (no NVIDIA GPU or nvidia-ml-py): GPU processes and throttling not checked"}
-        return {"checked": True, "samples": len(self.snapshots),
-                "during_samples": sum(s["phase"] == "during" for s in self.snapshots),
-                "max_temperature_c": max((s.get("temperature_c") or 0 for s in self.snapshots), default=None),
-                "min_sm_clock_mhz": min((s.get("sm_clock_mhz") or 0 for s in self.snapshots), default=None),
-                "idle_util_pct": [s["idle_util_pct"] for s in self.snapshots if s.get("idle_util_pct") is not None]}
+            return {
+                "checked": False,
+                "why": "NVML unavailable (no NVIDIA GPU or nvidia-ml-py): GPU processes and throttling not checked",
+            }
+        return {
+            "checked": True,
+            "samples": len(self.snapshots),
+            "during_samples": sum(s["phase"] == "during" for s in self.snapshots),
+            "max_temperature_c": max((s.get("temperature_c") or 0 for s in self.snapshots), default=None),
+            "min_sm_clock_mhz": min((s.get("sm_clock_mhz") or 0 for s in self.snapshots), default=None),
+            "idle_util_pct": [
+                s["idle_util_pct"] for s in self.snapshots if s.get("idle_util_pct") is not None
+            ],
+        }
 
 
 def gpu_watch_for(params: dict, ctx, own_gpu_processes) -> GpuWatch:
     """The watch a row's params.gpu_watch asks for; the idle check in the first repetition only."""
     w = params.get("gpu_watch") or {}
-    return GpuWatch(int(w.get("gpu", 0)), interval_s=float(w.get("interval_s", 0.2)),
-                    own_gpu_processes=own_gpu_processes,
-                    idle_check=bool(w.get("idle_check", True)) and ctx.rep_index == 0,
-                    settle_s=float(w.get("settle_s", 1.5)), idle_util_limit=float(w.get("idle_util_limit", 10.0)))
+    return GpuWatch(
+        int(w.get("gpu", 0)),
+        interval_s=float(w.get("interval_s", 0.2)),
+        own_gpu_processes=own_gpu_processes,
+        idle_check=bool(w.get("idle_check", True)) and ctx.rep_index == 0,
+        settle_s=float(w.get("settle_s", 1.5)),
+        idle_util_limit=float(w.get("idle_util_limit", 10.0)),
+    )
 
 
 def engine_gpu_processes() -> int:
@@ -242,11 +280,18 @@ class CpuWatch:
     def reasons(self) -> list[str]:
         if not self.enabled or self.foreign_cores is None or self.foreign_cores <= self.limit:
             return []
-        return [f"other processes used {self.foreign_cores:.2f} of this machine's {os.cpu_count()} CPU cores during the "
-                f"measurement (limit {self.limit:g}; load average {self.load_after:.1f}): the CPU was shared"]
+        return [
+            f"other processes used {self.foreign_cores:.2f} of this machine's {os.cpu_count()} CPU cores during the "
+            f"measurement (limit {self.limit:g}; load average {self.load_after:.1f}): the CPU was shared"
+        ]
 
     def record(self) -> dict:
         if not self.enabled:
             return {"checked": False}
-        return {"checked": True, "foreign_cores": round(self.foreign_cores or 0.0, 3),
-                "load_before": self.load_before, "load_after": self.load_after, "limit_cores": self.limit}
+        return {
+            "checked": True,
+            "foreign_cores": round(self.foreign_cores or 0.0, 3),
+            "load_before": self.load_before,
+            "load_after": self.load_after,
+            "limit_cores": self.limit,
+        }

@@ -22,8 +22,13 @@ from .. import arms as arm_loop
 from .contamination import CpuWatch, gpu_watch_for
 
 DEFAULT_PROMPT = "Hello, the quick brown fox jumps over the lazy dog and runs into the night"
-PER_RUN_FIELDS = ("decode_tok_s", "prefill_ms", "decode_wall_tok_s", "prefill_wall_ms",
-                  "harness_overhead_pct")
+PER_RUN_FIELDS = (
+    "decode_tok_s",
+    "prefill_ms",
+    "decode_wall_tok_s",
+    "prefill_wall_ms",
+    "harness_overhead_pct",
+)
 
 
 def ppl_text(params: dict) -> tuple[str, str]:
@@ -36,8 +41,9 @@ def ppl_text(params: dict) -> tuple[str, str]:
     else:
         p = Path(os.path.expandvars(str(src))).expanduser()
         if not p.is_file():
-            raise PackError(f"perplexity text {p} (params.ppl_text) does not exist; "
-                            "give a UTF-8 text file or 'builtin'")
+            raise PackError(
+                f"perplexity text {p} (params.ppl_text) does not exist; give a UTF-8 text file or 'builtin'"
+            )
         text = p.read_text(encoding="utf-8")
     return text, hashlib.sha256(text.encode()).hexdigest()
 
@@ -53,15 +59,23 @@ def run_rep(backend, params: dict, ctx: RunContext) -> RepResult:
 
     order = ab_config(params).order
     cpu_limit = float((params.get("cpu_watch") or {}).get("limit_cores", 0.5))
-    watches = {"gpu_watch": gpu_watch_for(params, ctx, backend.own_gpu_processes),
-               "cpu_watch": CpuWatch(enabled=ctx.device == "cpu", limit_cores=cpu_limit)}
+    watches = {
+        "gpu_watch": gpu_watch_for(params, ctx, backend.own_gpu_processes),
+        "cpu_watch": CpuWatch(enabled=ctx.device == "cpu", limit_cores=cpu_limit),
+    }
 
     def measure(arm: str, spec: dict) -> arm_loop.ArmOutcome:
         return arm_loop.ArmOutcome(metrics=backend.measure(arm, spec, params, ctx))
 
     # Loading (and warming) every arm's model happens before the watches: a load is not a measurement.
-    return arm_loop.run_rep(arms_of(params), ctx, measure, order=order, watches=watches,
-                            prepare=lambda arm, spec: backend.prepare(arm, spec, params, ctx))
+    return arm_loop.run_rep(
+        arms_of(params),
+        ctx,
+        measure,
+        order=order,
+        watches=watches,
+        prepare=lambda arm, spec: backend.prepare(arm, spec, params, ctx),
+    )
 
 
 def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult:

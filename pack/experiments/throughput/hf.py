@@ -71,23 +71,38 @@ def _load(arm: str, spec: dict, params: dict, ctx: RunContext) -> dict:
     if model_spec.startswith("synthetic:"):
         from ...models import synthetic
 
-        model = synthetic.build_model(model_spec.split(":", 1)[1], seed=seed, dtype=dtype, device=device,
-                                      attn_implementation=attn)
+        model = synthetic.build_model(
+            model_spec.split(":", 1)[1], seed=seed, dtype=dtype, device=device, attn_implementation=attn
+        )
         tok = synthetic.build_tokenizer()
     else:
         transformers = require("transformers", "hf", "the transformers throughput backend")
         from pathlib import Path
 
         if not Path(model_spec).is_dir():
-            raise PackError(f"model directory {model_spec} (params.model of arm '{arm}') does not exist; "
-                            "give a save_pretrained checkpoint or synthetic:<name>")
-        model = transformers.AutoModelForCausalLM.from_pretrained(model_spec, dtype=getattr(torch, dtype),
-                                                                  attn_implementation=attn).to(device).eval()
+            raise PackError(
+                f"model directory {model_spec} (params.model of arm '{arm}') does not exist; "
+                "give a save_pretrained checkpoint or synthetic:<name>"
+            )
+        model = (
+            transformers.AutoModelForCausalLM.from_pretrained(
+                model_spec, dtype=getattr(torch, dtype), attn_implementation=attn
+            )
+            .to(device)
+            .eval()
+        )
         tok = transformers.AutoTokenizer.from_pretrained(model_spec)
     ctx.count("model_loads")
     n_params = sum(p.numel() for p in model.parameters())
-    ctx.log(f"arm {arm}: built {model_spec} ({n_params / 1e6:.1f} M params, {dtype}, {device}) in {time.perf_counter() - t0:.2f}s")
-    ctx.provenance.setdefault("models", {})[model_spec] = {"params": n_params, "dtype": dtype, "attn": attn, "seed": seed}
+    ctx.log(
+        f"arm {arm}: built {model_spec} ({n_params / 1e6:.1f} M params, {dtype}, {device}) in {time.perf_counter() - t0:.2f}s"
+    )
+    ctx.provenance.setdefault("models", {})[model_spec] = {
+        "params": n_params,
+        "dtype": dtype,
+        "attn": attn,
+        "seed": seed,
+    }
     entry = {"model": model, "tok": tok, "device": device, "warm": False}
     ctx.cache[key] = entry
     return entry
@@ -114,8 +129,12 @@ def greedy_decode(model, ids, n_decode: int, device: str) -> dict:
         _sync(device)
         t2 = time.perf_counter()
     generated = torch.cat(toks, dim=1)[0].tolist() if toks else []
-    return {"prefill_ms": round((t1 - t0) * 1000.0, 4), "decode_tok_s": round(n_decode / (t2 - t1), 4),
-            "prompt_tokens": int(ids.shape[1]), "_tokens": generated}
+    return {
+        "prefill_ms": round((t1 - t0) * 1000.0, 4),
+        "decode_tok_s": round(n_decode / (t2 - t1), 4),
+        "prompt_tokens": int(ids.shape[1]),
+        "_tokens": generated,
+    }
 
 
 def perplexity(model, ids, n_ctx: int, max_chunks: int) -> dict:
@@ -124,14 +143,16 @@ def perplexity(model, ids, n_ctx: int, max_chunks: int) -> dict:
 
     chunks = min(ids.shape[1] // n_ctx, max_chunks)
     if chunks < 1:
-        raise PackError(f"the perplexity text has {ids.shape[1]} tokens, fewer than one context of {n_ctx}; "
-                        "use a smaller params.ppl_ctx")
+        raise PackError(
+            f"the perplexity text has {ids.shape[1]} tokens, fewer than one context of {n_ctx}; "
+            "use a smaller params.ppl_ctx"
+        )
     first, nll_sum, count = n_ctx // 2, 0.0, 0
     with torch.inference_mode():
         for c in range(chunks):
-            chunk = ids[:, c * n_ctx:(c + 1) * n_ctx]
-            logits = model(input_ids=chunk).logits[0, first:n_ctx - 1].double()
-            targets = chunk[0, first + 1:n_ctx]
+            chunk = ids[:, c * n_ctx : (c + 1) * n_ctx]
+            logits = model(input_ids=chunk).logits[0, first : n_ctx - 1].double()
+            targets = chunk[0, first + 1 : n_ctx]
             nll_sum += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
             count += int(targets.numel())
     nll = nll_sum / count
@@ -170,13 +191,21 @@ class Backend:
         res = greedy_decode(entry["model"], ids, n_decode, entry["device"])
         generated = res.pop("_tokens")
         res["greedy_tokens_sha"] = hashlib.sha256(",".join(map(str, generated)).encode()).hexdigest()[:16]
-        res["bytes_per_token"] = round(roofline.hf_bytes_per_token(entry["model"], ids.shape[1] + n_decode / 2)["total"], 1)
+        res["bytes_per_token"] = round(
+            roofline.hf_bytes_per_token(entry["model"], ids.shape[1] + n_decode / 2)["total"], 1
+        )
         ctx.log(f"arm {arm}: prefill {res['prefill_ms']:.2f} ms, {res['decode_tok_s']:.2f} tok/s")
         if ctx.rep_index < int(params.get("ppl_reps", 1)):
             text, sha = harness.ppl_text(params)
-            ppl = perplexity(entry["model"], Backend._ids(entry, text), int(params.get("ppl_ctx", 256)),
-                             int(params.get("ppl_chunks", 4)))
-            ctx.provenance.setdefault("ppl_text", {"source": params.get("ppl_text", "builtin"), "sha256": sha})
+            ppl = perplexity(
+                entry["model"],
+                Backend._ids(entry, text),
+                int(params.get("ppl_ctx", 256)),
+                int(params.get("ppl_chunks", 4)),
+            )
+            ctx.provenance.setdefault(
+                "ppl_text", {"source": params.get("ppl_text", "builtin"), "sha256": sha}
+            )
             res.update(ppl=round(ppl["ppl"], 8), nll=round(ppl["nll"], 10), ppl_tokens=ppl["ppl_tokens"])
         return res
 

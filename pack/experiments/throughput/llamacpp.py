@@ -42,8 +42,21 @@ from ..params import parse
 from . import harness, roofline
 from .params import ThroughputParams
 
-LOAD_KEYS = ("model", "n_gpu_layers", "n_threads", "n_threads_batch", "n_batch", "n_ctx", "flash_attn",
-             "use_mmap", "seed", "model_sha256", "qtype", "type_k", "type_v")
+LOAD_KEYS = (
+    "model",
+    "n_gpu_layers",
+    "n_threads",
+    "n_threads_batch",
+    "n_batch",
+    "n_ctx",
+    "flash_attn",
+    "use_mmap",
+    "seed",
+    "model_sha256",
+    "qtype",
+    "type_k",
+    "type_v",
+)
 KV_TYPES = {"f32": 0, "f16": 1, "q8_0": 8}  # ggml type ids for the KV cache (llama.cpp's default is f16)
 
 
@@ -100,16 +113,29 @@ def _load(arm: str, spec: dict, params: dict, ctx: RunContext):
     info = gguf.check_gguf(path, settings["model_sha256"])
     n_ctx = int(settings["n_ctx"] or max(int(params.get("ppl_ctx", 512)), 512))
     threads = int(settings["n_threads"] or os.cpu_count() or 1)
-    kw = dict(model_path=str(path), n_ctx=n_ctx, n_batch=int(settings["n_batch"] or params.get("ppl_batch", 512)),
-              n_threads=threads, n_threads_batch=int(settings["n_threads_batch"] or threads),
-              n_gpu_layers=int(settings["n_gpu_layers"] if settings["n_gpu_layers"] is not None else (-1 if ctx.device == "cuda" else 0)),
-              seed=int(settings["seed"] or 0), verbose=False, logits_all=False)
+    kw = dict(
+        model_path=str(path),
+        n_ctx=n_ctx,
+        n_batch=int(settings["n_batch"] or params.get("ppl_batch", 512)),
+        n_threads=threads,
+        n_threads_batch=int(settings["n_threads_batch"] or threads),
+        n_gpu_layers=int(
+            settings["n_gpu_layers"]
+            if settings["n_gpu_layers"] is not None
+            else (-1 if ctx.device == "cuda" else 0)
+        ),
+        seed=int(settings["seed"] or 0),
+        verbose=False,
+        logits_all=False,
+    )
     if settings["flash_attn"] is not None:
         kw["flash_attn"] = bool(settings["flash_attn"])
     for k in ("type_k", "type_v"):
         if settings[k] is not None:
             if str(settings[k]).lower() not in KV_TYPES:
-                raise PackError(f"params.{k} '{settings[k]}' is not a KV cache type; use one of {', '.join(KV_TYPES)}")
+                raise PackError(
+                    f"params.{k} '{settings[k]}' is not a KV cache type; use one of {', '.join(KV_TYPES)}"
+                )
             kw[k] = KV_TYPES[str(settings[k]).lower()]
     if settings["use_mmap"] is not None:
         kw["use_mmap"] = bool(settings["use_mmap"])
@@ -119,12 +145,19 @@ def _load(arm: str, spec: dict, params: dict, ctx: RunContext):
     except (ValueError, RuntimeError) as e:
         raise PackError(f"llama.cpp could not load {path} for arm '{arm}': {e}") from None
     ctx.count("model_loads")
-    ctx.log(f"arm {arm}: loaded {path.name} ({info.weight_bytes / 2**20:.1f} MiB of tensors) in {time.perf_counter() - t0:.2f}s")
+    ctx.log(
+        f"arm {arm}: loaded {path.name} ({info.weight_bytes / 2**20:.1f} MiB of tensors) in {time.perf_counter() - t0:.2f}s"
+    )
     ctx.provenance.setdefault("llamacpp", {})["version"] = getattr(llama_cpp, "__version__", "?")
     models = ctx.provenance.setdefault("models", {})
     if str(path) not in models:
-        models[str(path)] = {"sha256": sha256_file(path), "bytes": info.file_bytes, "arch": info.arch,
-                             "file_type": info.metadata.get("general.file_type"), "name": info.metadata.get("general.name")}
+        models[str(path)] = {
+            "sha256": sha256_file(path),
+            "bytes": info.file_bytes,
+            "arch": info.arch,
+            "file_type": info.metadata.get("general.file_type"),
+            "name": info.metadata.get("general.name"),
+        }
     entry = {"llm": llm, "info": info, "path": path, "settings": kw, "warm": False}
     ctx.cache[key] = entry
     return entry
@@ -156,12 +189,19 @@ def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
     t2 = time.perf_counter()
     perf = llama_cpp.llama_perf_context(cctx)
     if perf.n_eval != n_decode or perf.t_eval_ms <= 0:
-        raise PackError(f"llama.cpp counted {perf.n_eval} decode steps (expected {n_decode}); its timings cannot be used")
+        raise PackError(
+            f"llama.cpp counted {perf.n_eval} decode steps (expected {n_decode}); its timings cannot be used"
+        )
     decode_wall_ms = (t2 - t1) * 1000.0
-    return {"prefill_ms": round(perf.t_p_eval_ms, 4), "decode_tok_s": round(perf.n_eval / perf.t_eval_ms * 1000.0, 4),
-            "prefill_wall_ms": round((t1 - t0) * 1000.0, 4), "decode_wall_tok_s": round(n_decode / (t2 - t1), 4),
-            "harness_overhead_pct": round(100.0 * (decode_wall_ms - perf.t_eval_ms) / perf.t_eval_ms, 4),
-            "prompt_tokens": len(tokens), "_tokens": out}
+    return {
+        "prefill_ms": round(perf.t_p_eval_ms, 4),
+        "decode_tok_s": round(perf.n_eval / perf.t_eval_ms * 1000.0, 4),
+        "prefill_wall_ms": round((t1 - t0) * 1000.0, 4),
+        "decode_wall_tok_s": round(n_decode / (t2 - t1), 4),
+        "harness_overhead_pct": round(100.0 * (decode_wall_ms - perf.t_eval_ms) / perf.t_eval_ms, 4),
+        "prompt_tokens": len(tokens),
+        "_tokens": out,
+    }
 
 
 def perplexity(llm, tokens: list[int], n_ctx: int, n_batch: int, max_chunks: int) -> dict:
@@ -173,25 +213,27 @@ def perplexity(llm, tokens: list[int], n_ctx: int, n_batch: int, max_chunks: int
     cctx = llm._ctx.ctx
     chunks = min(len(tokens) // n_ctx, max_chunks)
     if chunks < 1:
-        raise PackError(f"the perplexity text has {len(tokens)} tokens, fewer than one context of {n_ctx}; "
-                        "use a longer params.ppl_text or a smaller params.ppl_ctx")
+        raise PackError(
+            f"the perplexity text has {len(tokens)} tokens, fewer than one context of {n_ctx}; "
+            "use a longer params.ppl_text or a smaller params.ppl_ctx"
+        )
     nll_sum, count = 0.0, 0
     first = n_ctx // 2
     for c in range(chunks):
-        chunk = tokens[c * n_ctx:(c + 1) * n_ctx]
+        chunk = tokens[c * n_ctx : (c + 1) * n_ctx]
         llm.reset()
         llm._ctx.kv_cache_clear()
         logits_rows = []
         for i in range(0, n_ctx, n_batch):
-            part = chunk[i:i + n_batch]
+            part = chunk[i : i + n_batch]
             llm._batch.set_batch(batch=part, n_past=i, logits_all=True)
             llm._ctx.decode(llm._batch)
             arr = np.ctypeslib.as_array(llama_cpp.llama_get_logits(cctx), shape=(len(part), n_vocab))
             logits_rows.append(arr.astype(np.float64))  # copy: the buffer is reused by the next decode
-        logits = np.concatenate(logits_rows)[first:n_ctx - 1]
-        targets = np.asarray(chunk[first + 1:n_ctx])
+        logits = np.concatenate(logits_rows)[first : n_ctx - 1]
+        targets = np.asarray(chunk[first + 1 : n_ctx])
         mx = logits.max(axis=1, keepdims=True)
-        logz = (mx[:, 0] + np.log(np.exp(logits - mx).sum(axis=1)))
+        logz = mx[:, 0] + np.log(np.exp(logits - mx).sum(axis=1))
         nll_sum += float((logz - logits[np.arange(len(targets)), targets]).sum())
         count += len(targets)
     nll = nll_sum / count
@@ -209,7 +251,9 @@ class Backend:
     def prepare(arm: str, spec: dict, params: dict, ctx: RunContext) -> None:
         entry = _load(arm, spec, params, ctx)
         if not entry["warm"]:
-            tokens = entry["llm"].tokenize(params.get("prompt", harness.DEFAULT_PROMPT).encode(), add_bos=True)
+            tokens = entry["llm"].tokenize(
+                params.get("prompt", harness.DEFAULT_PROMPT).encode(), add_bos=True
+            )
             for _ in range(int(params.get("warmup", 1))):
                 _greedy_decode(entry["llm"], tokens, int(params.get("n_decode", 32)))
             entry["warm"] = True
@@ -230,16 +274,27 @@ class Backend:
         res = _greedy_decode(llm, tokens, n_decode)
         generated = res.pop("_tokens")
         digest = hashlib.sha256(",".join(map(str, generated)).encode()).hexdigest()[:16]
-        res["bytes_per_token"] = round(roofline.gguf_bytes_per_token(info, len(tokens) + n_decode / 2)["total"], 1)
-        ctx.log(f"arm {arm}: prefill {res['prefill_ms']:.2f} ms, {res['decode_tok_s']:.2f} tok/s "
-                f"(wall {res['decode_wall_tok_s']:.2f}, overhead {res['harness_overhead_pct']:.2f}%)")
+        res["bytes_per_token"] = round(
+            roofline.gguf_bytes_per_token(info, len(tokens) + n_decode / 2)["total"], 1
+        )
+        ctx.log(
+            f"arm {arm}: prefill {res['prefill_ms']:.2f} ms, {res['decode_tok_s']:.2f} tok/s "
+            f"(wall {res['decode_wall_tok_s']:.2f}, overhead {res['harness_overhead_pct']:.2f}%)"
+        )
         res["greedy_tokens_sha"] = digest
         if ctx.rep_index < int(params.get("ppl_reps", 1)):
             text, sha = harness.ppl_text(params)
             # The batch is the context's own n_batch (params.ppl_batch unless the arm sets n_batch).
-            ppl = perplexity(llm, llm.tokenize(text.encode(), add_bos=False), int(params.get("ppl_ctx", 512)),
-                             int(llm.n_batch), int(params.get("ppl_chunks", 8)))
-            ctx.provenance.setdefault("ppl_text", {"source": params.get("ppl_text", "builtin"), "sha256": sha})
+            ppl = perplexity(
+                llm,
+                llm.tokenize(text.encode(), add_bos=False),
+                int(params.get("ppl_ctx", 512)),
+                int(llm.n_batch),
+                int(params.get("ppl_chunks", 8)),
+            )
+            ctx.provenance.setdefault(
+                "ppl_text", {"source": params.get("ppl_text", "builtin"), "sha256": sha}
+            )
             ctx.log(f"arm {arm}: perplexity {ppl['ppl']:.4f} over {ppl['ppl_tokens']} tokens")
             res.update(ppl=round(ppl["ppl"], 8), nll=round(ppl["nll"], 10), ppl_tokens=ppl["ppl_tokens"])
         return res

@@ -24,8 +24,11 @@ from ...errors import PackError
 from ...results import RepResult, RunContext
 from . import ab, roofline
 
-DEFAULT_OUTPUTS = {"csv": "throughput.csv", "contaminated_csv": "throughput_run{run}_contaminated.csv",
-                   "summary": "throughput_summary.json"}
+DEFAULT_OUTPUTS = {
+    "csv": "throughput.csv",
+    "contaminated_csv": "throughput_run{run}_contaminated.csv",
+    "summary": "throughput_summary.json",
+}
 
 
 def run_ordinal(ctx: RunContext) -> int:
@@ -46,8 +49,9 @@ def _gguf_bytes_per_token(spec: dict, params: dict) -> float:
     return gguf_bytes_per_token(info, float(spec.get("position", 64)))["total"]
 
 
-def add_roofline(params: dict, ctx: RunContext, reps: list[RepResult], samples, metric: str,
-                 out: RepResult) -> None:
+def add_roofline(
+    params: dict, ctx: RunContext, reps: list[RepResult], samples, metric: str, out: RepResult
+) -> None:
     spec = params.get("roofline", {})
     if spec is False:
         return
@@ -72,12 +76,14 @@ def add_roofline(params: dict, ctx: RunContext, reps: list[RepResult], samples, 
     try:
         # A process that has not loaded torch (a llama.cpp row) must not load it now: its CUDA libraries
         # clash with llama.cpp's in one process (roofline.measure_cuda_bandwidth_isolated).
-        bw = roofline.device_bandwidth(device, ctx.cache, spec.get("bandwidth_gbs"),
-                                       isolate="torch" not in sys.modules)
+        bw = roofline.device_bandwidth(
+            device, ctx.cache, spec.get("bandwidth_gbs"), isolate="torch" not in sys.modules
+        )
     except Exception as e:  # noqa: BLE001 - no torch/CUDA for the measurement: say so instead of guessing
         for a in per_arm:
-            out.not_applicable[f"{a}.roofline_fraction"] = (f"device bandwidth could not be measured on "
-                                                             f"{device}: {e}")
+            out.not_applicable[f"{a}.roofline_fraction"] = (
+                f"device bandwidth could not be measured on {device}: {e}"
+            )
         return
     out.metrics["device_bandwidth_gbs"] = round(bw["bytes_per_s"] / 1e9, 3)
     out.info["bandwidth"] = bw | {"device": device}
@@ -109,14 +115,16 @@ def write(params: dict, ctx: RunContext, samples, cfg: ab.ABConfig, out: RepResu
     m = out.metrics
     lows, highs = _per_arm(m, ".delta_pct_ci_low"), _per_arm(m, ".delta_pct_ci_high")
     summary = {
-        "metric": cfg.metric, "reference": out.info["ab"].get("reference"),
+        "metric": cfg.metric,
+        "reference": out.info["ab"].get("reference"),
         "arms": out.info["ab"].get("arms", {}),
         "delta_pct": _per_arm(m, ".delta_pct"),
         "delta_pct_ci": {a: [lows[a], highs.get(a)] for a in lows},
         "confidence": cfg.confidence,
         "variance_ratio": _per_arm(m, ".variance_ratio"),
         "variance_p_brown_forsythe": _per_arm(m, ".variance_p"),
-        "variance_ratio_limit": cfg.variance_ratio_limit, "clean_band": cfg.clean_band,
+        "variance_ratio_limit": cfg.variance_ratio_limit,
+        "clean_band": cfg.clean_band,
         "floor": out.info["ab"].get("floor"),
         "roofline": {k: v for k, v in m.items() if "roofline" in k or k == "device_bandwidth_gbs"},
         "contaminated": contaminated,

@@ -17,16 +17,32 @@ from __future__ import annotations
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 PARSERS: list[dict] = [
-    {"name": "decode", "regex": rf"Decode-only: prefill (?P<prefill_ms>{_NUM}) ms, (?P<decode_tok_s>{_NUM}) tok/s"},
+    {
+        "name": "decode",
+        "regex": rf"Decode-only: prefill (?P<prefill_ms>{_NUM}) ms, (?P<decode_tok_s>{_NUM}) tok/s",
+    },
     {"name": "ppl", "json_prefix": "[PPL-JSON]", "fields": {"ppl": "ppl", "nll": "nll"}},
-    {"name": "onb", "regex": r"\[ONB\] rejections=(?P<onb_rejections>\d+) updates=(?P<onb_updates>\d+) "
-                             r"layers_updated=(?P<onb_layers_updated>\d+)"},
-    {"name": "gauge", "regex": rf"\[AXEX-GAUGE\] iter (?P<gauge_iter>\d+)/(?P<gauge_iters>\d+) "
-                               rf"\|Newton_grad\|_rms=(?P<gauge_grad_rms>{_NUM})"},
+    {
+        "name": "onb",
+        "regex": r"\[ONB\] rejections=(?P<onb_rejections>\d+) updates=(?P<onb_updates>\d+) "
+        r"layers_updated=(?P<onb_layers_updated>\d+)",
+    },
+    {
+        "name": "gauge",
+        "regex": rf"\[AXEX-GAUGE\] iter (?P<gauge_iter>\d+)/(?P<gauge_iters>\d+) "
+        rf"\|Newton_grad\|_rms=(?P<gauge_grad_rms>{_NUM})",
+    },
 ]
 
-COMPRESS_FLAGS = ["--axex-compress", "--axex-weight-pca", "--axex-compress-rank", "{rank}", "--axex-attn-only",
-                  "--axex-skip-o", "--axiom-skip-geodesic"]
+COMPRESS_FLAGS = [
+    "--axex-compress",
+    "--axex-weight-pca",
+    "--axex-compress-rank",
+    "{rank}",
+    "--axex-attn-only",
+    "--axex-skip-o",
+    "--axiom-skip-geodesic",
+]
 ARMS = {  # the public ablation script's five arms
     "baseline": [],
     "compress": COMPRESS_FLAGS,

@@ -20,7 +20,9 @@ import threading
 import time
 
 
-def kv_bytes_per_token(n_layers: int, n_kv_heads: int, head_dim: int, position: float, elem_bytes: float) -> float:
+def kv_bytes_per_token(
+    n_layers: int, n_kv_heads: int, head_dim: int, position: float, elem_bytes: float
+) -> float:
     """K and V of every layer for `position` cached tokens, read once per decode step (bytes)."""
     return 2.0 * n_layers * n_kv_heads * head_dim * position * elem_bytes
 
@@ -35,8 +37,13 @@ def gguf_bytes_per_token(info, position: float, kv_elem_bytes: float = 2.0) -> d
         weights += emb
     n_head = int(info.get("attention.head_count", 1) or 1)
     head_dim = int(info.get("attention.key_length") or int(info.get("embedding_length", 0)) // n_head or 1)
-    kv = kv_bytes_per_token(int(info.get("block_count", 0)), int(info.get("attention.head_count_kv", n_head)),
-                            head_dim, position, kv_elem_bytes)
+    kv = kv_bytes_per_token(
+        int(info.get("block_count", 0)),
+        int(info.get("attention.head_count_kv", n_head)),
+        head_dim,
+        position,
+        kv_elem_bytes,
+    )
     return {"weights": float(weights), "kv": float(kv), "total": float(weights + kv)}
 
 
@@ -51,8 +58,13 @@ def hf_bytes_per_token(model, position: float) -> dict:
     weights = total - (0 if tied else emb_bytes) + emb_bytes / emb.shape[0]
     n_head = cfg.num_attention_heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_head
-    kv = kv_bytes_per_token(cfg.num_hidden_layers, getattr(cfg, "num_key_value_heads", n_head), head_dim,
-                            position, emb.element_size())
+    kv = kv_bytes_per_token(
+        cfg.num_hidden_layers,
+        getattr(cfg, "num_key_value_heads", n_head),
+        head_dim,
+        position,
+        emb.element_size(),
+    )
     return {"weights": float(weights), "kv": float(kv), "total": float(weights + kv)}
 
 
@@ -73,7 +85,10 @@ def measure_cpu_bandwidth(mib: int = 256, repeats: int = 5, threads: int | None 
         for t in ts:
             t.join()
         best = min(best, time.perf_counter() - t0)
-    return {"bytes_per_s": 2 * src.nbytes / best, "method": f"numpy copy of {mib} MiB on {threads} thread(s), best of {repeats}"}
+    return {
+        "bytes_per_s": 2 * src.nbytes / best,
+        "method": f"numpy copy of {mib} MiB on {threads} thread(s), best of {repeats}",
+    }
 
 
 def measure_cuda_bandwidth(mib: int = 1024, repeats: int = 20) -> dict:
@@ -94,7 +109,10 @@ def measure_cuda_bandwidth(mib: int = 1024, repeats: int = 20) -> dict:
     seconds = start.elapsed_time(end) / 1000.0 / repeats
     del src, dst
     torch.cuda.empty_cache()
-    return {"bytes_per_s": 2 * n * 4 / seconds, "method": f"torch device copy of {mib} MiB, mean of {repeats}"}
+    return {
+        "bytes_per_s": 2 * n * 4 / seconds,
+        "method": f"torch device copy of {mib} MiB, mean of {repeats}",
+    }
 
 
 def measure_cuda_bandwidth_isolated(timeout_s: float = 120) -> dict:
@@ -122,7 +140,10 @@ def device_bandwidth(device: str, cache: dict, given_gbs: float | None = None, i
     isolate: measure a CUDA device in a child process (llama.cpp rows: see measure_cuda_bandwidth_isolated).
     """
     if given_gbs:
-        return {"bytes_per_s": float(given_gbs) * 1e9, "method": "given by the row (params.roofline.bandwidth_gbs)"}
+        return {
+            "bytes_per_s": float(given_gbs) * 1e9,
+            "method": "given by the row (params.roofline.bandwidth_gbs)",
+        }
     key = ("device_bandwidth", device)
     if key not in cache:
         if not device.startswith("cuda"):
