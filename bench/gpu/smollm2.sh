@@ -73,14 +73,20 @@ fi
 DATE=$(date -u +"%Y-%m-%dT%H:%M:%SZ")
 
 # 1. The matched scale (the CPU runs' settings): the detectability merge needs identical prompts and settings.
-step matched "$(( $(left) - 200 ))" $PY -m pack run smollm2-exp0 smollm2-exp1 smollm2-exp4 smollm2-mlp-quant \
+# Priorities when time is short: the matched rows (the SNR table needs them), then llama.cpp (issue 17's
+# GPU llama.cpp row), then exp2 (inductor compiles for minutes), then the full scale.
+# A llama.cpp CUDA build may need the folder it linked cuBLAS from (bench/gpu/llamacpp_wheel.sh): only
+# the llama.cpp step gets it, the torch rows keep their own wheels' cuBLAS.
+LENV=(env); [ -n "${LLAMACPP_LD_LIBRARY_PATH:-}" ] && LENV=(env LD_LIBRARY_PATH="$LLAMACPP_LD_LIBRARY_PATH")
+step matched "$(( $(left) - 100 ))" $PY -m pack run smollm2-exp0 smollm2-exp1 smollm2-exp4 smollm2-mlp-quant \
   --scale smoke --out "$RUNS"
-step compile "$(( $(left) - 150 < 240 ? $(left) - 150 : 240 ))" $PY -m pack run smollm2-exp2 --scale smoke --out "$RUNS"
-if $PY -c "import llama_cpp" 2>/dev/null; then
-  step llamacpp "$(( $(left) - 120 < 180 ? $(left) - 120 : 180 ))" $PY -m pack run smollm2-llamacpp-null --scale smoke --out "$RUNS"
+if "${LENV[@]}" $PY -c "import llama_cpp" 2>/dev/null; then
+  step llamacpp "$(( $(left) - 60 < 180 ? $(left) - 60 : 180 ))" "${LENV[@]}" $PY -m pack run smollm2-llamacpp-null \
+    --scale smoke --out "$RUNS"
 else
-  echo "skip llamacpp: no llama_cpp module here (carry a CUDA build of llama-cpp-python in WHEELS)" | tee -a "$LOG"
+  echo "skip llamacpp: no llama_cpp module here (bench/gpu/llamacpp_wheel.sh builds the CUDA wheel)" | tee -a "$LOG"
 fi
+step compile "$(( $(left) - 60 < 240 ? $(left) - 60 : 240 ))" $PY -m pack run smollm2-exp2 --scale smoke --out "$RUNS"
 # 2. The seed's full setting (6000-token prompt, 30 steps) on the GPU only, if time is left.
 if [ "$MODE" = gpu ]; then
   step full "$(( $(left) - 40 ))" $PY -m pack run smollm2-exp0 smollm2-exp1 smollm2-exp4 --scale full --out "$OUT/runs-full"

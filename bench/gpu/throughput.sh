@@ -7,7 +7,8 @@
 #   OUT=/tmp/out bash bench/gpu/throughput.sh --cpu    the same steps on the CPU (smoke scale, a CPU
 #                                                       burner as the co-resident load)
 # Writes into $OUT: throughput_gpu.md, throughput_gpu.json (both tables, GPU name, date), the two
-# runs' summaries and per-run CSVs. About 2-3 minutes on an H100.
+# runs' summaries and per-run CSVs, pack.log; with KEEP_RUNS=1 the run folders (runs/clean, runs/loaded).
+# About 2-3 minutes on an H100.
 set -euo pipefail
 : "${OUT:?set OUT to an output directory}"
 export PYTHONPATH="${PYTHONPATH:-.}"
@@ -22,8 +23,11 @@ cleanup() { if [[ -n "$LOAD_PID" ]]; then kill "$LOAD_PID" 2>/dev/null || true; 
 trap cleanup EXIT
 T0=$SECONDS
 
+# A llama.cpp CUDA build may need the folder it linked cuBLAS from (bench/gpu/llamacpp_wheel.sh); only
+# the pack run gets it, not the torch load process (torch keeps its own wheels' cuBLAS).
+LENV=(env); [[ -n "${LLAMACPP_LD_LIBRARY_PATH:-}" ]] && LENV=(env LD_LIBRARY_PATH="$LLAMACPP_LD_LIBRARY_PATH")
 run_row() {  # prints the run directory
-  "$PY" -m pack run "$ROW" --scale "$SCALE" --hw "$HW" --out "$WORK/runs" 2>>"$WORK/pack.log" \
+  "${LENV[@]}" "$PY" -m pack run "$ROW" --scale "$SCALE" --hw "$HW" --out "$WORK/runs" 2>>"$WORK/pack.log" \
     | awk -F'\t' '{print $3}' | tail -1
 }
 
@@ -46,6 +50,10 @@ cp "$(ls "$CLEAN"/summary/*_summary.json | head -1)" "$OUT/clean_summary.json"
 cp "$(ls "$LOADED"/summary/*_summary.json | head -1)" "$OUT/loaded_summary.json"
 cp "$(ls "$CLEAN"/summary/*.csv | head -1)" "$OUT/clean_runs.csv"
 cp "$(ls "$LOADED"/summary/*.csv | head -1)" "$OUT/loaded_runs.csv"
+if [[ "${KEEP_RUNS:-0}" == 1 ]]; then  # the run folders themselves, for pack verify / the docs
+  mkdir -p "$OUT/runs" && cp -r "$CLEAN" "$OUT/runs/clean" && cp -r "$LOADED" "$OUT/runs/loaded"
+fi
+cp "$WORK/pack.log" "$OUT/pack.log"
 echo "verdicts: clean=$("$PY" -c "import json,sys;print(json.load(open(sys.argv[1]))['runs'][0]['verdict'])" "$OUT/throughput_gpu.json")" \
      "loaded=$("$PY" -c "import json,sys;print(json.load(open(sys.argv[1]))['runs'][1]['verdict'])" "$OUT/throughput_gpu.json")"
 echo "done in $((SECONDS - T0)) s; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"

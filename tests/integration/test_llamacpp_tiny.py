@@ -68,6 +68,9 @@ def test_llamacpp_null_smoke_end_to_end(tmp_path, tiny_gguf):
         wall, own = m[f"{arm}.decode_wall_tok_s"]["values"], m[f"{arm}.decode_tok_s"]["values"]
         assert all(w <= o for w, o in zip(wall, own, strict=True))  # the wall clock includes llama.cpp's time
         assert 0 < m[f"{arm}.roofline_fraction"]["values"][0] < 1.5
+        # the split of the wall clock: the harness's Python and llama.cpp's own untimed host work
+        assert all(v >= 0 for v in m[f"{arm}.harness_overhead_pct"]["values"])
+        assert m[f"{arm}.engine_untimed_pct"]["n"] == 3
     assert m["baseline.ppl"]["values"] == m["mcr.ppl"]["values"]
     assert run["counters"]["model_loads"] == 1  # one load serves both identical arms and all repetitions
     assert run["experiment_provenance"]["llamacpp"]["version"] == llama_cpp.__version__
@@ -116,3 +119,29 @@ def test_cpu_contention_flips_the_llamacpp_verdict(tmp_path, tiny_gguf):
     assert any("CPU cores during the measurement" in c for c in run["contamination"])
     v = verify_run(run_dir)
     assert v.verdict == "CONTAMINATED" and "rerun" in v.why
+
+
+def test_the_decode_loop_gives_the_tokens_and_step_count_of_llama_eval(tiny_gguf):
+    """The harness's lean loop (a reused one-token batch, a cached logits view) decodes exactly what
+    Llama.eval + argmax over a fresh view of the logits does, and llama.cpp counts every step."""
+    import numpy as np
+
+    from pack.experiments.throughput.llamacpp import _greedy_decode
+
+    llm = llama_cpp.Llama(model_path=str(tiny_gguf), n_ctx=256, n_threads=1, verbose=False)
+    prompt = llm.tokenize(b"Hello, the quick brown fox", add_bos=True)
+    r = _greedy_decode(llm, prompt, 40)
+    cctx = llm._ctx.ctx
+    llm.reset()
+    llm._ctx.kv_cache_clear()
+    llm.eval(prompt)
+    ref = []
+    for _ in range(40):
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(cctx, -1), shape=(llm.n_vocab(),))
+        ref.append(int(logits.argmax()))
+        llm.eval([ref[-1]])
+    assert r["_tokens"] == ref
+    assert len(set(ref)) > 1  # a loop stuck on one token would prove nothing
+    assert r["harness_overhead_pct"] >= 0 and r["decode_tok_s"] > 0
+    again = _greedy_decode(llm, prompt, 40)  # after the reference's own Llama.eval calls
+    assert again["_tokens"] == ref

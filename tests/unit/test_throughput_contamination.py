@@ -103,3 +103,48 @@ def test_cpu_watch_sees_a_competing_process():
         burner.wait()
     assert busy.foreign_cores > 0.5
     assert busy.reasons() and "CPU cores during the measurement" in busy.reasons()[0]
+
+
+def _nvml_with(monkeypatch, procs: list[dict]):
+    """gpuinfo as NVML would answer on a one-GPU machine with these compute processes."""
+    from pack import gpuinfo
+
+    monkeypatch.setattr(gpuinfo, "gpus", lambda: ({"index": 0, "name": "test GPU"},))
+    monkeypatch.setattr(gpuinfo, "health", lambda i=0: {"available": True, "throttle_bits": 0})
+    monkeypatch.setattr(gpuinfo, "processes", lambda: [dict(p) for p in procs])
+
+
+def test_during_samples_reuse_the_own_pids_walk_and_walk_again_for_a_new_child(monkeypatch):
+    walks = []
+    real = c.own_pids
+
+    def counted():
+        walks.append(1)
+        return real()
+
+    monkeypatch.setattr(c, "own_pids", counted)
+    procs = [{"gpu": 0, "pid": os.getpid(), "used_mib": 10.0}]
+    _nvml_with(monkeypatch, procs)
+    w = c.GpuWatch(own_gpu_processes=lambda: 1)
+    w.snapshot("before")
+    for _ in range(5):
+        w.snapshot("during")
+    assert len(walks) == 1  # the sampling thread does not walk /proc while the timed loop runs
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        procs.append({"gpu": 0, "pid": child.pid, "used_mib": 10.0})
+        snap = w.snapshot("during")
+        assert len(walks) == 2 and snap["foreign"] == []  # a child started since is this run's own
+        w.snapshot("after")
+        assert len(walks) == 3 and w.reasons() == []
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_foreign_process_seen_during_is_still_named(monkeypatch):
+    _nvml_with(monkeypatch, [{"gpu": 0, "pid": os.getpid()}, {"gpu": 0, "pid": 1, "used_mib": 5.0}])
+    w = c.GpuWatch(own_gpu_processes=lambda: 1)
+    w.snapshot("before")
+    w.snapshot("during")
+    assert any("another process holds GPU 0: pid 1" in r for r in w.reasons())

@@ -132,6 +132,7 @@ class GpuWatch:
         self.gpu, self.interval_s, self.own = gpu, interval_s, own_gpu_processes
         self.idle_check, self.settle_s, self.idle_util_limit = idle_check, settle_s, idle_util_limit
         self.snapshots: list[dict] = []
+        self._mine: set[int] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -141,7 +142,16 @@ class GpuWatch:
         health = self.gpuinfo.health(self.gpu)
         if health.get("throttle_bits") is None:  # older nvidia-ml-py: the pre-12.5 name of the same call
             health["throttle_reasons"] = self._legacy_throttle()
-        foreign, how = foreign_processes(self.gpuinfo.processes(), own_pids(), self.own(), self.gpu)
+        procs = self.gpuinfo.processes()
+        # own_pids() walks /proc in Python; in the sampling thread that walk competes with the timed
+        # loop for the GIL, so the "during" samples reuse the set from the last full walk and walk
+        # again only when a process looks foreign (a child this run started since is then its own).
+        if phase != "during" or self._mine is None:
+            self._mine = own_pids()
+        foreign, how = foreign_processes(procs, self._mine, self.own(), self.gpu)
+        if foreign and how == "pid" and phase == "during":
+            self._mine = own_pids()
+            foreign, how = foreign_processes(procs, self._mine, self.own(), self.gpu)
         snap = {
             "phase": phase,
             "t": time.time(),
@@ -197,7 +207,8 @@ class GpuWatch:
         if not self.available:
             return {
                 "checked": False,
-                "why": "NVML unavailable (no NVIDIA GPU or nvidia-ml-py): GPU processes and throttling not checked",
+                "why": "NVML unavailable (no NVIDIA GPU or nvidia-ml-py): "
+                "GPU processes and throttling not checked",
             }
         return {
             "checked": True,
@@ -281,7 +292,8 @@ class CpuWatch:
         if not self.enabled or self.foreign_cores is None or self.foreign_cores <= self.limit:
             return []
         return [
-            f"other processes used {self.foreign_cores:.2f} of this machine's {os.cpu_count()} CPU cores during the "
+            f"other processes used {self.foreign_cores:.2f} of this machine's {os.cpu_count()} CPU cores "
+            "during the "
             f"measurement (limit {self.limit:g}; load average {self.load_after:.1f}): the CPU was shared"
         ]
 

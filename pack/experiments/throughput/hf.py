@@ -95,7 +95,8 @@ def _load(arm: str, spec: dict, params: dict, ctx: RunContext) -> dict:
     ctx.count("model_loads")
     n_params = sum(p.numel() for p in model.parameters())
     ctx.log(
-        f"arm {arm}: built {model_spec} ({n_params / 1e6:.1f} M params, {dtype}, {device}) in {time.perf_counter() - t0:.2f}s"
+        f"arm {arm}: built {model_spec} ({n_params / 1e6:.1f} M params, {dtype}, {device}) "
+        f"in {time.perf_counter() - t0:.2f}s"
     )
     ctx.provenance.setdefault("models", {})[model_spec] = {
         "params": n_params,

@@ -127,7 +127,10 @@ def measure_cuda_bandwidth_isolated(timeout_s: float = 120) -> dict:
     import subprocess
     import sys
 
-    code = "import json; from pack.experiments.throughput.roofline import measure_cuda_bandwidth as m; print(json.dumps(m()))"
+    code = (
+        "import json; from pack.experiments.throughput.roofline import measure_cuda_bandwidth as m; "
+        "print(json.dumps(m()))"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s)
     if p.returncode != 0 or not p.stdout.strip():
         raise RuntimeError(f"the bandwidth probe exited {p.returncode}: {(p.stderr or '').strip()[-300:]}")
