@@ -26,6 +26,7 @@ EXPERIMENTS: dict[str, str] = {
     "throughput_hf": "pack.experiments.throughput.hf",
     "ecmoe_task2": "pack.experiments.ecmoe.task2",
     "ecmoe_gsm8k": "pack.experiments.ecmoe.gsm8k",
+    "ecmoe_ep_traffic": "pack.experiments.ecmoe.ep_traffic",
     "latent_inference": "pack.experiments.latent_inference",
     "forensics": "pack.experiments.forensics.experiment",
     "dense_quant": "pack.experiments.dense_quant",

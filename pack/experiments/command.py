@@ -12,10 +12,19 @@ params:
                                    (A B A B ...); once: true runs the arm in the first repetition only
     {name} in an argument is replaced by params[name]; an argument that is exactly "{name}" with a
     list value is replaced by that list's items (so a matrix axis or an optional flag group can be
-    spliced into arms' args)
+    spliced into arms' args); {rep_dir} (in args, cwd and json_file) is the repetition's folder, so a
+    stand-in run in it writes nothing outside the run
     parsers:
       - name: ppl                 json_prefix: "[PPL-JSON]"   fields: {ppl: ppl, nll: nll}
       - name: decode              regex: 'prefill (?P<prefill_ms>[\\d.]+) ms, (?P<decode_tok_s>[\\d.]+) tok/s'
+      - name: results             json_file: "results/05a/perplexity_results.json"
+                                  fields: {2x.ppl: e2e_2x.ppl, 2x.strict: "tag=e2e_2x.strict_match"}
+        (a JSON file the arm wrote, read after it exits: the path is rendered like an argument and
+        taken relative to the arm's cwd; each field is a dotted path into the file (rendered too),
+        where a segment `key=value` picks the last list item whose `key` equals value (an upserted
+        results list), a number indexes a list and `*` takes every item, reduced by `take`. A file
+        older than the arm's start was not written by it: the parser does not match, so stale
+        results never pass.)
         take: last | first | mean | sum | count | max | min     (several matching lines)
         optional: false            a required parser that matches nothing makes the arm ERROR
         arms: [only these arms]
@@ -68,6 +77,7 @@ class Parser(Strict):
     name: str | None = None
     regex: str | None = None
     json_prefix: str | None = None
+    json_file: str | None = None
     fields: dict[str, str] | None = None
     take: Literal[TAKES] = "last"
     optional: bool = False
@@ -75,8 +85,15 @@ class Parser(Strict):
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.regex is None) == (self.json_prefix is None):
-            raise ValueError(f"parser '{self.name or '?'}' needs exactly one of 'regex' or 'json_prefix'")
+        sources = [s for s in (self.regex, self.json_prefix, self.json_file) if s is not None]
+        if len(sources) != 1:
+            raise ValueError(
+                f"parser '{self.name or '?'}' needs exactly one of 'regex', 'json_prefix' or 'json_file'"
+            )
+        if self.json_file is not None and not self.fields:
+            raise ValueError(
+                f"parser '{self.name or '?'}': a json_file parser needs 'fields' {{metric: dotted.path}}"
+            )
         if self.regex is not None:
             try:
                 re.compile(self.regex)
@@ -86,7 +103,7 @@ class Parser(Strict):
 
     @property
     def label(self) -> str:
-        return self.name or self.regex or self.json_prefix
+        return self.name or self.regex or self.json_prefix or self.json_file
 
 
 class CommandArm(Strict):
@@ -139,6 +156,9 @@ class Params(ArmParams):
     def template_names(self) -> set[str]:
         """Names used as {name} by the arguments, through spliced lists too."""
         todo = [str(a) for a in self.args + [a for s in (self.arms or {}).values() if s for a in s.args]]
+        for parser in self.parsers:  # a json_file parser's path and fields are templates too
+            if parser.json_file is not None:
+                todo += [parser.json_file, *(parser.fields or {}).values()]
         if isinstance(self.roofline, Strict) and self.roofline.model:
             todo.append(self.roofline.model)
         extra, seen = dict(self.model_extra or {}), set()
@@ -270,7 +290,7 @@ def parse(text: str, parsers: list[Parser | dict], arm: str) -> Parsed:
     lines = text.splitlines()
     for p in parsers:
         p = p if isinstance(p, Parser) else parse_params(Parser, p, "command parser")
-        if p.arms and arm not in p.arms:
+        if (p.arms and arm not in p.arms) or p.json_file is not None:
             continue
         found: dict[str, list] = {}
         if p.json_prefix is not None:
@@ -297,16 +317,86 @@ def parse(text: str, parsers: list[Parser | dict], arm: str) -> Parsed:
             if not p.optional:
                 unmatched.append(p.label)
             continue
-        for metric, vals in found.items():
-            metrics[metric] = {
-                "last": vals[-1],
-                "first": vals[0],
-                "mean": sum(vals) / len(vals),
-                "sum": sum(vals),
-                "count": float(len(vals)),
-                "max": max(vals),
-                "min": min(vals),
-            }[p.take]
+        metrics.update({metric: _take(vals, p.take) for metric, vals in found.items()})
+    return Parsed(metrics, unmatched)
+
+
+def _take(vals: list[float], take: str) -> float:
+    return {
+        "last": lambda: vals[-1],
+        "first": lambda: vals[0],
+        "mean": lambda: sum(vals) / len(vals),
+        "sum": lambda: sum(vals),
+        "count": lambda: float(len(vals)),
+        "max": lambda: max(vals),
+        "min": lambda: min(vals),
+    }[take]()
+
+
+def json_path(obj, path: str) -> list:
+    """The values at a dotted path: `a.b` keys, `3` a list index, `tag=x` the last list item whose
+    'tag' is 'x' (an upserted results list: a rerun's entry replaces the earlier one), `*` every item."""
+    nodes = [obj]
+    for seg in path.split("."):
+        nxt = []
+        for node in nodes:
+            if seg == "*":
+                nxt += (
+                    list(node.values())
+                    if isinstance(node, dict)
+                    else list(node)
+                    if isinstance(node, list)
+                    else []
+                )
+            elif isinstance(node, dict):
+                if seg in node:
+                    nxt.append(node[seg])
+            elif isinstance(node, list):
+                if "=" in seg:
+                    key, want = seg.split("=", 1)
+                    hits = [x for x in node if isinstance(x, dict) and str(x.get(key)) == want]
+                    nxt += hits[-1:]
+                elif seg.lstrip("-").isdigit() and -len(node) <= int(seg) < len(node):
+                    nxt.append(node[int(seg)])
+        nodes = nxt
+    out = []
+    for v in nodes:
+        for x in v if isinstance(v, list) else [v]:
+            if isinstance(x, (int, float)) and not isinstance(x, bool):
+                out.append(float(x))
+    return out
+
+
+def parse_files(parsers: list[Parser | dict], arm: str, values: dict, cwd: Path, since: float) -> Parsed:
+    """Metrics the json_file parsers read from files the arm wrote (modified at or after `since`),
+    and, for each required parser that got nothing, its label and why."""
+    metrics: dict = {}
+    unmatched = []
+    for p in parsers:
+        p = p if isinstance(p, Parser) else parse_params(Parser, p, "command parser")
+        if p.json_file is None or (p.arms and arm not in p.arms):
+            continue
+        path = Path(os.path.expandvars(render_args([p.json_file], values)[0]))
+        path = path if path.is_absolute() else cwd / path
+        problem, obj = None, None
+        try:
+            if path.stat().st_mtime < since - 1.0:  # 1 s: coarse filesystem timestamps
+                problem = f"{path} is older than the arm's start (not written by this run)"
+            else:
+                obj = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            problem = f"{path} was not written"
+        except (OSError, ValueError) as e:
+            problem = f"{path} is not readable JSON ({e})"
+        fields = {m: render_args([q], values)[0] for m, q in (p.fields or {}).items()}
+        found = {} if obj is None else {m: json_path(obj, q) for m, q in fields.items()}
+        found = {m: v for m, v in found.items() if v}
+        if not found:
+            if not p.optional:
+                why = problem or f"{path} has none of {', '.join(sorted(fields.values()))}"
+                unmatched.append(f"{p.label} ({why})")
+            continue
+        metrics.update({metric: _take(vals, p.take) for metric, vals in found.items()})
     return Parsed(metrics, unmatched)
 
 
@@ -353,14 +443,16 @@ def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult
 def _run_arm(
     p: Params, params: dict, ctx: RunContext, prog: Program, arm: str, spec: CommandArm
 ) -> arm_loop.ArmOutcome:
-    argv = prog.argv + render_args(p.args, params) + render_args(spec.args, params)
+    values = {**params, "rep_dir": str(ctx.rep_dir)}
+    argv = prog.argv + render_args(p.args, values) + render_args(spec.args, values)
     env = dict(os.environ)
     env.update({k: str(v) for k, v in p.env.items()})
     env.update({k: str(v) for k, v in spec.env.items()})
     out_p, err_p = ctx.rep_dir / f"{arm}.stdout.txt", ctx.rep_dir / f"{arm}.stderr.txt"
     timeout = min(float(p.timeout_s or 1e9), max(ctx.seconds_left(), 1.0))
-    cwd = Path(os.path.expandvars(p.cwd)) if p.cwd else None
+    cwd = Path(os.path.expandvars(render_args([p.cwd], values)[0])) if p.cwd else None
     ctx.log(f"arm {arm}: {' '.join(argv[-8:])}")
+    started = time.time()
     try:
         proc = run_process(argv, env, cwd, out_p, err_p, timeout)
     except OSError as e:
@@ -374,10 +466,12 @@ def _run_arm(
         return arm_loop.ArmOutcome(metrics, info, f"exited with code {proc.exit_code}; last lines:\n{last}")
     text = out_p.read_text(errors="replace") + "\n" + err_p.read_text(errors="replace")
     parsed = parse(text, p.parsers, arm)
+    files = parse_files(p.parsers, arm, values, cwd or Path.cwd(), started)
     error = None
-    if parsed.unmatched:
-        error = f"no output matched parser(s) {', '.join(map(str, parsed.unmatched))}; last lines:\n{last}"
-    found = dict(parsed.metrics)
+    unmatched = parsed.unmatched + files.unmatched
+    if unmatched:
+        error = f"no output matched parser(s) {', '.join(map(str, unmatched))}; last lines:\n{last}"
+    found = parsed.metrics | files.metrics
     for name, (a, b) in p.diffs.items():
         if a in found and b in found:
             found[name] = found[a] - found[b]
