@@ -1,11 +1,12 @@
 # Images and reproductions on any hardware (issue 5). Included by the main Makefile.
 #
 #   make images [PUSH=1] [PACK_IMAGE_PREFIX=ghcr.io/you/ecmoe] [BAKE_TARGETS="cu118 cu121"]
-#   make reproduce-<paper> HW=<hardware> [SCALE=smoke|full] [BUDGET_USD=5] [DRY=1]
+#   make reproduce-<paper> HW=<hardware> [SCALE=smoke|full] [BUDGET_USD=5] [PARALLEL=N] [DRY=1]
 #
-# reproduce: `pack launch plan` (per-row time and cost, deadline, budget gate); DRY=1 stops there.
-# HW=local runs the paper's rows here at SCALE (default smoke); any other HW launches them
-# (default SCALE full), waits with progress, fetches, tears down; then verify and report.
+# reproduce: `pack launch plan` (per-row time and cost, deadlines, SkyPilot's chosen resources, budget
+# gate); DRY=1 stops there. HW=local runs the paper's rows here at SCALE (default smoke); any other HW
+# launches one SkyPilot cluster per row (default SCALE full, PARALLEL at a time), fetches, verifies,
+# tears down; then verify and report.
 
 PACK ?= $(BIN)/pack
 PACK_DEPS := $(if $(filter $(BIN)/pack,$(PACK)),setup)
@@ -13,6 +14,7 @@ IMAGES_METADATA ?= build/images-metadata.json
 BAKE_TARGETS ?=
 REPORTS ?= reports
 LAUNCH_POLL ?= 30
+PARALLEL ?= 1
 REPRO_SCALE = $(if $(filter command line environment override,$(origin SCALE)),$(SCALE),$(if $(filter local,$(HW)),$(SCALE),full))
 
 .PHONY: images images-check
@@ -36,7 +38,7 @@ reproduce-%: $(PACK_DEPS)
 	if [ "$(HW)" = local ]; then \
 	  $(PACK) run $* --scale $(REPRO_SCALE) || status=$$?; \
 	else \
-	  $(PACK) launch $* --hw $(HW) --scale $(REPRO_SCALE) --poll $(LAUNCH_POLL) $(if $(BUDGET_USD),--budget $(BUDGET_USD)) || status=$$?; \
+	  $(PACK) launch $* --hw $(HW) --scale $(REPRO_SCALE) --poll $(LAUNCH_POLL) --parallel $(PARALLEL) $(if $(BUDGET_USD),--budget $(BUDGET_USD)) || status=$$?; \
 	fi; \
 	$(PACK) verify $* --brief || status=$$?; \
 	$(PACK) report $* --out $(REPORTS)/$* >/dev/null || true; \

@@ -25,16 +25,14 @@ class Hardware(Strict):
 
     provider: Literal["aws", "runpod", "local"]
     description: str = ""
-    instance_type: str | None = None  # EC2 instance type, or RunPod GPU type id
+    instance_type: str | None = (
+        None  # SkyPilot instance type: a row of manifests/sky-catalog/v8/<cloud>/vms.csv
+    )
     gpu: str | None = None  # model name as NVML reports it, e.g. "L40S", "H100 80GB HBM3"
     gpu_count: StrictInt = Field(0, ge=0, le=1024)
     vram_gb: Number = Field(0, ge=0, le=1e6)  # per GPU
     vcpus: StrictInt | None = Field(None, ge=0)
     ram_gb: Number | None = Field(None, ge=0)
-    # A price of NaN or inf would make every budget gate pass or fail; the bound catches a typo's zeros.
-    price_usd_per_hour: Number = Field(0, ge=0, le=10_000)
-    price_date: str | None = None  # when the price was recorded (YYYY-MM-DD)
-    price_source: str | None = None
     region: str | None = None
     disk_gb: StrictInt | None = Field(None, ge=0)
 
@@ -157,6 +155,78 @@ def _mismatch(name: str, hw: Hardware, detected: list[str]) -> str | None:
     if hw.gpu and hw.gpu != "any" and not all(gpu_matches(hw.gpu, [m]) for m in detected[: hw.gpu_count]):
         return f"hardware '{name}' is {want} but this machine has {have}"
     return None
+
+
+@dataclass(frozen=True)
+class Price:
+    """The hourly price of a hardware class, from the pack's dated SkyPilot catalog (manifests/sky-catalog)."""
+
+    usd_per_hour: float
+    date: str | None
+    source: str
+    accelerator: str | None  # SkyPilot's accelerator for the instance type, e.g. "L40S:1"; None without GPU
+
+
+LOCAL_PRICE = Price(0.0, None, "this machine (no charge)", None)
+# A price of NaN or inf would make every budget gate pass or fail; the bound catches a typo's zeros.
+_MAX_PRICE = 10_000
+
+
+def sky_catalog_dir() -> Path:
+    return paths.manifests_dir() / "sky-catalog"
+
+
+@lru_cache(maxsize=8)
+def _cloud_rows(root: Path, cloud: str) -> tuple[dict, dict[str, tuple[int, dict]]]:
+    """(the cloud's entry of SOURCES.yaml, instance type -> (CSV line, first row))."""
+    import csv
+
+    sources, _ = load_with_lines(root / "SOURCES.yaml", expect=dict)
+    entry = sources.get(cloud)
+    if not isinstance(entry, dict) or not entry.get("file") or not entry.get("source"):
+        raise ManifestError(
+            f"{root / 'SOURCES.yaml'}: no '{cloud}:' entry with file, date and source; add one"
+        )
+    f = root / entry["file"]
+    rows: dict[str, tuple[int, dict]] = {}
+    with open(f, newline="", encoding="utf-8") as fh:
+        for n, row in enumerate(csv.DictReader(fh), 2):
+            try:
+                price = float(row["Price"])
+            except (KeyError, TypeError, ValueError):
+                price = float("nan")
+            if not 0 <= price <= _MAX_PRICE:  # also false for NaN
+                raise ManifestError(
+                    f"{f}:{n}: Price '{row.get('Price')}' of {row.get('InstanceType')} is not a finite "
+                    f"number of USD per hour between 0 and {_MAX_PRICE}; fix the row"
+                )
+            it = row["InstanceType"]
+            if it in rows and float(rows[it][1]["Price"]) != price:
+                raise ManifestError(
+                    f"{f}:{n}: {it} costs {price} here but {rows[it][1]['Price']} on line {rows[it][0]}; "
+                    "the pack prices one on-demand figure per instance type"
+                )
+            rows.setdefault(it, (n, row))
+    return entry, rows
+
+
+def price(name: str) -> Price:
+    """The price of hardware class `name`: 0 for this machine, else its catalog row (refused if absent)."""
+    hw = get_hardware(name)
+    if hw.provider == "local":
+        return LOCAL_PRICE
+    root = sky_catalog_dir()
+    entry, rows = _cloud_rows(root, hw.provider)
+    if hw.instance_type not in rows:
+        raise ManifestError(
+            f"{paths.manifests_dir() / 'hardware.yaml'}: hardware.{name}.instance_type "
+            f"'{hw.instance_type}' is not in {root / entry['file']}; "
+            f"{did_you_mean(str(hw.instance_type), rows) or 'add its row to the catalog'}"
+        )
+    row = rows[hw.instance_type][1]
+    count = float(row.get("AcceleratorCount") or 0)
+    acc = f"{row['AcceleratorName']}:{count:g}" if row.get("AcceleratorName") and count else None
+    return Price(float(row["Price"]), str(entry.get("date") or "") or None, entry["source"], acc)
 
 
 def unknown(kind: str, name: str, known, where: Path) -> str:

@@ -1,7 +1,7 @@
 """`pack plan`: what running a paper (or some rows) on a hardware class costs, and which rows it cannot take.
 
 Fit rules: the hardware must have at least the GPU count of the row's target and, per GPU, at
-least its VRAM; a CPU row fits anywhere. Cost = estimate × hourly price (catalogue, dated).
+least its VRAM; a CPU row fits anywhere. Cost = estimate × hourly price (the dated SkyPilot catalog in manifests/sky-catalog).
 
 `pack launch` adds two things on top (see `launch_plan`): the provider's fixed overhead (boot,
 image pull) and the deadline every launched resource carries, and a budget gate: the worst case
@@ -66,6 +66,7 @@ def expand_refs(refs: list[str] | tuple[str, ...]) -> list[tuple]:
 def plan_rows(refs, hw: str, scale: str = "full") -> dict:
     """The plan for any mix of paper names and row ids on hardware `hw` (see `plan`)."""
     hw_name, have = resolve_hardware(hw)
+    price = catalog.price(hw_name)
     rows_ok, refused = [], []
     for m, r, named in expand_refs(list(refs)):
         rr = r.at(scale)
@@ -86,17 +87,18 @@ def plan_rows(refs, hw: str, scale: str = "full") -> dict:
             refused.append(item | {"why": why})
             continue
         hours = rr.runtime_estimate_s / 3600
-        item["cost_usd"] = round(hours * have.price_usd_per_hour, 4)
-        item["max_cost_usd"] = round(rr.max_runtime_s / 3600 * have.price_usd_per_hour, 4)
+        item["cost_usd"] = round(hours * price.usd_per_hour, 4)
+        item["max_cost_usd"] = round(rr.max_runtime_s / 3600 * price.usd_per_hour, 4)
         rows_ok.append(item)
     total_s = sum(i["runtime_estimate_s"] for i in rows_ok)
     return {
         "paper": ",".join(refs),
         "hardware": hw_name,
         "scale": scale,
-        "price_usd_per_hour": have.price_usd_per_hour,
-        "price_date": have.price_date,
-        "price_source": have.price_source,
+        "price_usd_per_hour": price.usd_per_hour,
+        "price_date": price.date,
+        "price_source": price.source,
+        "accelerator": price.accelerator,
         "rows_ok": rows_ok,
         "refused": refused,
         "total_runtime_s": total_s,
@@ -118,12 +120,14 @@ def plan(paper: str, hw: str, scale: str = "full") -> dict:
     return p
 
 
-def launch_plan(refs, hw: str, scale: str, *, overhead_s: float, grace_s: float) -> dict:
-    """`plan_rows` plus the launch's deadline and worst-case cost.
+def launch_plan(refs, hw: str, scale: str, *, overhead_s: float, grace_s: float, group=None) -> dict:
+    """`plan_rows` plus the launches' deadlines and worst-case cost.
 
-    deadline_s = sum of the fitting rows' max runtimes + overhead_s (boot, image pull, upload);
-    the launched resource is gone by deadline_s + grace_s whatever happens, so
-    worst_case_usd = (deadline_s + grace_s) / 3600 × price is the most the launch can cost.
+    The fitting rows are split into launches by `group(row_item)` (default: one launch for all; the
+    cloud launcher passes one per row, one cluster each). Per launch, deadline = its rows' max
+    runtimes + overhead_s (boot, image pull, fetch); the resource is gone by deadline + grace_s
+    whatever happens (SkyPilot's autodown after its idle limit), so worst_case_usd = the sum over
+    launches of (deadline + grace_s) / 3600 × price is the most they can cost.
     A row asked for by name that the hardware cannot take is refused here (RowRefused).
     """
     p = plan_rows(refs, hw, scale)
@@ -141,13 +145,20 @@ def launch_plan(refs, hw: str, scale: str, *, overhead_s: float, grace_s: float)
         raise RowRefused(
             f"{p['hardware']} can run none of the rows of {p['paper']} at scale {scale} ({whys})"
         )
-    runtime = sum(i["max_runtime_s"] for i in p["rows_ok"])
+    groups: dict = {}
+    for i in p["rows_ok"]:
+        groups.setdefault(group(i) if group else None, []).append(i)
+    price = p["price_usd_per_hour"]
+    deadlines = [math.ceil(sum(i["max_runtime_s"] for i in g) + overhead_s) for g in groups.values()]
+    p["groups"] = [[f"{i['paper']}:{i['row']}" for i in g] for g in groups.values()]
+    p["group_keys"] = list(groups)
+    p["launches"] = len(groups)
     p["overhead_s"] = overhead_s
     p["grace_s"] = grace_s
-    p["deadline_s"] = math.ceil(runtime + overhead_s)
-    price = p["price_usd_per_hour"]
-    p["estimate_usd"] = round((p["total_runtime_s"] + overhead_s) / 3600 * price, 4)
-    p["worst_case_usd"] = round((p["deadline_s"] + grace_s) / 3600 * price, 4)
+    p["deadline_s"] = max(deadlines)
+    p["deadlines_s"] = deadlines
+    p["estimate_usd"] = round((p["total_runtime_s"] + overhead_s * len(groups)) / 3600 * price, 4)
+    p["worst_case_usd"] = round(sum(d + grace_s for d in deadlines) / 3600 * price, 4)
     return p
 
 
@@ -181,13 +192,15 @@ def check_budget(p: dict, budget: float | None) -> None:
 
 
 def _price_basis(p: dict) -> str:
-    """Where the hourly price comes from and when it was recorded (manifests/hardware.yaml)."""
-    return f"{p.get('price_source') or 'source not recorded'}, price of {p['price_date'] or 'unknown date'}"
+    """Where the hourly price comes from and when it was recorded (manifests/sky-catalog/SOURCES.yaml)."""
+    if not p["price_date"]:
+        return p.get("price_source") or "source not recorded"
+    return f"{p['price_source']}, pack catalog of {p['price_date']}"
 
 
 def _bound(p: dict) -> str:
     if p.get("launches", 1) > 1:
-        return f"{p['launches']} launches, one per image, each to its deadline"
+        return f"{p['launches']} launches, each to its deadline + {_dur(p['grace_s'])} idle"
     return f"deadline {_dur(p['deadline_s'] + p['grace_s'])}"
 
 
@@ -218,13 +231,13 @@ def render(p: dict) -> str:
     )
     if p.get("launches", 1) > 1:
         lines.append(
-            f"launch: {p['launches']} launches (one per image), each +{_dur(p['overhead_s'])} "
-            "boot/pull/upload; "
+            f"launch: {p['launches']} launches, each +{_dur(p['overhead_s'])} boot/pull/fetch "
+            f"and at most +{_dur(p['grace_s'])} idle before autodown; "
             f"about {p['estimate_usd']:.2f} USD, at most {p['worst_case_usd']:.2f} USD"
         )
     elif "deadline_s" in p:
         lines.append(
-            f"launch: +{_dur(p['overhead_s'])} boot/pull/upload; about {p['estimate_usd']:.2f} USD; "
+            f"launch: +{_dur(p['overhead_s'])} boot/pull/fetch; about {p['estimate_usd']:.2f} USD; "
             f"deadline {_dur(p['deadline_s'])} (+{_dur(p['grace_s'])} grace), so at most "
             f"{p['worst_case_usd']:.2f} USD"
         )

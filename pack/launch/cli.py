@@ -1,7 +1,7 @@
-"""`pack launch ROW|PAPER --hw HW` and `pack launch plan|status|fetch|down|reap|ledger|ami|images`.
+"""`pack launch ROW|PAPER --hw HW` and `pack launch plan|status|down|reap|ledger|images`.
 
-Only click is imported at module level: `pack --help` must stay light. Everything else (boto3,
-runpod, the planner) is imported inside the commands.
+Only click is imported at module level: `pack --help` must stay light. Everything else (SkyPilot,
+the planner) is imported inside the commands.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 
 import click
-
-PROVIDERS = ("docker", "ec2", "runpod")
 
 
 class _LaunchGroup(click.Group):
@@ -57,50 +55,38 @@ def _hardware(hw: str):
         ) from None
 
 
+def provider_for(hardware, image: str | None) -> str:
+    """local (a child `pack run`), docker (a local container), or sky (a SkyPilot cluster per row)."""
+    if hardware.provider == "local":
+        return "docker" if image else "local"
+    return "sky"
+
+
 def make_launcher(provider: str, runs_root: Path):
     if provider == "local":
         from .local import LocalLauncher
 
         return LocalLauncher(runs_root)
-    if provider == "docker":
-        from .docker import DockerLauncher
+    from .docker import DockerLauncher
 
-        return DockerLauncher(runs_root)
-    if provider == "ec2":
-        from .ec2 import EC2Launcher
-
-        return EC2Launcher(runs_root)
-    if provider == "runpod":
-        from .runpod import RunPodLauncher
-
-        return RunPodLauncher(runs_root)
-    from ..errors import PackError
-
-    raise PackError(f"unknown provider '{provider}'; known: local, docker, ec2, runpod")
-
-
-def provider_for(hardware, image: str | None) -> str:
-    if hardware.provider == "local":
-        return "docker" if image else "local"
-    return {"aws": "ec2", "runpod": "runpod"}[hardware.provider]
+    return DockerLauncher(runs_root)
 
 
 @click.group("launch", cls=_LaunchGroup)
 def launch_group():
-    """Run rows on the hardware they need: here, in a local container, on EC2 or on RunPod.
+    """Run rows on the hardware they need: here, in a local container, or on SkyPilot clusters.
 
     \b
-      pack launch exp6a --hw runpod-h100-sxm        plan, budget gate, launch, wait, fetch, tear down
-      pack launch paperB --hw g6e.xlarge --detach   start and return; reattach later
+      pack launch paperB --hw g6e.xlarge --parallel 3   one SkyPilot cluster per row, 3 at a time
+      pack launch exp6a --hw runpod-h100-sxm            plan, budget gate, launch, wait, fetch, verify, down
       pack launch wire-compression --hw local --image cu128   inside a local pack image
-      pack launch status [ID] | fetch ID | down ID | reap | ledger
+      pack launch plan paperB --hw g6e.xlarge            cost, deadlines, SkyPilot's chosen resources
+      pack launch status [ID] | down ID | reap | ledger
 
-    Launch options (`pack launch ROW --help`): --scale, --image, --budget, --detach, --results,
-    --dry-run, --poll, --out.
-
-    Every launch has a deadline (rows' max runtimes + boot overhead) carried by the resource
-    itself, and lands in runs/ledger.jsonl. BUDGET_USD (or --budget) refuses a launch whose
-    worst case costs more, before anything is created.
+    Cloud launches need the cloud extra (SkyPilot). Every cluster autodowns after an idle limit
+    (the pack's SkyPilot admin policy refuses one that would not), has a wall-clock cap from its
+    row's max runtime, and is torn down when the client is done with it. BUDGET_USD (or --budget)
+    refuses a launch whose worst case costs more, before anything is created.
     """
 
 
@@ -115,20 +101,82 @@ def _options(f):
     return f
 
 
+def _plan(refs, hw: str, scale: str, image: str | None):
+    """(hardware, provider, launch plan): one launch per row on a cloud, one per image here."""
+    from .. import planning
+    from . import images, settings
+
+    name, have = _hardware(hw)
+    provider = provider_for(have, image)
+    if provider == "sky" or image:
+        images.choose_variant([], image)  # an unknown --image fails before planning
+    cfg = settings.provider(provider)
+
+    def group(item):
+        if provider == "sky":
+            return f"{item['paper']}:{item['row']}"
+        return (
+            None
+            if provider == "local"
+            else images.choose_variant([item["image"]] if item["image"] else [], image)
+        )
+
+    p = planning.launch_plan(
+        list(refs),
+        hw,
+        scale,
+        overhead_s=cfg.get("overhead_s", 0),
+        grace_s=int(cfg.get("grace_s", 300)),
+        group=group,
+    )
+    return have, provider, p
+
+
+def sky_choice(p: dict, specs) -> list[str]:
+    """SkyPilot's optimizer on the pack's catalog: one line per distinct resources, checked against the plan."""
+    from ..errors import LaunchError
+    from . import cloud, offline
+
+    try:
+        cloud.require_sky()
+    except LaunchError as e:
+        return [f"SkyPilot's choice not shown: {e}"]
+    kws = {json_key(k): k for k in (cloud.resources_kwargs(s) for s in specs)}
+    lines = []
+    for kw, got in zip(kws.values(), offline.choose(list(kws.values())), strict=True):
+        if "error" in got:
+            raise LaunchError(f"SkyPilot refuses {kw['instance_type']} on {kw['infra']}: {got['error']}")
+        acc = ",".join(f"{a}:{n:g}" for a, n in (got["accelerators"] or {}).items())
+        lines.append(
+            f"SkyPilot chose: {got['cloud']} ({got['region']}) {got['instance_type']} {acc} "
+            f"image {kw['image_id']} at {got['usd_per_hour']:g} USD/h"
+        )
+        if abs(got["usd_per_hour"] - p["price_usd_per_hour"]) > 1e-6:
+            raise LaunchError(
+                f"SkyPilot prices {got['instance_type']} at {got['usd_per_hour']} USD/h but the plan at "
+                f"{p['price_usd_per_hour']}; both read manifests/sky-catalog, so this is a bug"
+            )
+    return lines
+
+
+def json_key(d: dict) -> str:
+    import json
+
+    return json.dumps(d, sort_keys=True)
+
+
 @launch_group.command("plan")
 @click.argument("refs", nargs=-1, required=True)
 @_options
+@click.option(
+    "--image", help="Run inside this image variant (manifests/images.yaml); default: the rows' own."
+)
 @click.option("--json", "as_json", is_flag=True)
-def plan_cmd(refs, hw, scale, budget, as_json):
-    """Per-row time and cost of launching REFS on HW, the deadline, and the budget gate."""
+def plan_cmd(refs, hw, scale, budget, image, as_json):
+    """Per-row time and cost of launching REFS on HW, the deadlines, SkyPilot's choice, the budget gate."""
     from .. import planning
-    from . import settings
 
-    name, have = _hardware(hw)
-    cfg = settings.provider(provider_for(have, None))
-    p = planning.launch_plan(
-        list(refs), hw, scale, overhead_s=cfg.get("overhead_s", 0), grace_s=cfg.get("grace_s", 300)
-    )
+    have, provider, p = _plan(refs, hw, scale, image)
     b = planning.budget_from_env(budget)
     if as_json:
         from ..fsio import json_text
@@ -136,69 +184,76 @@ def plan_cmd(refs, hw, scale, budget, as_json):
         click.echo(json_text(p | {"budget_usd": b}))
     else:
         click.echo(planning.render(p))
+        if provider == "sky":
+            for line in sky_choice(p, cloud_specs(p, have, scale, image, remote=False)):
+                click.echo(line)
         if b is not None:
             click.echo(f"budget: {b:.2f} USD")
     planning.check_budget(p, b)
 
 
+def cloud_specs(p: dict, have, scale: str, image: str | None, remote: bool = True):
+    """One cloud.RowLaunch per fitting row (each its own cluster, image and cap). remote=False (the
+    plan) accepts a local image name: the optimizer's choice does not depend on the registry."""
+    from .. import catalog
+    from . import images, settings
+    from .cloud import RowLaunch
+    from .spec import new_launch_id
+
+    cfg = settings.provider("sky")
+    price = catalog.price(p["hardware"])
+    specs, ids = [], set()
+    for i in p["rows_ok"]:
+        variant = images.choose_variant([i["image"]] if i["image"] else [], image)
+        ref, digest = images.image_ref(variant, remote)
+        lid = new_launch_id()
+        while lid in ids:
+            lid = new_launch_id()
+        ids.add(lid)
+        specs.append(
+            RowLaunch(
+                launch_id=lid,
+                row=f"{i['paper']}:{i['row']}",
+                scale=scale,
+                hardware_name=p["hardware"],
+                hardware=have,
+                price=price,
+                image_ref=ref,
+                image_digest=digest,
+                max_runtime_s=int(i["max_runtime_s"]),
+                overhead_s=int(cfg.get("overhead_s", 900)),
+                idle_minutes=int(cfg.get("idle_minutes", 10)),
+            )
+        )
+    return specs
+
+
 def build_specs(
-    refs,
-    hw: str,
-    scale: str,
-    *,
-    budget: float | None = None,
-    image: str | None = None,
-    results: str | None = None,
-    log=_err,
+    refs, hw: str, scale: str, *, budget: float | None = None, image: str | None = None, log=_err
 ):
     """Plan, refuse what cannot run, gate on the budget, and return (specs, provider, plan).
 
-    One launch runs one image, so rows that ask for different images become one launch each
-    (seed 001's exp6a in cu118, exp6b in cu121, exp0 in cu128), each with its own deadline and
-    its own boot overhead, all counted by the budget gate. Nothing is created here: every refusal
-    happens before a launcher is touched."""
+    On a cloud each row is one cluster (cloud.RowLaunch); here, rows that ask for different images
+    become one launch each (spec.LaunchSpec). Nothing is created here: every refusal happens first."""
     import math
 
     from .. import planning
-    from . import images, settings
+    from . import images
     from .spec import LaunchSpec, new_launch_id
 
-    name, have = _hardware(hw)
-    provider = provider_for(have, image)
-    if provider in ("ec2", "runpod") or image:
-        images.choose_variant([], image)  # an unknown --image fails before planning
-    cfg = settings.provider(provider)
-    overhead, grace = cfg.get("overhead_s", 0), int(cfg.get("grace_s", 300))
-    p = planning.launch_plan(list(refs), hw, scale, overhead_s=overhead, grace_s=grace)
-    groups: dict = {}
-    for i in p["rows_ok"]:
-        variant = (
-            None if provider == "local" else images.choose_variant([i["image"]] if i["image"] else [], image)
-        )
-        groups.setdefault(variant, []).append(i)
-    if len(groups) > 1:  # one launch per image: each pays its own overhead and grace
-        price = p["price_usd_per_hour"]
-        p["launches"] = len(groups)
-        p["worst_case_usd"] = round(
-            sum(
-                (math.ceil(sum(i["max_runtime_s"] for i in g) + overhead) + grace) / 3600 * price
-                for g in groups.values()
-            ),
-            4,
-        )
-        p["estimate_usd"] = round(
-            sum((sum(i["runtime_estimate_s"] for i in g) + overhead) / 3600 * price for g in groups.values()),
-            4,
-        )
+    have, provider, p = _plan(refs, hw, scale, image)
     log(planning.render(p))
     for i in p["refused"]:
         log(f"skip {i['paper']}:{i['row']}: {i['why']} on {p['hardware']}")
     planning.check_budget(p, planning.budget_from_env(budget))
+    if provider == "sky":
+        return cloud_specs(p, have, scale, image), provider, p
     specs = []
-    for variant, items in groups.items():
+    by_row = {f"{i['paper']}:{i['row']}": i for i in p["rows_ok"]}
+    for variant, rows in zip(p["group_keys"], p["groups"], strict=True):
         ref = digest = None
         if variant:
-            ref, digest = images.image_ref(variant, remote=provider in ("ec2", "runpod"))
+            ref, digest = images.image_ref(variant, remote=False)
         launch_id = new_launch_id()
         while any(s.launch_id == launch_id for s in specs):
             launch_id = new_launch_id()
@@ -206,16 +261,15 @@ def build_specs(
             LaunchSpec(
                 launch_id=launch_id,
                 refs=tuple(refs),
-                rows=tuple(f"{i['paper']}:{i['row']}" for i in items),
+                rows=tuple(rows),
                 scale=scale,
                 hardware_name=p["hardware"],
                 hardware=have,
                 image_variant=variant,
                 image_ref=ref,
                 image_digest=digest,
-                deadline_s=math.ceil(sum(i["max_runtime_s"] for i in items) + overhead),
-                grace_s=grace,
-                results=settings.results_uri(launch_id, results) if provider in ("ec2", "runpod") else None,
+                deadline_s=math.ceil(sum(by_row[r]["max_runtime_s"] for r in rows) + p["overhead_s"]),
+                grace_s=int(p["grace_s"]),
             )
         )
     return specs, provider, p
@@ -227,9 +281,7 @@ def build_spec(refs, hw: str, scale: str, **kwargs):
     if len(specs) != 1:
         from ..errors import LaunchError
 
-        raise LaunchError(
-            f"these rows need {len(specs)} images ({', '.join(s.image_variant for s in specs)})"
-        )
+        raise LaunchError(f"these rows need {len(specs)} launches")
     return specs[0], provider, p
 
 
@@ -239,20 +291,35 @@ def build_spec(refs, hw: str, scale: str, **kwargs):
 @click.option(
     "--image", help="Run inside this image variant (manifests/images.yaml); default: the rows' own."
 )
-@click.option("--detach", is_flag=True, help="Return once the rows run; reattach with status / fetch.")
 @click.option(
-    "--results", help="Where a remote launch puts results (default s3://$PACK_S3_BUCKET/$PACK_S3_PREFIX)."
+    "--parallel", type=click.IntRange(1, 64), default=1, show_default=True, help="Clusters at once."
+)
+@click.option(
+    "--detach", is_flag=True, help="Local container only: return once it runs; reattach with status."
 )
 @click.option("--dry-run", is_flag=True, help="Plan and check the budget, launch nothing.")
-@click.option(
-    "--poll", "poll_s", type=float, default=30.0, show_default=True, help="Seconds between status polls."
-)
+@click.option("--poll", "poll_s", type=float, default=30.0, show_default=True, help="Seconds between polls.")
 @click.option("--out", type=click.Path(path_type=Path), help="Runs directory (default ./runs or $PACK_RUNS).")
-def start_cmd(refs, hw, scale, budget, image, detach, results, dry_run, poll_s, out):
+def start_cmd(refs, hw, scale, budget, image, parallel, detach, dry_run, poll_s, out):
     """Launch REFS (row ids or paper names) on HW."""
+    specs, provider, p = build_specs(refs, hw, scale, budget=budget, image=image)
+    if provider == "sky":
+        from . import cloud
+
+        cloud.require_sky()  # one sentence naming the extra, before anything else
+        for line in sky_choice(p, specs):
+            _err(line)
+        if dry_run:
+            _err(f"dry run: would launch {len(specs)} cluster(s), {parallel} at a time; nothing was created")
+            return
+        outcomes = cloud.launch_all(specs, _runs_root(out), _err, parallel=parallel)
+        for o in outcomes:
+            click.echo(f"{o.spec.launch_id}\t{o.spec.row}\t{o.status}\t{o.cost_usd}")
+        if any(o.status != "finished" for o in outcomes):
+            sys.exit(1)
+        return
     from . import lifecycle
 
-    specs, provider, _ = build_specs(refs, hw, scale, budget=budget, image=image, results=results)
     if dry_run:
         for spec in specs:
             _err(
@@ -262,151 +329,151 @@ def start_cmd(refs, hw, scale, budget, image, detach, results, dry_run, poll_s, 
             )
         return
     failed = 0
-    for spec in specs:  # one image per launch; detached launches all start, attached ones run in turn
-        launcher = make_launcher(provider, _runs_root(out))
-        rec = lifecycle.start(spec, launcher, wait=not detach, poll_s=poll_s)
-        cost = rec.get("cost_usd")
-        click.echo(f"{rec['launch_id']}\t{rec.get('status')}\t{cost if cost is not None else '-'}")
-        failed += not detach and rec.get("status") != "finished"
+    for spec in specs:
+        rec = lifecycle.start(spec, make_launcher(provider, _runs_root(out)), wait=not detach, poll_s=poll_s)
+        click.echo(f"{rec.launch_id}\t{rec.status}\t{rec.cost_usd if rec.cost_usd is not None else '-'}")
+        failed += not detach and rec.status != "finished"
     if failed:
         sys.exit(1)
 
 
-def _load(launch_id: str, out: Path | None):
-    from . import ledger
-
-    runs_root = _runs_root(out)
-    rec = ledger.get(launch_id, runs_root)
-    return rec, make_launcher(rec["provider"], runs_root), runs_root
-
-
 _out_opt = click.option("--out", type=click.Path(path_type=Path), help="Runs directory holding ledger.jsonl.")
+
+
+def _sky_state() -> tuple[dict, list[str]]:
+    """({cluster name: SkyPilot status}, clouds that could not be checked) for the pack's clusters."""
+    from . import cloud
+
+    found, unchecked = cloud.clusters(_err)
+    return {r["name"]: str(r.get("status")) for r in found}, unchecked
+
+
+def _say_unchecked(unchecked: list[str]) -> None:
+    for u in unchecked:
+        _err(f"could not check {u}: clusters there are unknown, not absent")
 
 
 @launch_group.command("status")
 @click.argument("launch_id", required=False)
 @_out_opt
 def status_cmd(launch_id, out):
-    """State and progress of LAUNCH_ID (or of every launch not yet stopped)."""
+    """State of LAUNCH_ID (or of every launch not yet stopped); cloud clusters as SkyPilot sees them."""
     from . import ledger
 
     runs_root = _runs_root(out)
     recs = (
-        [ledger.get(launch_id, runs_root)]
-        if launch_id
-        else [r for r in ledger.records(runs_root).values() if not r.get("stop")]
+        [ledger.get(launch_id, runs_root)] if launch_id else [r for r in ledger.records(runs_root).values()]
     )
-    if not recs:
-        click.echo("no running launches (see `pack launch ledger`)")
-        return
+    open_recs = [r for r in recs if not r.stop]
     for rec in recs:
-        if rec.get("stop"):
-            click.echo(
-                f"{rec['launch_id']}\t{rec.get('status')}\tstopped {rec['stop']}\t{rec.get('cost_usd')} USD"
-            )
-            continue
-        st = make_launcher(rec["provider"], runs_root).poll(rec)
+        if rec.stop and (launch_id or rec.provider != "sky"):
+            click.echo(f"{rec.launch_id}\t{rec.status}\tstopped {rec.stop}\t{rec.cost_usd} USD")
+    for rec in (r for r in open_recs if r.provider != "sky"):
+        st = make_launcher(rec.provider, runs_root).poll(rec)
         click.echo(
-            f"{rec['launch_id']}\t{st.state}\t{st.reps_done} rep(s) done\t{st.detail}\tdeadline {rec['deadline_at']}"
+            f"{rec.launch_id}\t{st.state}\t{st.reps_done} rep(s) done\t{st.detail}\tdeadline {rec.deadline_at}"
         )
-        if st.state in ("finished", "failed", "gone", "expired"):
-            _err(f"  fetch the results and close it: pack launch fetch {rec['launch_id']}")
-
-
-@launch_group.command("fetch")
-@click.argument("launch_id")
-@_out_opt
-def fetch_cmd(launch_id, out):
-    """Copy LAUNCH_ID's runs into the runs directory (and close it in the ledger once it is over)."""
-    from . import lifecycle
-
-    rec, launcher, runs_root = _load(launch_id, out)
-    lifecycle.fetch_into(rec, launcher, runs_root)
-    if not rec.get("stop"):
-        st = launcher.poll(rec)
-        if st.state in lifecycle.FINAL_STATES:
-            rec = lifecycle.finish(rec, launcher, st, runs_root)
-            _err(f"{launch_id}: {rec['status']}, {rec['cost_usd']} USD")
-        else:
-            _err(f"{launch_id} is still {st.state}; these are partial results")
-    click.echo(str(runs_root))
+    if any(r.provider == "sky" for r in recs) or not launch_id:
+        try:
+            state, unchecked = _sky_state()
+        except Exception as e:  # noqa: BLE001  (no SkyPilot, no API server: say so, never "nothing running")
+            state, unchecked = {}, [f"SkyPilot ({type(e).__name__}: {e})"]
+        for name, st in sorted(state.items()):
+            click.echo(f"{name}\tSkyPilot: {st}")
+        _say_unchecked(unchecked)
+        if not state and not open_recs and not unchecked:
+            click.echo("no running launches; SkyPilot reports no pack cluster (see `pack launch ledger`)")
+        if unchecked:
+            sys.exit(1)
 
 
 @launch_group.command("down")
 @click.argument("launch_id")
 @_out_opt
 def down_cmd(launch_id, out):
-    """Tear LAUNCH_ID down now (terminate the instance / remove the pod or container)."""
-    from . import lifecycle
+    """Tear LAUNCH_ID down now (`sky down` its cluster, or remove the container / stop the process)."""
+    from . import ledger, lifecycle
 
-    rec, launcher, runs_root = _load(launch_id, out)
-    rec = lifecycle.down(rec, launcher, runs_root)
-    click.echo(f"{launch_id}\t{rec.get('status')}\t{rec.get('cost_usd')}")
+    runs_root = _runs_root(out)
+    rec = ledger.get(launch_id, runs_root)
+    if rec.provider == "sky":
+        from . import cloud
+
+        rec = ledger.record_stop(rec, "down", cloud.down(rec.cluster), runs_root)
+    else:
+        rec = lifecycle.down(rec, make_launcher(rec.provider, runs_root), runs_root)
+    click.echo(f"{launch_id}\t{rec.status}\t{rec.cost_usd}\t{rec.detail}")
 
 
 @launch_group.command("reap")
-@click.option("--provider", "only", type=click.Choice(PROVIDERS), multiple=True, help="Only these providers.")
-@click.option("--dry-run", is_flag=True, help="List what is past its expiry; remove nothing.")
+@click.option(
+    "--provider", "only", type=click.Choice(["docker", "sky"]), help="Only local containers or clusters."
+)
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @_out_opt
 def reap_cmd(only, dry_run, out):
-    """Remove every pack resource (instance, pod, container) whose expiry has passed."""
+    """`sky down` every pack cluster past its expiry or no longer in an open launch; remove expired containers.
+
+    Exits 1 when a cloud could not be checked (no credentials): that is not an all-clear."""
     import time
 
     from ..errors import LaunchError
     from . import ledger
 
     runs_root = _runs_root(out)
-    found = []
-    for provider in only or PROVIDERS:
-        launcher = make_launcher(provider, runs_root)
-        try:
-            launcher.check_credentials()
-            found += launcher.reap(time.time(), dry_run)
-        except LaunchError as e:
-            if only:
-                raise
-            _err(f"reap: skipping {provider}: {e}")
     recs = ledger.records(runs_root)
-    for item in found:
-        click.echo(
-            f"{'would remove' if dry_run else 'removed'}\t{item['provider']}\t{item['id']}\texpired {item['expired_at']}"
-        )
-        lid = item.get("launch_id") or next(
-            (r["launch_id"] for r in recs.values() if r.get("handle", {}).get("instance_id") == item["id"]),
-            None,
-        )
-        if lid in recs and not dry_run:
-            ledger.record_stop(recs[lid], "reaped", f"expired {item['expired_at']}", runs_root)
+    verb = "would remove" if dry_run else "removed"
+    found = 0
+    try:
+        for item in make_launcher("docker", runs_root).reap(time.time(), dry_run) if only != "sky" else []:
+            click.echo(f"{verb}\tdocker\t{item['id']}\texpired {item['expired_at']}")
+            found += 1
+    except LaunchError as e:
+        _err(f"reap: skipping local containers: {e}")
+    state, unchecked = {}, []
+    if only != "docker":
+        try:
+            state, unchecked = _sky_state()
+        except LaunchError as e:
+            unchecked = [f"SkyPilot clusters ({e})"]
+    by_cluster = {r.cluster: r for r in recs.values() if r.cluster}
+    now = ledger.now_iso()
+    for name in sorted(state):
+        rec = by_cluster.get(name)
+        if rec and not rec.stop and ledger.parse_time(rec.expires_at) > ledger.parse_time(now):
+            continue  # an open launch within its time: its client tears it down
+        why = "not in this ledger" if not rec else ("closed" if rec.stop else f"expired {rec.expires_at}")
+        if not dry_run:
+            from . import cloud
+
+            detail = cloud.down(name)
+            if rec and not rec.stop:
+                ledger.record_stop(rec, "reaped", f"{why}; {detail}", runs_root)
+        click.echo(f"{verb}\tsky\t{name}\t{why}")
+        found += 1
+    _say_unchecked(unchecked)
+    if unchecked:
+        sys.exit(1)
     if not found:
-        click.echo("nothing past its expiry")
+        click.echo("nothing to remove: no expired container, no stray pack cluster")
 
 
 @launch_group.command("ledger")
 @click.option("--json", "as_json", is_flag=True)
 @_out_opt
 def ledger_cmd(as_json, out):
-    """Every launch: rows, provider, instance, start, stop, hourly price, cost."""
+    """Every launch: rows, provider, cluster, start, stop, hourly price and its source, cost."""
+    from dataclasses import asdict
+
     from . import ledger
 
     recs = ledger.records(_runs_root(out))
     if as_json:
         from ..fsio import json_text
 
-        click.echo(json_text(list(recs.values())))
+        click.echo(json_text([asdict(r) for r in recs.values()]))
     else:
         click.echo(ledger.render(recs))
-
-
-@launch_group.command("ami")
-@click.option("--region", default="us-east-1", show_default=True)
-def ami_cmd(region):
-    """Which AMI an EC2 launch in REGION would use, and why (to pin it)."""
-    from .ec2 import EC2Launcher
-
-    launcher = EC2Launcher(Path("."))
-    ami, _, note = launcher.resolve_ami(region)
-    _err(note)
-    click.echo(ami)
 
 
 @launch_group.command("images")

@@ -26,6 +26,7 @@ from ..rundir import count_finished_reps
 from . import shell
 from .images import CLI_HINT as HINT
 from .images import container_cli, container_run_args
+from .ledger import Handle, LaunchRecord
 from .lifecycle import Launcher, Status
 from .spec import CONTAINER_RUNS, LaunchSpec
 
@@ -82,7 +83,7 @@ class DockerLauncher(Launcher):
 
             raise LaunchError(f"'{cli[0]}' is not on PATH; {HINT}")
 
-    def provision(self, spec: LaunchSpec, handle: dict) -> None:
+    def provision(self, spec: LaunchSpec, handle: Handle) -> None:
         have = shell.run(
             [*container_cli(), "image", "inspect", "--format", "{{.Id}}", spec.image_ref],
             check=False,
@@ -91,23 +92,22 @@ class DockerLauncher(Launcher):
         if have.returncode != 0:
             self.log(f"{spec.image_ref} is not here; pulling it (build it instead with `make images`)")
             shell.run([*container_cli(), "pull", spec.image_ref], capture=False, hint=HINT)
-        handle["image"] = spec.image_ref
 
-    def execute(self, spec: LaunchSpec, handle: dict) -> None:
+    def execute(self, spec: LaunchSpec, handle: Handle) -> None:
         self.runs_root.mkdir(parents=True, exist_ok=True)
         res = shell.run(run_argv(spec, str(self.runs_root)), hint=HINT)
-        handle["container"] = container_name(spec.launch_id)
-        handle["container_id"] = res.stdout.strip()[:64]
-        handle["started"] = True
+        handle.container = container_name(spec.launch_id)
+        handle.container_id = res.stdout.strip()[:64]
+        handle.started = True
 
-    def poll(self, rec: dict) -> Status:
-        name = rec.get("handle", {}).get("container") or container_name(rec["launch_id"])
+    def poll(self, rec: LaunchRecord) -> Status:
+        name = rec.handle.container or container_name(rec.launch_id)
         res = shell.run(
             [*container_cli(), "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
             check=False,
             hint=HINT,
         )
-        reps = count_finished_reps(self.runs_root, rec.get("rows", []))
+        reps = count_finished_reps(self.runs_root, rec.rows)
         if res.returncode != 0:
             return Status("gone", f"container {name} no longer exists", reps)
         state, _, code = res.stdout.strip().partition(" ")
@@ -116,8 +116,8 @@ class DockerLauncher(Launcher):
         rc = int(code) if code.strip().lstrip("-").isdigit() else None
         return Status("finished", f"container {name} exited with status {rc}", reps, rc)
 
-    def teardown(self, rec: dict) -> str:
-        name = rec.get("handle", {}).get("container")
+    def teardown(self, rec: LaunchRecord) -> str:
+        name = rec.handle.container
         if not name:
             return "no container was started"
         res = shell.run([*container_cli(), "rm", "-f", name], check=False, hint=HINT)
@@ -156,5 +156,5 @@ class DockerLauncher(Launcher):
                 )
         return out
 
-    def where(self, rec: dict) -> str:
-        return f"container {rec.get('handle', {}).get('container') or container_name(rec['launch_id'])}"
+    def where(self, rec: LaunchRecord) -> str:
+        return f"container {rec.handle.container or container_name(rec.launch_id)}"

@@ -1,28 +1,88 @@
-"""runs/ledger.jsonl: every launch, what it ran, where, from when to when, at what price.
+"""runs/ledger.jsonl: every launch (one per local run or container, one per SkyPilot cluster), what it
+ran, where, from when to when, at what price.
 
-Append-only JSON lines, one event each, folded into one record per launch:
+Append-only JSON lines, one event each, folded into one `LaunchRecord` per launch:
 
-    {"event": "launch", "launch_id", "rows", "provider", "hardware", "image", "start", "expires_at",
-     "price_usd_per_hour", "results", "deadline_s", ...}                      before anything is created
-    {"event": "update", "launch_id", "instance_id", "handle": {...}, "status"} as resources appear
+    {"event": "launch", <every LaunchRecord field>}              before anything is created
+    {"event": "update", "launch_id", "status", "handle": {...}}  as resources appear
     {"event": "stop", "launch_id", "stop", "cost_usd", "status", "detail"}   once it is torn down
 
 The launch event is written before provisioning starts, so even a launch that fails halfway or is
-interrupted is in the ledger, with whatever ids it got. Times are UTC ISO-8601; cost is list price ×
+interrupted is in the ledger. Times are UTC ISO-8601; cost is the pack catalog's hourly price ×
 wall hours from start to stop (an estimate: providers bill by the second or minute, plus disks).
-Each event is one write() on a file opened with O_APPEND, so two launches can share a ledger.
+Each event is one write() on a file opened with O_APPEND, so parallel launches can share a ledger.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .. import paths
 
 NAME = "ledger.jsonl"
+
+
+@dataclass
+class Handle:
+    """What a local launch created, filled in as it appears (a SkyPilot cluster is named by `cluster`)."""
+
+    host: str | None = None
+    pid: int | None = None
+    exit_code: int | None = None
+    command: str | None = None
+    container: str | None = None
+    container_id: str | None = None
+    started: bool = False
+
+
+@dataclass
+class LaunchRecord:
+    launch_id: str
+    rows: list[str]
+    provider: str  # local | docker | sky
+    hardware: str
+    start: str
+    price_usd_per_hour: float
+    deadline_s: int  # the rows must be done this long after start
+    expires_s: int  # nothing of the launch is left this long after start (autodown, reaper)
+    scale: str = "full"
+    refs: list[str] = field(default_factory=list)
+    image: str | None = None
+    price_basis: str = ""  # the catalog's source and date
+    region: str | None = None
+    cluster: str | None = None  # the SkyPilot cluster name
+    handle: Handle = field(default_factory=Handle)
+    status: str = "provisioning"
+    stop: str | None = None
+    cost_usd: float | None = None
+    detail: str = ""
+
+    @property
+    def deadline_at(self) -> str:
+        return _plus(self.start, self.deadline_s)
+
+    @property
+    def expires_at(self) -> str:
+        return _plus(self.start, self.expires_s)
+
+    def cost_so_far(self) -> float:
+        return (
+            self.cost_usd
+            if self.cost_usd is not None
+            else cost(self.price_usd_per_hour, self.start, now_iso())
+        )
+
+
+_FIELDS = {f.name for f in fields(LaunchRecord)}
+_HANDLE = {f.name for f in fields(Handle)}
+
+
+def _plus(start: str, seconds: int) -> str:
+    return (parse_time(start) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
 
 
 def ledger_path(runs_root: Path | None = None) -> Path:
@@ -44,14 +104,25 @@ def append(event: dict, runs_root: Path | None = None) -> None:
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
-        if (
-            size and os.pread(fd, 1, size - 1) != b"\n"
-        ):  # a torn last line (crash mid-write): start a fresh one
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line (crash mid-write): start afresh
             line = b"\n" + line
         os.write(fd, line)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_launch(rec: LaunchRecord, runs_root: Path | None = None) -> None:
+    append({"event": "launch", **asdict(rec)}, runs_root)
+
+
+def append_update(
+    launch_id: str, status: str, runs_root: Path | None = None, handle: Handle | None = None
+) -> None:
+    ev = {"event": "update", "launch_id": launch_id, "status": status}
+    if handle is not None:
+        ev["handle"] = asdict(handle)
+    append(ev, runs_root)
 
 
 def events(runs_root: Path | None = None) -> list[dict]:
@@ -69,25 +140,38 @@ def events(runs_root: Path | None = None) -> list[dict]:
     return out
 
 
-def records(runs_root: Path | None = None) -> dict[str, dict]:
+def _record(body: dict) -> LaunchRecord | None:
+    """A launch event as a record; None for one written by an older pack (other fields)."""
+    handle = Handle(**{k: v for k, v in (body.get("handle") or {}).items() if k in _HANDLE})
+    try:
+        return LaunchRecord(
+            **{k: v for k, v in body.items() if k in _FIELDS and k != "handle"}, handle=handle
+        )
+    except TypeError:
+        return None
+
+
+def records(runs_root: Path | None = None) -> dict[str, LaunchRecord]:
     """launch_id -> the folded record, in launch order."""
-    recs: dict[str, dict] = {}
+    recs: dict[str, LaunchRecord] = {}
     for e in events(runs_root):
-        lid = e.get("launch_id")
-        if not lid:
-            continue
-        kind = e.get("event")
-        body = {k: v for k, v in e.items() if k != "event"}
+        lid, kind = e.get("launch_id"), e.get("event")
         if kind == "launch":
-            recs[lid] = {"status": "provisioning", "handle": {}, "stop": None, "cost_usd": None} | body
+            rec = _record(e)
+            if rec:
+                recs[lid] = rec
         elif lid in recs:
-            if "handle" in body:
-                recs[lid]["handle"] = recs[lid]["handle"] | body.pop("handle")
-            recs[lid].update(body)
+            rec = recs[lid]
+            for k, v in (e.get("handle") or {}).items():
+                if k in _HANDLE:
+                    setattr(rec.handle, k, v)
+            for k in ("status", "stop", "cost_usd", "detail"):
+                if k in e:
+                    setattr(rec, k, e[k])
     return recs
 
 
-def get(launch_id: str, runs_root: Path | None = None) -> dict:
+def get(launch_id: str, runs_root: Path | None = None) -> LaunchRecord:
     from ..errors import PackError
 
     recs = records(runs_root)
@@ -107,39 +191,44 @@ def cost(price_usd_per_hour: float, start: str, stop: str) -> float:
 
 
 def record_stop(
-    rec: dict, status: str, detail: str = "", runs_root: Path | None = None, stop: str | None = None
-) -> dict:
+    rec: LaunchRecord, status: str, detail: str = "", runs_root: Path | None = None, stop: str | None = None
+) -> LaunchRecord:
     """Append the stop event (idempotent: a launch already stopped keeps its first stop)."""
-    if rec.get("stop"):
+    if rec.stop:
         return rec
-    stop = stop or now_iso()
-    c = cost(rec.get("price_usd_per_hour") or 0.0, rec["start"], stop)
-    ev = {
-        "event": "stop",
-        "launch_id": rec["launch_id"],
-        "stop": stop,
-        "cost_usd": c,
-        "status": status,
-        "detail": detail,
-    }
-    append(ev, runs_root)
-    return rec | {k: v for k, v in ev.items() if k != "event"}
+    rec.stop = stop or now_iso()
+    rec.cost_usd = cost(rec.price_usd_per_hour, rec.start, rec.stop)
+    rec.status, rec.detail = status, detail
+    append(
+        {
+            "event": "stop",
+            "launch_id": rec.launch_id,
+            "stop": rec.stop,
+            "cost_usd": rec.cost_usd,
+            "status": status,
+            "detail": detail,
+        },
+        runs_root,
+    )
+    return rec
 
 
-def render(recs: dict[str, dict]) -> str:
-    head = f"{'LAUNCH':<26} {'PROVIDER':<8} {'HARDWARE':<22} {'INSTANCE':<20} {'START':<20} {'STOP':<20} {'USD/H':>7} {'COST':>8}  STATUS  ROWS"
-    lines = [head]
+def render(recs: dict[str, LaunchRecord]) -> str:
+    lines = [
+        f"{'LAUNCH':<26} {'PROVIDER':<8} {'HARDWARE':<22} {'START':<20} {'STOP':<20} {'USD/H':>7} "
+        f"{'COST':>8}  STATUS  ROWS"
+    ]
     total = 0.0
     for r in recs.values():
-        c = r.get("cost_usd")
-        if c is None and r.get("start"):  # still running: cost so far
-            c = cost(r.get("price_usd_per_hour") or 0.0, r["start"], now_iso())
-        total += c or 0.0
-        rows = ",".join(r.get("rows", []))
+        c = r.cost_so_far()
+        total += c
         lines.append(
-            f"{r['launch_id']:<26} {r.get('provider', '?'):<8} {r.get('hardware', '?'):<22} "
-            f"{(r.get('instance_id') or '-'):<20} {r.get('start', '')[:19]:<20} {(r.get('stop') or '-')[:19]:<20} "
-            f"{(r.get('price_usd_per_hour') or 0):>7.3f} {(c or 0):>8.4f}  {r.get('status', '?')}  {rows}"
+            f"{r.launch_id:<26} {r.provider:<8} {r.hardware:<22} {r.start[:19]:<20} {(r.stop or '-')[:19]:<20} "
+            f"{r.price_usd_per_hour:>7.3f} {c:>8.4f}  {r.status}  {','.join(r.rows)}"
         )
-    lines.append(f"total: {len(recs)} launch(es), {total:.4f} USD at list prices")
+    basis = {r.price_basis for r in recs.values() if r.price_basis}
+    lines.append(
+        f"total: {len(recs)} launch(es), {total:.4f} USD at list prices"
+        + (f" ({'; '.join(sorted(basis))})" if basis else "")
+    )
     return "\n".join(lines)

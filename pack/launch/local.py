@@ -15,6 +15,7 @@ import time
 
 from ..rundir import count_finished_reps
 from . import shell
+from .ledger import Handle, LaunchRecord
 from .lifecycle import Launcher, Status
 from .spec import LaunchSpec
 
@@ -23,17 +24,17 @@ class LocalLauncher(Launcher):
     provider = "local"
     detached = False
 
-    def provision(self, spec: LaunchSpec, handle: dict) -> None:
-        handle["host"] = os.uname().nodename
+    def provision(self, spec: LaunchSpec, handle: Handle) -> None:
+        handle.host = os.uname().nodename
 
-    def execute(self, spec: LaunchSpec, handle: dict) -> None:
+    def execute(self, spec: LaunchSpec, handle: Handle) -> None:
         argv = spec.pack_run_argv(out=str(self.runs_root))
         # `python -m pack` rather than whatever `pack` is first on PATH: the same code as this process.
         cmd = [sys.executable, "-m", "pack", *argv[1:]]
         env = os.environ | {"PACK_LAUNCH_ID": spec.launch_id}
-        handle["command"] = shell.quote(argv)
+        handle.command = shell.quote(argv)
         proc = shell.spawn(cmd, env=env)
-        handle["pid"] = proc.pid
+        handle.pid = proc.pid
         try:
             rc = proc.wait(timeout=max(1.0, spec.deadline_at - time.time()))
         except subprocess.TimeoutExpired:
@@ -52,24 +53,26 @@ class LocalLauncher(Launcher):
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
-        handle["exit_code"] = rc
+        handle.exit_code = rc
 
-    def poll(self, rec: dict) -> Status:
-        rc = rec.get("handle", {}).get("exit_code")
+    def poll(self, rec: LaunchRecord) -> Status:
+        rc = rec.handle.exit_code
         if rc is None:
             return Status("gone", "the local process is no longer tracked")
-        reps = count_finished_reps(self.runs_root, rec.get("rows", []))
+        reps = count_finished_reps(self.runs_root, rec.rows)
         return Status("finished" if rc == 0 else "failed", f"pack run exited with status {rc}", reps, rc)
 
-    def teardown(self, rec: dict) -> str:
-        pid = rec.get("handle", {}).get("pid")
-        if pid and rec.get("handle", {}).get("exit_code") is None:
+    def teardown(self, rec: LaunchRecord) -> str:
+        pid = rec.handle.pid
+        if pid and rec.handle.exit_code is None:
             try:
                 os.kill(pid, 15)
-                return f"stopped pack run (pid {pid}); continue it with `pack run {' '.join(rec['rows'])} --resume`"
+                return (
+                    f"stopped pack run (pid {pid}); continue it with `pack run {' '.join(rec.rows)} --resume`"
+                )
             except ProcessLookupError:
                 pass
         return "local process finished; nothing to remove"
 
-    def where(self, rec: dict) -> str:
-        return f"this machine ({rec.get('handle', {}).get('host', 'local')})"
+    def where(self, rec: LaunchRecord) -> str:
+        return f"this machine ({rec.handle.host or 'local'})"

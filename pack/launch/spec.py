@@ -1,7 +1,8 @@
-"""What one launch is: its rows, scale, hardware, image, deadline, and the exact command it runs.
+"""What one local launch is: its rows, scale, hardware, image, deadline, and the exact command it runs.
 
 Every launcher runs the same command inside the image (`pack run ROWS --scale S --out /runs`),
-so what a reviewer runs by hand with `docker run IMAGE pack run …` is what EC2 and RunPod run.
+so what a reviewer runs by hand with `docker run IMAGE pack run …` is what a cluster runs
+(cloud.RowLaunch, one row each).
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ def new_launch_id() -> str:
     return f"pk-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
-
-
 @dataclass(frozen=True)
 class LaunchSpec:
     launch_id: str
@@ -43,7 +40,6 @@ class LaunchSpec:
     deadline_s: int  # rows' max runtimes + provider overhead
     grace_s: int
     created_at: float = field(default_factory=time.time)
-    results: str | None = None  # s3://… or file://… for detached launches
 
     @property
     def deadline_at(self) -> float:
@@ -54,10 +50,6 @@ class LaunchSpec:
     def expires_at(self) -> float:
         """Epoch seconds after which anything left is the reaper's (tag / label / env on every resource)."""
         return self.deadline_at + self.grace_s
-
-    @property
-    def price(self) -> float:
-        return self.hardware.price_usd_per_hour
 
     def pack_run_argv(self, out: str = CONTAINER_RUNS) -> list[str]:
         """The command the container (or this machine) runs: exactly what `docker run IMAGE …` takes."""
@@ -73,12 +65,3 @@ class LaunchSpec:
         if self.image_digest:
             env["PACK_IMAGE_DIGEST"] = self.image_digest
         return env
-
-
-def row_images(plan: dict) -> list[str]:
-    """The distinct image variants the planned rows ask for (None dropped), in order."""
-    out: list[str] = []
-    for i in plan["rows_ok"]:
-        if i.get("image") and i["image"] not in out:
-            out.append(i["image"])
-    return out

@@ -117,6 +117,24 @@ def test_make_reproduce_dry_run_and_budget_gate(env, tmp_path):
     assert res.returncode != 0 and "scale full" in res.stdout and "refusing to launch" in res.stderr
 
 
+def test_make_reproduce_paperb_dry_run_shows_skypilots_choice_at_the_plans_price(env, tmp_path):
+    pytest.importorskip("sky")
+    plan = subprocess.run(
+        [PY, "-m", "pack", "plan", "paperB", "--hw", "g6e.xlarge"], env=env, capture_output=True, text=True
+    )
+    res = _make("reproduce-paperB", env, tmp_path, "HW=g6e.xlarge", "DRY=1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    total = next(line for line in plan.stdout.splitlines() if line.startswith("total:"))
+    assert (
+        total in res.stdout
+        and "1.861 USD/h: AWS EC2 on-demand, us-east-1, Linux, pack catalog of" in res.stdout
+    )
+    assert (
+        "SkyPilot chose: AWS (us-east-1) g6e.xlarge L40S:1 image docker:ecmoe:l40s at 1.861 USD/h"
+        in res.stdout
+    )
+
+
 def test_make_reproduce_here_runs_verifies_and_reports(env, tmp_path):
     res = _make("reproduce-local-ablation", env, tmp_path, "HW=local")
     assert res.returncode == 0, res.stderr[-2000:]
@@ -126,28 +144,10 @@ def test_make_reproduce_here_runs_verifies_and_reports(env, tmp_path):
 
 def test_launch_scripts_are_thin_wrappers(env, tmp_path):
     res = subprocess.run(
-        ["bash", str(REPO / "scripts/launch/ec2.sh")], env=env, capture_output=True, text=True
+        ["bash", str(REPO / "scripts/launch/sky.sh")], env=env, capture_output=True, text=True
     )
     assert res.returncode == 2 and "usage" in res.stderr
-    e = env | {"PACK": f"{PY} -m pack", "PACK_IMAGE_PREFIX": "ghcr.io/lab/ecmoe", "PACK_S3_BUCKET": "b"}
-    res = subprocess.run(
-        ["bash", str(REPO / "scripts/launch/ec2.sh"), "local-ablation", "--dry-run"],
-        env=e,
-        capture_output=True,
-        text=True,
-    )
-    import re
-
-    assert res.returncode == 0 and re.search(
-        r"would launch \d+ row\(s\) on ec2 \(g6e\.xlarge\) in ghcr\.io/lab/ecmoe:cu128", res.stderr
-    ), res.stderr
-    res = subprocess.run(
-        ["bash", str(REPO / "scripts/launch/runpod.sh"), "local-ablation", "--dry-run"],
-        env=e | {"HW": "runpod-a100-sxm-80gb"},
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0 and "on runpod (runpod-a100-sxm-80gb)" in res.stderr
+    e = env | {"PACK": f"{PY} -m pack", "PACK_IMAGE_PREFIX": "ghcr.io/lab/ecmoe"}
     res = subprocess.run(
         ["bash", str(REPO / "scripts/launch/local.sh"), "local-ablation", "--scale", "smoke"],
         env=e,
@@ -156,3 +156,16 @@ def test_launch_scripts_are_thin_wrappers(env, tmp_path):
         timeout=300,
     )
     assert res.returncode == 0 and "\tfinished\t" in res.stdout
+    pytest.importorskip("sky")
+    res = subprocess.run(
+        ["bash", str(REPO / "scripts/launch/sky.sh"), "local-ablation", "--dry-run"],
+        env=e | {"HW": "runpod-a100-sxm-80gb"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0 and "would launch 3 cluster(s)" in res.stderr, res.stderr
+    assert (
+        "RunPod (US) 1x_A100-80GB-SXM_SECURE A100-80GB-SXM:1 image docker:ghcr.io/lab/ecmoe:cu128"
+        in res.stderr
+    )

@@ -64,7 +64,7 @@ def test_row_limits_accept_sane_values(seconds, reps):
     assert r.max_runtime_s == seconds and r.reps == reps
 
 
-@pytest.mark.parametrize("field", ["price_usd_per_hour", "vram_gb", "gpu_count"])
+@pytest.mark.parametrize("field", ["ram_gb", "vram_gb", "gpu_count"])
 @given(value=bad_numbers)
 @FAST
 def test_catalogue_numbers_refuse_non_finite_and_text(field, value):
@@ -108,12 +108,14 @@ def test_validate_names_file_and_line_of_a_bad_limit(tmp_path, monkeypatch, lite
 
 
 def test_validate_names_a_bad_price(tmp_path, monkeypatch):
+    """Prices live in the pack's SkyPilot catalog (issue 16): a NaN there names the file and line."""
     home = _home(tmp_path, monkeypatch)
-    f = home / "manifests" / "hardware.yaml"
+    catalog._cloud_rows.cache_clear()
+    f = home / "manifests" / "sky-catalog" / "v8" / "aws" / "vms.csv"
     lines = f.read_text().splitlines()
-    i = next(n for n, line in enumerate(lines) if "price_usd_per_hour:" in line)
-    lines[i] = lines[i].split(":")[0] + ": .nan"
+    lines[1] = lines[1].replace(",1.861,", ",nan,")
     f.write_text("\n".join(lines) + "\n")
     with pytest.raises(ManifestError) as e:
-        catalog.hardware()
-    assert f"{f}:{i + 1}: " in str(e.value) and "price_usd_per_hour" in str(e.value)
+        catalog.price("g6e.xlarge")
+    catalog._cloud_rows.cache_clear()
+    assert f"{f}:2: " in str(e.value) and "Price 'nan'" in str(e.value)

@@ -85,7 +85,7 @@ def test_local_image_launch_runs_the_exact_command_and_cleans_up(runs, tmp_path,
         and json.loads((run_dir / "run.json").read_text())["status"] == "complete"
     )
     rec = ledger.get(launch_id, runs)
-    assert rec["provider"] == "docker" and rec["status"] == "finished" and rec["image"] == "ecmoe:cu128"
+    assert rec.provider == "docker" and rec.status == "finished" and rec.image == "ecmoe:cu128"
 
 
 def test_gpu_row_asks_for_gpus_and_a_missing_image_is_pulled(runs, tmp_path, monkeypatch):
@@ -106,7 +106,7 @@ def test_gpu_row_asks_for_gpus_and_a_missing_image_is_pulled(runs, tmp_path, mon
     assert ["pull", "ecmoe:l40s"] in calls
     run = next(c for c in calls if c[0] == "run")
     assert run[run.index("--gpus") + 1] == "all"
-    assert rec["status"] == "running"
+    assert rec.status == "running"
 
 
 def test_missing_docker_is_one_sentence(runs, tmp_path, monkeypatch, capsys):
@@ -164,7 +164,7 @@ def test_ctrl_c_while_waiting_leaves_the_container_on_its_watchdog(runs, tmp_pat
     run = next(c for c in docker_calls(s["log"]) if c[0] == "run")
     assert any(a.startswith("PACK_DEADLINE_AT=") for a in run)  # the entrypoint stops it at the deadline
     rec = lifecycle.down(ledger.get(spec.launch_id, runs), DockerLauncher(runs, log=lambda m: None), runs)
-    assert rec["status"] == "down" and ["rm", "-f", f"pack-{spec.launch_id}"] in docker_calls(s["log"])
+    assert rec.status == "down" and ["rm", "-f", f"pack-{spec.launch_id}"] in docker_calls(s["log"])
 
 
 def test_reaper_removes_expired_containers_only(runs, tmp_path, monkeypatch, capsys):
@@ -241,5 +241,5 @@ def test_real_sigint_during_a_launch_prints_how_to_reattach(runs, tmp_path, monk
     err = "".join(lines)
     assert proc.returncode == 130, err
     [rec] = ledger.records(runs).values()
-    assert f"pack launch status {rec['launch_id']}" in err and f"pack launch down {rec['launch_id']}" in err
-    assert "Traceback" not in err and rec["stop"] is None  # left running, on its own deadline
+    assert f"pack launch status {rec.launch_id}" in err and f"pack launch down {rec.launch_id}" in err
+    assert "Traceback" not in err and rec.stop is None  # left running, on its own deadline
