@@ -3,8 +3,8 @@
     python bench/throughput_overhead.py [--layers 4] [--runs 3] [--n-decode 32] [--n-gpu-layers 0]
                                         [--qtype F16] [--compare] [--watch] [--json FILE]
 
-Writes (once, cached) a random-initialised Llama of TinyLlama-1.1B's width with `--layers` layers as a
-GGUF, loads it with llama-cpp-python and runs the harness's timed decode (Paper B's prompt, greedy
+Writes (once, cached) a random-initialised Llama of TinyLlama-1.1B's width (--arch mid-llama; or the
+4.8 MiB tiny-llama, ~1 ms per token on a CPU: the worst case) with `--layers` layers as a GGUF, loads it with llama-cpp-python and runs the harness's timed decode (Paper B's prompt, greedy
 tokens; pack.experiments.throughput.llamacpp._greedy_decode) `--runs` times after one warm-up. Per run,
 with t_eval = llama.cpp's own decode time (llama_perf_context):
 
@@ -96,6 +96,7 @@ def mean(runs: list[dict], key: str) -> float | None:
 
 
 def add_model_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--arch", default="mid-llama", help="a synthetic Llama: mid-llama or tiny-llama")
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--n-decode", type=int, default=32)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -111,11 +112,9 @@ def load_model(args):
     from pack.models.gguf import check_gguf, synthetic_gguf
     from pack.models.synthetic import arch
 
-    # The arch's own layer count writes the same cached file a row with model synthetic:mid-llama uses.
-    layers = (
-        {} if args.layers == arch("mid-llama")["num_hidden_layers"] else {"num_hidden_layers": args.layers}
-    )
-    path = synthetic_gguf("mid-llama", qtype=args.qtype, **layers)
+    # The arch's own layer count writes the same cached file a row with model synthetic:<arch> uses.
+    layers = {} if args.layers == arch(args.arch)["num_hidden_layers"] else {"num_hidden_layers": args.layers}
+    path = synthetic_gguf(args.arch, qtype=args.qtype, **layers)
     info = check_gguf(path)
     llm = llama_cpp.Llama(
         model_path=str(path),
@@ -168,7 +167,7 @@ def main() -> None:
     overhead = summary["harness"]["harness_overhead_pct"]
     doc = {
         "bench": "throughput_overhead",
-        "model": f"mid-llama x{args.layers} layers {args.qtype}",
+        "model": f"{args.arch} x{args.layers} layers {args.qtype}",
         "llama_cpp_python": getattr(llama_cpp, "__version__", "?"),
         "n_gpu_layers": args.n_gpu_layers,
         "weights_mib": round(info.weight_bytes / 2**20, 1),

@@ -93,7 +93,7 @@ def main() -> None:
         }
 
     out: dict = {"bench": "throughput_quiet", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out["model"] = f"mid-llama x{args.layers} layers {args.qtype}, n_gpu_layers {args.n_gpu_layers}"
+    out["model"] = f"{args.arch} x{args.layers} layers {args.qtype}, n_gpu_layers {args.n_gpu_layers}"
     out["llama_cpp_python"] = getattr(llama_cpp, "__version__", "?")
     out["n_decode"], out["reps"], out["warmup"] = args.n_decode, args.reps, args.warmup
     for name, key in (("llamacpp_timer", "decode_tok_s"), ("wall_clock", "decode_wall_tok_s")):

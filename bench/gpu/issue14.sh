@@ -80,28 +80,6 @@ llama_env() {  # LENV: the env prefix of a process that loads llama.cpp's CUDA b
 }
 
 say "issue14.sh ($MODE) budget ${BUDGET}s, state $STATE ($(ls "$STATE" | tr '\n' ' '))"
-$PY - "$OUT/issue14_env.json" "$MODE" <<'PY' 2>&1 | tail -2 | tee -a "$LOG"
-import json, platform, subprocess, sys
-from importlib import metadata
-env = {"mode": sys.argv[2], "python": platform.python_version(), "host_cpus": __import__("os").cpu_count()}
-for m in ("torch", "transformers", "pydantic", "gguf", "llama_cpp_python", "bitsandbytes", "nvidia-ml-py"):
-    try:
-        env[m] = metadata.version(m)
-    except metadata.PackageNotFoundError:
-        env[m] = None
-try:
-    q = "name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit"
-    env["gpu"] = subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=20).stdout.strip()
-except (OSError, subprocess.SubprocessError):
-    env["gpu"] = None
-try:
-    env["nvcc"] = subprocess.run(["nvcc", "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
-except (OSError, IndexError):
-    env["nvcc"] = None
-open(sys.argv[1], "w").write(json.dumps(env, indent=1))
-print(json.dumps(env))
-PY
 
 if [ "$MODE" = gpu ] && ls .whl/*.whl >/dev/null 2>&1; then
   step wheels 120 $PY -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" .whl/*.whl
@@ -158,10 +136,41 @@ elif [ -f "$($PY -c 'from pack.models import packaged as p; print(p.cached_path(
   L=$(cap 560 25)
   step smollm2 "$L" env OUT="$OUT/smollm2" PYTHON="$PY" SMOLLM2_BUDGET_S=$(( L - 10 )) \
     bash bench/gpu/smollm2.sh "${SM_ARGS[@]}"
+  # done only when every row it ran is complete (smollm2.sh itself exits 0 after a cut-short row)
+  $PY -c "import json,sys; r=json.load(open(sys.argv[1]))['rows']; sys.exit(0 if r and \
+all(v['status'] == 'complete' for v in r.values()) else 1)" "$OUT/smollm2/smollm2_results.json" 2>/dev/null \
+    || { rm -f "$STATE/smollm2.done"; say "smollm2: not every row complete; the next call runs it again"; }
 else
   have=$(ls "$PARTS".* 2>/dev/null | xargs -n1 basename 2>/dev/null | tr '\n' ' ')
   say "skip smollm2: the GGUF cannot be re-joined here yet (carried so far: ${have:-nothing})"; record smollm2 no-gguf
 fi
 
+$PY - "$OUT/issue14_env.json" "$MODE" <<'PY' 2>&1 | tail -2 | tee -a "$LOG"
+import json, platform, subprocess, sys
+from importlib import metadata
+env = {"mode": sys.argv[2], "python": platform.python_version(), "host_cpus": __import__("os").cpu_count()}
+for m in ("torch", "transformers", "pydantic", "gguf", "llama_cpp_python", "bitsandbytes", "nvidia-ml-py"):
+    try:
+        env[m] = metadata.version(m)
+    except metadata.PackageNotFoundError:
+        env[m] = None
+# exp3's AWQ/GPTQ arms and the image-only engines: which of their backends this machine can import
+import importlib.util as u
+mods = ("gptqmodel", "auto_gptq", "awq", "llmcompressor", "compressed_tensors", "optimum", "bitsandbytes",
+        "vllm", "flash_attn", "llama_cpp")
+env["importable"] = {m: u.find_spec(m) is not None for m in mods}
+try:
+    q = "name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit"
+    env["gpu"] = subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=20).stdout.strip()
+except (OSError, subprocess.SubprocessError):
+    env["gpu"] = None
+try:
+    env["nvcc"] = subprocess.run(["nvcc", "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+except (OSError, IndexError):
+    env["nvcc"] = None
+open(sys.argv[1], "w").write(json.dumps(env, indent=1))
+print(json.dumps(env))
+PY
 $PY bench/gpu/throughput_report.py issue14 "$OUT" > "$OUT/issue14_rows.md" 2>>"$LOG"
 say "done in ${SECONDS}s of ${BUDGET}s; state: $(ls "$STATE" | tr '\n' ' ')"

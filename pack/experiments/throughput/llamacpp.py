@@ -30,6 +30,7 @@ The model is loaded once per distinct load setting and kept in ctx.cache across 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -168,18 +169,34 @@ def _load(arm: str, spec: dict, params: dict, ctx: RunContext):
     return entry
 
 
-def _logits_view(cctx, n_vocab: int, cache: dict):
-    """A numpy view of the last output row's logits, rebuilt only when llama.cpp moves its buffer.
+@functools.lru_cache(maxsize=1)
+def _logits_address():
+    """llama_get_logits_ith declared to return the address as a plain int (ctypes.c_void_p).
 
-    np.ctypeslib.as_array builds a ctypes array type on every call: 5 us warm, 60-80 us when the
-    decode has just flushed the CPU caches (measured here, 2026-12-02), most of the loop's own cost.
+    llama-cpp-python's binding returns a POINTER(c_float), and turning that into an address
+    (ctypes.cast) costs ~15 us per token inside the decode loop (measured here, 2026-12-02).
     """
     import ctypes
 
     import llama_cpp
+
+    proto = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32)
+    return proto(("llama_get_logits_ith", llama_cpp.llama_cpp._lib))
+
+
+def _logits_view(cctx, n_vocab: int, cache: dict):
+    """A numpy view of the last output row's logits, rebuilt only when llama.cpp moves its buffer.
+
+    np.ctypeslib.as_array builds a ctypes array type on every call: 5 us warm, 60-80 us when the
+    decode has just flushed the CPU caches (measured here, 2026-12-02), most of the old loop's cost.
+    """
+    import ctypes
+
     import numpy as np
 
-    addr = ctypes.cast(llama_cpp.llama_get_logits_ith(cctx, -1), ctypes.c_void_p).value
+    addr = _logits_address()(cctx, -1)
+    if not addr:
+        raise PackError("llama.cpp returned no logits for the last token; its decode did not produce output")
     if cache.get("addr") != addr:
         cache["addr"] = addr
         cache["view"] = np.frombuffer((ctypes.c_float * n_vocab).from_address(addr), dtype=np.float32)
@@ -190,10 +207,11 @@ def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
     """Prefill `tokens`, then n_decode greedy single-token steps; llama.cpp's timings and the wall clock.
 
     The decode loop is the hot path the overhead figures are about, so per step it does only: argmax
-    over a cached view of the logits, two ctypes writes into a prepared one-token batch, llama_decode,
-    llama_synchronize, and two perf_counter reads around those two calls. Those reads split the wall
-    clock into the engine's calls (whose excess over llama.cpp's own t_eval is work llama.cpp does
-    before its timer starts: batch validation) and the harness's own Python between them.
+    over a view of llama.cpp's logits buffer (taken once after the prefill, checked unmoved at the end),
+    two ctypes writes into a prepared one-token batch, llama_decode, llama_synchronize, and two
+    perf_counter reads around those two calls. Those reads split the wall clock into the engine's
+    calls (whose excess over llama.cpp's own t_eval is work llama.cpp does before its timer starts:
+    batch validation) and the harness's own Python between them.
     """
     import gc
 
@@ -224,9 +242,10 @@ def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
     gc_was_on = gc.isenabled()
     gc.disable()  # a collection inside the timed loop would be charged to the harness
     try:
+        logits = _logits_view(cctx, n_vocab, views)
         t1 = clock()
         for i in range(n_decode):
-            tok = int(_logits_view(cctx, n_vocab, views).argmax())
+            tok = int(logits.argmax())
             out.append(tok)
             token[0] = tok
             pos[0] = n_past + i
@@ -240,6 +259,13 @@ def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
     finally:
         if gc_was_on:
             gc.enable()
+    # llama.cpp grows its output buffer only when a batch needs more rows than before, so one-token
+    # steps after a one-output prefill keep it in place; if it ever moved, the tokens above were
+    # read from a stale buffer: say so rather than report them.
+    if _logits_address()(cctx, -1) != views["addr"]:
+        raise PackError(
+            "llama.cpp moved its logits buffer during the decode loop; the greedy tokens are not valid"
+        )
     llm.input_ids[n_past : n_past + n_decode] = out  # keep the wrapper's bookkeeping true for later calls
     llm.n_tokens = n_past + n_decode
     perf = llama_cpp.llama_perf_context(cctx)
