@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from . import fsio
+from . import console, fsio
 from .errors import EXIT_CRASH, EXIT_USAGE, OS_FAULTS, PackError
 
 
@@ -43,36 +43,49 @@ def cli():
 
 # ---------------------------------------------------------------- catalogue views
 @cli.command("list")
-@click.argument("paper", required=False)
+@click.argument("paper", metavar="[PAPER|PAPER:ROW|ROW]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def list_cmd(paper, as_json):
-    """List rows (all papers, or one PAPER)."""
+    """List rows (all papers, one PAPER, or one row)."""
     from .errors import ManifestError
     from .index import rows_index, skipping
     from .strict import did_you_mean
 
     rows, broken = rows_index()
     if paper:
-        mine = [f for f in broken if Path(f).stem == paper]
+        mine = [f for f in broken if Path(f).stem == paper.partition(":")[0]]
         if mine:  # the asked-for paper's own manifest is broken: that is the answer
             raise ManifestError(broken[mine[0]])
         papers = sorted({r["paper"] for r in rows})
-        if paper not in papers:
+        if ":" in paper or (paper not in papers and any(r["row"] == paper for r in rows)):
+            from .manifest import find_row
+
+            m, row = find_row(paper)  # an unknown row answers with close matches
+            rows = [r for r in rows if (r["paper"], r["row"]) == (m.paper, row.id)]
+        elif paper not in papers:
             raise PackError(f"unknown paper '{paper}'; " + did_you_mean(paper, papers, n=1))
-        rows = [r for r in rows if r["paper"] == paper]
+        else:
+            rows = [r for r in rows if r["paper"] == paper]
     for f, problems in broken.items():  # other papers' broken manifests do not hide this listing
         _err(f"pack: warning: {skipping(f, problems)}")
     if as_json:
         _out(fsio.json_text(rows, indent=2))
         sys.exit(2 if broken and not paper else 0)
-    w = max([len(r["row"]) for r in rows] + [4])
-    pw = max([len(r["paper"]) for r in rows] + [5])
-    _out(f"{'PAPER':<{pw}}  {'ROW':<{w}}  {'EXPERIMENT':<18} {'SMOKE ON':<10} {'FULL ON':<22} CELL")
+    table = []
     for r in rows:
-        sm = r["scales"].get("smoke", {}).get("hardware", "—")
         full = r["scales"]["full"]
         full_on = full["hardware"] + (f" [{full['image']}]" if full.get("image") else "")
-        _out(f"{r['paper']:<{pw}}  {r['row']:<{w}}  {r['experiment']:<18} {sm:<10} {full_on:<22} {r['cell']}")
+        table.append(
+            [
+                r["paper"],
+                r["row"],
+                r["experiment"],
+                r["scales"].get("smoke", {}).get("hardware"),
+                full_on,
+                r["cell"],
+            ]
+        )
+    _out(console.table(["PAPER", "ROW", "EXPERIMENT", "SMOKE ON", "FULL ON", "CELL"], table))
     if broken and not paper:
         sys.exit(2)  # every row of the healthy manifests is listed; the broken ones are the user's to fix
 
@@ -125,7 +138,10 @@ def show(row, as_json):
 
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
-def validate(files):
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print {ok, manifests, rows, expected_files, problems} as JSON."
+)
+def validate(files, as_json):
     """Check manifests, catalogues and expected/ files; report every problem at once."""
     from . import catalog, expected, manifest, paths
     from .errors import ManifestError
@@ -173,26 +189,46 @@ def validate(files):
             f"manifests/{paper}.yaml loads"
             for paper, n in unchecked.items()
         ]
-    if problems:
-        raise ManifestError(list(dict.fromkeys(problems)))
+    problems = list(dict.fromkeys(problems))
     n_rows = sum(len(m.rows) for m in loaded.values())
+    if as_json:  # the problems on stdout as data; the exit status says the same as without --json
+        doc = {"ok": not problems, "manifests": sorted(loaded), "rows": n_rows}
+        _out(fsio.json_text(doc | {"expected_files": len(exp_targets), "problems": problems}, indent=2))
+        sys.exit(EXIT_USAGE if problems else 0)
+    if problems:
+        raise ManifestError(problems)
     _out(f"ok: {len(loaded)} manifest(s), {n_rows} row(s), {len(exp_targets)} expected file(s)")
 
 
+def _row_ref(ref: str) -> bool:
+    """REF names one row (PAPER:ROW, or a row id that is no paper's name) rather than a paper."""
+    from .manifest import usable_manifests
+
+    papers = usable_manifests()
+    if ":" in ref:
+        return True
+    return ref not in {m.paper for m in papers} and any(r.id == ref for m in papers for r in m.rows)
+
+
 @cli.command()
-@click.argument("paper")
+@click.argument("paper", metavar="PAPER|PAPER:ROW|ROW")
 @click.option("--hw", "hw", required=True, help="Hardware class from manifests/hardware.yaml, or 'local'.")
 @click.option("--scale", type=click.Choice(["smoke", "full"]), default="full", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(paper, hw, scale, as_json):
-    """Per-row time and cost of running PAPER on HW, and which rows that hardware cannot take."""
+    """Per-row time and cost of running PAPER (or one row) on HW, and which rows that hardware cannot take."""
     from . import planning
+    from .manifest import find_row
 
-    p = planning.plan(paper, hw, scale)
+    if _row_ref(paper):
+        find_row(paper)  # an unknown row answers with close matches
+        p = planning.plan_rows([paper], hw, scale)
+    else:
+        p = planning.plan(paper, hw, scale)
     if as_json:
         _out(fsio.json_text(p, indent=2))
     else:
-        _out(planning.render(p))
+        _out(planning.render(p, fancy=console.is_terminal()))
     if p["refused"] and not p["rows_ok"]:
         sys.exit(2)
 
@@ -358,7 +394,8 @@ def _check_review(targets, trust, expected) -> None:
 
 
 def _verdicts(targets, limits=None, trust=None, expected=None, scale=None, run_id=None):
-    """Verdicts for TARGETS and what each was judged against; a bundle's damaged runs FAIL naming every file."""
+    """Verdicts for TARGETS and what each was judged against; a bundle's damaged runs FAIL naming every
+    file."""
     from .reviewer import Judged, judge_bundle, judge_dirs
 
     out = Judged()
@@ -422,7 +459,7 @@ def verify(
         _out(report.to_json(rows, meta))
     else:
         _out(report.table(rows, details=not brief))
-        _out("\n".join(describe(judged.basis)))
+        _out(console.prose(describe(judged.basis)))
     if report_dir:
         _write_reports(rows, report_dir, meta)
     sys.exit(exit_code(rows))
@@ -481,7 +518,8 @@ def report_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print what was bundled as JSON.")
 @_selection_options
 def bundle_cmd(targets, output, sign_key, as_json, scale, run_id):
-    """Pack the newest finished run of each row and scale (of TARGETS: papers, rows, run dirs; default all)."""
+    """Pack the newest finished run of each row and scale (of TARGETS: papers, rows, run dirs; default
+    all)."""
     from . import bundle
 
     dirs = []
@@ -507,14 +545,25 @@ def bundle_cmd(targets, output, sign_key, as_json, scale, run_id):
     _out(str(output))
 
 
+def _runs_of_row(target: str) -> str:
+    """A PAPER:ROW or row id names that row's runs folder (runs/PAPER/ROW); anything else is as given."""
+    if Path(target).exists() or not _row_ref(target):
+        return target
+    from . import paths
+    from .manifest import find_row
+
+    m, r = find_row(target)
+    return str(paths.runs_dir() / m.paper / r.id)
+
+
 @cli.command("diff")
 @click.argument("a")
 @click.argument("b")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @functools.partial(_bundle_options, review=False)
 def diff_cmd(a, b, as_json, max_bundle_bytes, max_member_bytes, max_members):
-    """Compare A with B (run folders, runs trees, paper names or bundles): per metric A, B, delta and
-    whether B is within the metric's tolerance of A, with the environment differences beside it.
+    """Compare A with B (run folders, runs trees, bundles, paper names, PAPER:ROW or row ids): per metric
+    A, B, delta and whether B is within the metric's tolerance of A, with the environment differences.
 
     Exit 0 when every compared metric is within tolerance, 1 when one is not."""
     from contextlib import ExitStack
@@ -523,7 +572,7 @@ def diff_cmd(a, b, as_json, max_bundle_bytes, max_member_bytes, max_members):
 
     limits = _limits(max_bundle_bytes, max_member_bytes, max_members)
     with ExitStack() as stack:
-        doc = diff.compare(diff.open_side(a, a, stack, limits), diff.open_side(b, b, stack, limits))
+        doc = diff.compare(*(diff.open_side(_runs_of_row(t), t, stack, limits) for t in (a, b)))
     if not doc["rows"]:
         raise PackError(
             f"{a} and {b} have no intact row in common to compare (A: {', '.join(doc['only_in_a']) or '-'}; "
@@ -534,12 +583,17 @@ def diff_cmd(a, b, as_json, max_bundle_bytes, max_member_bytes, max_members):
 
 
 @cli.command("status")
-@click.argument("paper", metavar="[PAPER|PAPER:ROW]", required=False)
+@click.argument("paper", metavar="[PAPER|PAPER:ROW|ROW]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_cmd(paper, as_json):
     """Per row and scale: the last finished run, its verdict now, and whether it is stale or missing."""
     from . import status
 
+    if paper and _row_ref(paper):  # a bare row id is that row, as everywhere else
+        from .manifest import find_row
+
+        m, r = find_row(paper)
+        paper = f"{m.paper}:{r.id}"
     rows = status.status(paper)
     _out(status.to_json(rows) if as_json else status.render(rows))
 
@@ -595,9 +649,7 @@ def env(diff, include_volatile, no_torch, as_json):
         if not rows:
             _out("identical")
             return
-        w = max(len(r[0]) for r in rows)
-        for k, x, y in rows:
-            _out(f"{k:<{w}}  {x!s}  ->  {y!s}")
+        _out(console.table(["FIELD", "A", "B"], [[k, x, y] for k, x, y in rows], wrap=["A", "B"]))
         return
     _out(fsio.json_text(provenance.fingerprint(with_torch=not no_torch), indent=2))
 

@@ -157,7 +157,8 @@ def diff_row(a_dir: Path, b_dir: Path, root: Path | None) -> RowDiff:
     note = ""
     if a.get("scale") != b.get("scale") or a.get("params_hash") != b.get("params_hash"):
         note = (
-            f"A ran scale {a.get('scale')} (params {str(a.get('params_hash'))[:8]}), B scale {b.get('scale')} "
+            f"A ran scale {a.get('scale')} (params {str(a.get('params_hash'))[:8]}), "
+            f"B scale {b.get('scale')} "
             f"(params {str(b.get('params_hash'))[:8]}): different settings, so a difference is expected"
         )
     return RowDiff(
@@ -195,32 +196,41 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def render(doc: dict) -> str:
-    out = [f"A: {doc['a']}", f"B: {doc['b']}"]
+def render(doc: dict, fancy: bool | None = None) -> str:
+    """The comparison as text: per row a metric table and the environment differences (pack/console.py
+    draws them to fit the terminal when stdout is one, fancy=None)."""
+    from .console import is_terminal, prose, table
+
+    fancy = is_terminal() if fancy is None else fancy
+    out: list[str] = []
+
+    def say(*lines: str) -> None:  # sentences wrap to a terminal's width; tables are drawn to fit it
+        out.append(prose(lines, fancy=fancy, indent=4))
+
+    say(f"A: {doc['a']}", f"B: {doc['b']}")
     for r in doc["rows"]:
-        out += ["", f"{r['paper']}:{r['row']}   A {r['a_run']}   B {r['b_run']}"]
+        say("", f"{r['paper']}:{r['row']}   A {r['a_run']}   B {r['b_run']}")
         if r["note"]:
-            out.append(f"  note: {r['note']}")
-        w = max([len(m["metric"]) for m in r["metrics"]] + [6])
-        out.append(f"  {'METRIC':<{w}}  {'A':>12}  {'B':>12}  {'DELTA':>11}  {'REL':>8}  {'WITHIN':<6}  RULE")
+            say(f"  note: {r['note']}")
+        cells = []
         for m in r["metrics"]:
             within = {True: "yes", False: "NO", None: "—"}[m["within"]]
             rel = f"{m['rel'] * 100:+.3g}%" if m["rel"] is not None else "—"
             delta = f"{m['delta']:+.4g}" if m["delta"] is not None else "—"
-            out.append(
-                f"  {m['metric']:<{w}}  {_fmt(m['a']):>12}  {_fmt(m['b']):>12}  {delta:>11}  {rel:>8}  "
-                f"{within:<6}  {m['rule']}"
-                + (f" — {m['why']}" if m["why"] and m["within"] is not True else "")
-            )
+            rule = m["rule"] + (f" — {m['why']}" if m["why"] and m["within"] is not True else "")
+            cells.append([m["metric"], _fmt(m["a"]), _fmt(m["b"]), delta, rel, within, rule])
+        out.append(
+            table(["METRIC", "A", "B", "DELTA", "REL", "WITHIN", "RULE"], cells, fancy=fancy, indent=2)
+        )
         if r["env"]:
-            out.append("  environment (A -> B):")
-            kw = max(len(k) for k, _, _ in r["env"])
-            out += [f"    {k:<{kw}}  {x!s}  ->  {y!s}" for k, x, y in r["env"]]
+            say("  environment (A -> B):")
+            env = [[k, x, y] for k, x, y in r["env"]]
+            out.append(table(["FIELD", "A", "B"], env, wrap=["A", "B"], fancy=fancy, indent=4))
         else:
-            out.append("  environment: identical")
+            say("  environment: identical")
     for key, what in (("only_in_a", "only in A"), ("only_in_b", "only in B"), ("skipped", "not compared")):
         if doc[key]:
-            out += ["", f"{what}:"] + [f"  {x}" for x in doc[key]]
+            say("", f"{what}:", *[f"  {x}" for x in doc[key]])
     n = sum(len(r["metrics"]) for r in doc["rows"])
-    out += ["", f"{len(doc['rows'])} row(s), {n} metric(s) compared, {beyond(doc)} outside tolerance"]
+    say("", f"{len(doc['rows'])} row(s), {n} metric(s) compared, {beyond(doc)} outside tolerance")
     return "\n".join(out)

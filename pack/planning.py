@@ -204,12 +204,31 @@ def _bound(p: dict) -> str:
     return f"deadline {_dur(p['deadline_s'] + p['grace_s'])}"
 
 
-def render(p: dict) -> str:
+def render(p: dict, fancy: bool = False) -> str:
+    """The plan as text; fancy=True draws the rows as a table fitting the terminal (pack/console.py),
+    for `pack plan` on a terminal (the launch log keeps the plain form)."""
     lines = [
         f"plan: {p['paper']} on {p['hardware']} at scale {p['scale']} "
         f"({p['price_usd_per_hour']:g} USD/h: {_price_basis(p)})",
         "",
     ]
+    if fancy:
+        from .console import prose, table
+
+        cells = [
+            [
+                i["row"],
+                i["target"],
+                _dur(i["runtime_estimate_s"]),
+                f"{i['cost_usd']:.2f}",
+                f"{i['max_cost_usd']:.2f}",
+                i.get("seed_cost") or "",
+            ]
+            for i in p["rows_ok"]
+        ]
+        cells += [[i["row"], i["target"], "refused", "", "", i["why"]] for i in p["refused"]]
+        drawn = table(["ROW", "TARGET", "EST", "COST USD", "WORST USD", "NOTE"], cells, fancy=True)
+        return "\n".join([prose(lines, fancy=True), drawn, "", prose(_totals(p), fancy=True)])
     lines.append(f"{'ROW':<32} {'TARGET':<22} {'EST':>8} {'COST USD':>9} {'WORST USD':>9}")
     for i in p["rows_ok"]:
         seed = (
@@ -225,6 +244,11 @@ def render(p: dict) -> str:
     for i in p["refused"]:
         lines.append(f"{i['row']:<32} {i['target']:<22} {'refused':>8}  {i['why']}")
     lines.append("")
+    return "\n".join(lines + _totals(p))
+
+
+def _totals(p: dict) -> list[str]:
+    lines = []
     lines.append(
         f"total: {_dur(p['total_runtime_s'])}, about {p['total_cost_usd']:.2f} USD "
         f"(at most {p['max_cost_usd']:.2f} USD if every row hits its max runtime)"
@@ -241,7 +265,7 @@ def render(p: dict) -> str:
             f"deadline {_dur(p['deadline_s'])} (+{_dur(p['grace_s'])} grace), so at most "
             f"{p['worst_case_usd']:.2f} USD"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def _dur(s: float) -> str:

@@ -110,8 +110,13 @@ def headline(rows: list[RowVerdict]) -> list[str]:
     return lines
 
 
-def table(rows: list[RowVerdict], details: bool = True) -> str:
-    """The terminal table: one line per row, then one indented line per metric; the headline last."""
+def table(rows: list[RowVerdict], details: bool = True, fancy: bool | None = None) -> str:
+    """The terminal table: one line per row, then one indented line per metric; the headline last.
+    On a terminal (fancy=None: stdout is one) it is drawn to fit its width (pack/console.py)."""
+    from .console import is_terminal
+
+    if fancy or (fancy is None and is_terminal()):
+        return _fancy_table(rows, details)
     lines = []
     w = max([len(f"{r.paper}:{r.row}") for r in rows] + [10])
     lines.append(f"{'ROW':<{w}}  {'VERDICT':<14}  {'BASIS':<9}  {'SCALE':<5}  {'HARDWARE':<10}  WHY")
@@ -134,6 +139,26 @@ def table(rows: list[RowVerdict], details: bool = True) -> str:
     lines.append("")
     lines += headline(rows)
     return "\n".join(lines)
+
+
+def _fancy_table(rows: list[RowVerdict], details: bool) -> str:
+    """The same rows and metric lines as `table`, as one table whose WHY column folds to the terminal."""
+    from .console import prose
+    from .console import table as draw
+
+    cells = []
+    for r in failures_first(rows):
+        cells.append([f"{r.paper}:{r.row}", r.verdict, r.basis or None, r.scale, r.hardware, r.why])
+        if not details:
+            continue
+        if r.harness:
+            cells.append(["", "", "", "", "", f"harness scale: {r.harness}"])
+        for m in r.metrics:
+            why = f"measured {fmt(m.measured)}, expected {fmt(m.expected)} ({m.rule or 'no rule'})"
+            why += (f" — {m.why}" if m.why else "") + (f"; {m.paper}" if m.paper else "")
+            cells.append([f"  {m.metric}", m.verdict, m.basis or "", "", "", why])
+    headers = ["ROW", "VERDICT", "BASIS", "SCALE", "HARDWARE", "WHY"]
+    return draw(headers, cells, fancy=True) + "\n\n" + prose(headline(rows), fancy=True)
 
 
 def summary_counts(rows: list[RowVerdict]) -> dict:

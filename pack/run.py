@@ -131,6 +131,15 @@ class _UTCFormatter(logging.Formatter):
     converter = time.gmtime
 
 
+class _StderrNow(logging.StreamHandler):
+    """To sys.stderr as it is at each line: while the progress bar is drawn (pack/console.py) it is the
+    bar's proxy, which prints the line above the bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 @contextlib.contextmanager
 def run_log(path: Path) -> Iterator[logging.Logger]:
     """The pack's own log lines for one run: to stderr and appended to run.log (UTC HH:MM:SS stamps)."""
@@ -138,7 +147,7 @@ def run_log(path: Path) -> Iterator[logging.Logger]:
     log.setLevel(logging.INFO)
     log.propagate = False
     fmt = _UTCFormatter("%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(path, encoding="utf-8")]
+    handlers = [_StderrNow(), logging.FileHandler(path, encoding="utf-8")]
     for h in handlers:
         h.setFormatter(fmt)
         log.addHandler(h)
@@ -323,6 +332,12 @@ class _Runner:
         self._finish()
 
     def _reps(self) -> None:
+        from .console import progress
+
+        with progress(self.rrow.reps, f"{self.rrow.id} ({self.rrow.scale}) reps") as bar:
+            self._reps_with(bar)
+
+    def _reps_with(self, bar) -> None:
         rec, rd, log, reps = self.record, self.rd, self.log, self.rrow.reps
         for i in range(reps):
             final = rd.rep_dir(i)
@@ -331,6 +346,7 @@ class _Runner:
                 log.info(f"rep {i + 1}/{reps}: kept (checksums verified)")
                 self.results.append(done)
                 rec.reps.append(RepTiming(**rd.rep_doc(i)["timing"], index=i, kept=True))
+                bar.kept()
                 continue
             if final.exists():  # damaged: keep it for audit, never delete what a run produced
                 aside = final.with_name(f"{final.name}.damaged-{int(time.time())}")
@@ -371,6 +387,7 @@ class _Runner:
             rec.metrics = aggregate(self.results, None)
             rd.write_record(rec)
             log.info(f"rep {i + 1}/{reps}: done in {timing['wall_s']:.2f}s")
+            bar.advance()
 
     def _crashed(self, i: int, e: BaseException, tmp: Path) -> None:
         rec = self.record

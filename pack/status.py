@@ -1,4 +1,5 @@
-"""`pack status [PAPER]`: per row and scale, the last finished run, its verdict and basis, and whether it is stale.
+"""`pack status [PAPER]`: per row and scale, the last finished run, its verdict and basis, and whether it
+is stale.
 
 A run is stale when what it would run with today differs from what it ran with: the row's params at
 that scale (their hash), the pack version, the image variant, or the expectation file (its sha256
@@ -169,15 +170,15 @@ def to_json(rows: list[RowStatus]) -> str:
 
 
 def render(rows: list[RowStatus]) -> str:
-    w = max([len(f"{r.paper}:{r.row}") for r in rows] + [3])
-    lines = [f"{'ROW':<{w}}  {'SCALE':<5}  {'VERDICT':<14}  {'BASIS':<9}  {'LAST FINISHED RUN':<33}  STATE"]
+    from .console import table
+
+    cells = []
     for r in rows:
         state = (
             "missing" if r.run_id is None else ("stale: " + "; ".join(r.stale) if r.stale else "up to date")
         )
-        lines.append(
-            f"{r.paper + ':' + r.row:<{w}}  {r.scale:<5}  {r.verdict or '—':<14}  {r.basis or '—':<9}  {r.run_id or '—':<33}  {state}"
-        )
+        cells.append([f"{r.paper}:{r.row}", r.scale, r.verdict, r.basis or None, r.run_id, state])
+    lines = [table(["ROW", "SCALE", "VERDICT", "BASIS", "LAST FINISHED RUN", "STATE"], cells)]
     n_missing = sum(r.run_id is None for r in rows)
     n_stale = sum(bool(r.stale) for r in rows)
     lines += [

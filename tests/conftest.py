@@ -44,6 +44,39 @@ def home(tmp_path, monkeypatch) -> Path:
     return h
 
 
+def invoke_cli(args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    """Run the real CLI in-process through click's CliRunner: the same `pack.cli.main` the console
+    script calls (its error handling and exit codes included), stdout and stderr apart, as a
+    CompletedProcess. Each call starts as a fresh process would: in `cwd`, with `env` applied (None
+    unsets a variable) and the manifest and catalogue caches cleared. A test that kills the process
+    (PACK_FAULT_AT) or checks what is imported needs a real subprocess (tests/unit/test_cli_light.py)."""
+    from click.testing import CliRunner
+
+    from pack import catalog, manifest
+    from pack.cli import main
+
+    args = [str(a) for a in args]
+    env = {k: (None if v is None else str(v)) for k, v in (env or {}).items()}
+    assert "PACK_FAULT_AT" not in env, "a fault that kills the process needs a subprocess"
+    for cached in (catalog._hardware, catalog._images, manifest._all):
+        cached.cache_clear()
+    here, code = os.getcwd(), 0
+    with CliRunner().isolation(env=env) as (out, err, _):
+        try:
+            os.chdir(cwd or here)
+            main(args)
+        except SystemExit as e:
+            if isinstance(e.code, str):  # sys.exit("text"): Python prints it and exits 1
+                sys.stderr.write(e.code + "\n")
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            os.chdir(here)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    return subprocess.CompletedProcess(["pack", *args], code, stdout, stderr)
+
+
 @pytest.fixture
 def pack(home, tmp_path):
     """Run the real CLI in a subprocess: pack(*args) -> CompletedProcess (text, stdout/stderr apart)."""

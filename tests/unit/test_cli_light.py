@@ -1,4 +1,6 @@
-"""The read-only commands must start without torch, transformers, llama_cpp or vllm."""
+"""The read-only commands must start without torch, transformers, llama_cpp or vllm; piped (not a
+terminal, as here) they do not import rich either: it draws only for a terminal (pack/console.py).
+This one stays a subprocess: what a fresh interpreter imports is the thing measured."""
 
 import json
 import os
@@ -9,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO
 
-HEAVY = ("torch", "transformers", "llama_cpp", "vllm", "lm_eval", "matplotlib")
+HEAVY = ("torch", "transformers", "llama_cpp", "vllm", "lm_eval", "matplotlib", "rich")
 
 PROBE = """
 import sys, json
