@@ -120,7 +120,8 @@ else
   record paperb no-build; record overhead no-build; record quiet no-build
 fi
 if [ "$(left)" -ge "${PYTEST_TP_MIN_S:-200}" ] || [ -f "$STATE/pytest-tp.done" ]; then
-  step pytest-tp "$(cap 330)" $PY -m pytest -q tests/gpu/test_throughput_gpu.py -p no:cacheprovider -rA --durations=0
+  step pytest-tp "$(cap 330)" env PACK_GPU_TEST_OUT="$OUT/pytest_tp_runs" \
+    $PY -m pytest -q tests/gpu/test_throughput_gpu.py -p no:cacheprovider -rA --durations=0
   cp "$OUT/pytest-tp.log" "$OUT/pytest_gpu_throughput.txt" 2>/dev/null
 else
   say "skip pytest-tp: $(left)s left, it needs ${PYTEST_TP_MIN_S:-200}s alone on the GPU (next call)"; record pytest-tp no-time

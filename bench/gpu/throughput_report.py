@@ -151,21 +151,26 @@ def issue14(outs: list[Path]) -> str:
             f"{len(ov['runs']['harness'])} "
             f"runs, llama-cpp-python {ov.get('llama_cpp_python')}, {ov.get('date')}",
             "",
-            "| loop | llama.cpp tok/s | harness overhead % | engine untimed % | total gap % | gap µs/token |",
+            "| loop | llama.cpp tok/s | harness overhead % (median) | engine untimed % "
+            "| total gap % (median) | gap µs/token (median) |",
             "|---|---|---|---|---|---|",
         ]
         for k, v in s.items():
             md.append(
                 f"| {k} | {fmt(v.get('decode_tok_s'), '.2f')} | "
-                f"{fmt(v.get('harness_overhead_pct'), '.3f')} | "
-                f"{fmt(v.get('engine_untimed_pct'), '.3f')} | {fmt(v.get('total_gap_pct'), '.3f')} | "
-                f"{fmt(v.get('gap_us_per_token'), '.1f')} |"
+                f"{fmt(v.get('harness_overhead_pct'), '.3f')} "
+                f"({fmt(v.get('harness_overhead_pct_median'), '.3f')}) | "
+                f"{fmt(v.get('engine_untimed_pct'), '.3f')} | "
+                f"{fmt(v.get('total_gap_pct'), '.3f')} ({fmt(v.get('total_gap_pct_median'), '.3f')}) | "
+                f"{fmt(v.get('gap_us_per_token'), '.1f')} ({fmt(v.get('gap_us_per_token_median'), '.1f')}) |"
             )
         md.append(
             f"\nHarness overhead {h['harness_overhead_pct']:.3f} % "
+            f"(median {h.get('harness_overhead_pct_median')}) "
             f"(target < 1 %: {'met' if ov['ok'] else 'NOT met'})"
             + (
-                f"; before/after total gap {ov['before_after_gap_ratio']}x"
+                f"; before/after total gap {ov['before_after_gap_ratio']}x "
+                f"(medians {ov.get('before_after_gap_ratio_median')}x)"
                 if "before_after_gap_ratio" in ov
                 else ""
             )
@@ -202,6 +207,21 @@ def issue14(outs: list[Path]) -> str:
     for name, step in (("pytest_gpu_other.txt", "pytest-other"), ("pytest_gpu_throughput.txt", "pytest-tp")):
         line = _last_line(found[name], " in ") if name in found else None
         md.append(f"- {step}: {line or status(step)}")
+    tp = [
+        o / "pytest_tp_runs" / k
+        for o in outs
+        for k in ("clean", "loaded")
+        if (o / "pytest_tp_runs" / k).is_dir()
+    ]
+    for d in tp:  # the throughput test's two runs (paperB:harness-null, transformers, 6 reps)
+        r = one(d.name, d)
+        md.append(
+            f"  - {d.parent.parent.name}/{d.name}: **{r['verdict']}**, "
+            f"baseline {fmt(r['baseline_tok_s'], '.2f')} tok/s (CV {fmt(r['baseline_cv'], '.2%')}), "
+            f"mcr CV {fmt(r['mcr_cv'], '.2%')}, delta {fmt(r['delta_pct'], '+.2f')} %, "
+            f"variance ratio {fmt(r['variance_ratio'], '.2f')}x; "
+            f"{'; '.join(r['contamination']) or 'no contamination'}"
+        )
     md += ["", "### SmolLM2 (bench/gpu/smollm2.sh)", ""]
     sm = _json(found["smollm2/smollm2_results.json"]) if "smollm2/smollm2_results.json" in found else None
     if sm:
