@@ -200,7 +200,7 @@ def validate(files, as_json):
     _out(f"ok: {len(loaded)} manifest(s), {n_rows} row(s), {len(exp_targets)} expected file(s)")
 
 
-def _row_ref(ref: str) -> bool:
+def is_row_ref(ref: str) -> bool:
     """REF names one row (PAPER:ROW, or a row id that is no paper's name) rather than a paper."""
     from .manifest import usable_manifests
 
@@ -220,7 +220,7 @@ def plan(paper, hw, scale, as_json):
     from . import planning
     from .manifest import find_row
 
-    if _row_ref(paper):
+    if is_row_ref(paper):
         find_row(paper)  # an unknown row answers with close matches
         p = planning.plan_rows([paper], hw, scale)
     else:
@@ -465,7 +465,7 @@ def verify(
     sys.exit(exit_code(rows))
 
 
-def _write_reports(rows, out_dir: Path, meta: dict | None = None) -> None:
+def _write_reports(rows, out_dir: Path, meta: dict | None = None) -> list[Path]:
     from . import fsio, report
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -478,15 +478,17 @@ def _write_reports(rows, out_dir: Path, meta: dict | None = None) -> None:
     for name, text in files.items():
         fsio.write_text_atomic(out_dir / name, text)
         _err(f"wrote {out_dir / name}")
+    return [out_dir / name for name in files]
 
 
 @cli.command("report")
 @click.argument("targets", nargs=-1)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print {files, summary, headline} as JSON.")
 @_bundle_options
 @_selection_options
 def report_cmd(
-    targets, out_dir, max_bundle_bytes, max_member_bytes, max_members, trust, expected, scale, run_id
+    targets, out_dir, as_json, max_bundle_bytes, max_member_bytes, max_members, trust, expected, scale, run_id
 ):
     """Write report.md, report.html (with plots), report.json and junit.xml for TARGETS' runs."""
     from . import report
@@ -498,9 +500,13 @@ def report_cmd(
         targets, _limits(max_bundle_bytes, max_member_bytes, max_members), trust, expected, scale, run_id
     )
     rows = judged.rows
-    _write_reports(rows, out_dir, verdict_meta(judged.basis))
-    _out("\n".join(report.headline(rows)))  # what the report is evidence of, by basis
-    _out(str(out_dir / "report.html"))
+    files = _write_reports(rows, out_dir, verdict_meta(judged.basis))
+    if as_json:
+        doc = {"files": [str(f) for f in files], "summary": report.summary_counts(rows)}
+        _out(fsio.json_text(doc | {"headline": report.headline(rows)}, indent=2))
+    else:
+        _out(console.prose(report.headline(rows)))  # what the report is evidence of, by basis
+        _out(str(out_dir / "report.html"))
     sys.exit(exit_code(rows))
 
 
@@ -545,9 +551,9 @@ def bundle_cmd(targets, output, sign_key, as_json, scale, run_id):
     _out(str(output))
 
 
-def _runs_of_row(target: str) -> str:
+def runs_of_row(target: str) -> str:
     """A PAPER:ROW or row id names that row's runs folder (runs/PAPER/ROW); anything else is as given."""
-    if Path(target).exists() or not _row_ref(target):
+    if Path(target).exists() or not is_row_ref(target):
         return target
     from . import paths
     from .manifest import find_row
@@ -572,7 +578,7 @@ def diff_cmd(a, b, as_json, max_bundle_bytes, max_member_bytes, max_members):
 
     limits = _limits(max_bundle_bytes, max_member_bytes, max_members)
     with ExitStack() as stack:
-        doc = diff.compare(*(diff.open_side(_runs_of_row(t), t, stack, limits) for t in (a, b)))
+        doc = diff.compare(*(diff.open_side(runs_of_row(t), t, stack, limits) for t in (a, b)))
     if not doc["rows"]:
         raise PackError(
             f"{a} and {b} have no intact row in common to compare (A: {', '.join(doc['only_in_a']) or '-'}; "
@@ -589,7 +595,7 @@ def status_cmd(paper, as_json):
     """Per row and scale: the last finished run, its verdict now, and whether it is stale or missing."""
     from . import status
 
-    if paper and _row_ref(paper):  # a bare row id is that row, as everywhere else
+    if paper and is_row_ref(paper):  # a bare row id is that row, as everywhere else
         from .manifest import find_row
 
         m, r = find_row(paper)

@@ -52,7 +52,8 @@ def _uniform_files_in_run(run_dir: Path) -> list[Path]:
 
 
 def collect(inputs) -> list[Path]:
-    """Uniform JSON files named by INPUTS (files, run dirs, runs trees)."""
+    """Uniform JSON files named by INPUTS (files, run dirs, runs trees, PAPER:ROW or row ids)."""
+    from .cli import runs_of_row
     from .rundir import latest
 
     files: list[Path] = []
@@ -60,11 +61,11 @@ def collect(inputs) -> list[Path]:
         p = Path(raw)
         if p.is_file():
             files.append(p)
-        elif p.is_dir():
-            for rd in latest(p):
+        elif p.is_dir() or Path(runs_of_row(raw)).is_dir():  # a folder, or PAPER:ROW / a row id's runs
+            for rd in latest(p if p.is_dir() else Path(runs_of_row(raw))):
                 files += _uniform_files_in_run(rd.path)
         else:
-            raise PackError(f"'{raw}' is neither a forensics JSON file nor a directory")
+            raise PackError(f"'{raw}' is neither a forensics JSON file, a directory nor a row with runs")
     if not files:
         raise PackError(
             f"no forensics uniform JSON found in {', '.join(map(str, inputs))}; run a forensics row first"

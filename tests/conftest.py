@@ -60,8 +60,13 @@ def invoke_cli(args, env=None, cwd=None) -> subprocess.CompletedProcess:
     assert "PACK_FAULT_AT" not in env, "a fault that kills the process needs a subprocess"
     for cached in (catalog._hardware, catalog._images, manifest._all):
         cached.cache_clear()
+    try:  # click 8.1 mixes stderr into stdout unless told; 8.2 always keeps them apart (and has no flag)
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:
+        runner = CliRunner()
     here, code = os.getcwd(), 0
-    with CliRunner().isolation(env=env) as (out, err, _):
+    with runner.isolation(env=env) as streams:
+        out, err = streams[0], streams[1]
         try:
             os.chdir(cwd or here)
             main(args)

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -129,6 +130,7 @@ def test_every_command_that_prints_results_has_json(project):
         "validate": ["validate", "--json"],
         "run": ["run", ROW, "--resume", "--reps", "2", "--json"],
         "verify": ["verify", ROW, "--json"],
+        "report": ["report", ROW, "--out", project.base / "rep", "--json"],
         "env --diff": ["env", "--diff", env_json, env_json, "--json"],
         "bundle": ["bundle", ROW, "-o", bundle, "--json"],
         "diff": ["diff", ROW, bundle, "--json"],
@@ -144,6 +146,12 @@ def test_every_command_that_prints_results_has_json(project):
     assert docs["run"][0]["up_to_date"] is True and docs["run"][0]["row"] == ROW
     assert docs["verify"]["rows"][0]["row"] == "wire-compression"
     assert docs["env --diff"] == []
+    assert sorted(Path(f).name for f in docs["report"]["files"]) == [
+        "junit.xml",
+        "report.html",
+        "report.json",
+        "report.md",
+    ]
     assert docs["bundle"]["bundle"] == str(bundle) and len(docs["bundle"]["runs"]) == 1
     assert docs["diff"]["rows"] and all(m["within"] for m in docs["diff"]["rows"][0]["metrics"])
     assert {(r["row"], r["scale"]) for r in docs["status"]["rows"]} == {
@@ -174,11 +182,12 @@ def test_a_row_is_named_the_same_way_everywhere(project, ref):
         ["verify", ref],
         ["status", ref],
         ["bundle", ref, "-o", bundle],
+        ["report", ref, "--out", project.base / "rep-ref"],
         ["diff", ref, ref],
     ):
         res = project(*args)
         assert res.returncode in (0, 1), (args, res.stdout, res.stderr)
-        assert "wire-compression" in res.stdout or args[0] == "bundle", (args, res.stdout)
+        assert "wire-compression" in res.stdout or args[0] in ("bundle", "report"), (args, res.stdout)
     listed = project("list", ref, "--json")
     assert [r["row"] for r in json.loads(listed.stdout)] == ["wire-compression"]
     planned = json.loads(project("plan", ref, "--hw", "cpu", "--scale", "smoke", "--json").stdout)
@@ -201,3 +210,18 @@ def test_a_misspelt_row_is_one_sentence_with_the_close_match(project, args):
     res = project(*args[:1], "latent-bridge:wire-compresion", *args[1:])
     assert res.returncode == 2, (args, res.stdout, res.stderr)
     assert "Traceback" not in res.stderr and "wire-compression" in res.stderr, (args, res.stderr)
+
+
+def test_forensics_inputs_take_a_row_too(home, tmp_path):
+    from pack.cli_forensics import collect
+
+    run = tmp_path / "runs" / "forensics" / "exp0" / "20260101T000000Z-smoke-0"
+    (run / "summary").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    uniform = run / "summary" / "exp0.json"
+    uniform.write_text(json.dumps({"experiment_metadata": {}, "runs": []}))
+    assert collect(["forensics:exp0"]) == collect(["exp0"]) == [uniform]
+    res = invoke_cli(
+        ["export", "forensics:exp1", "--format", "compact", "-o", tmp_path / "x.json"], cwd=tmp_path
+    )
+    assert res.returncode == 2 and "neither a forensics JSON file" in res.stderr, res.stderr
