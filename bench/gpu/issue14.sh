@@ -137,9 +137,11 @@ elif [ -f "$($PY -c 'from pack.models import packaged as p; print(p.cached_path(
   L=$(cap 560 25)
   step smollm2 "$L" env OUT="$OUT/smollm2" PYTHON="$PY" SMOLLM2_BUDGET_S=$(( L - 10 )) \
     bash bench/gpu/smollm2.sh "${SM_ARGS[@]}"
-  # done only when every row it ran is complete (smollm2.sh itself exits 0 after a cut-short row)
-  $PY -c "import json,sys; r=json.load(open(sys.argv[1]))['rows']; sys.exit(0 if r and \
-all(v['status'] == 'complete' for v in r.values()) else 1)" "$OUT/smollm2/smollm2_results.json" 2>/dev/null \
+  # done only when every matched-scale row is complete (smollm2.sh exits 0 after a cut-short row;
+  # the full-scale rows are extras it runs with the time left)
+  $PY -c "import json,sys; r=json.load(open(sys.argv[1]))['rows']; m=[v for k, v in r.items() if k.endswith('@smoke')]; \
+sys.exit(0 if len(m) >= 6 and all(v['status'] == 'complete' for v in m) else 1)" \
+    "$OUT/smollm2/smollm2_results.json" 2>/dev/null \
     || { rm -f "$STATE/smollm2.done"; say "smollm2: not every row complete; the next call runs it again"; }
 else
   have=$(ls "$PARTS".* 2>/dev/null | xargs -n1 basename 2>/dev/null | tr '\n' ' ')

@@ -89,12 +89,12 @@ fi
 step compile "$(( $(left) - 60 < 240 ? $(left) - 60 : 240 ))" $PY -m pack run smollm2-exp2 --scale smoke --out "$RUNS"
 # 2. The seed's full setting (6000-token prompt, 30 steps) on the GPU only, if time is left.
 if [ "$MODE" = gpu ]; then
-  step full "$(( $(left) - 40 ))" $PY -m pack run smollm2-exp0 smollm2-exp1 smollm2-exp4 --scale full --out "$OUT/runs-full"
+  step full "$(( $(left) - 50 ))" $PY -m pack run smollm2-exp0 smollm2-exp1 smollm2-exp4 --scale full --out "$OUT/runs-full"
 fi
-step analysis 60 $PY -m pack analyze forensics "$RUNS/smollm2" --out "$OUT/.analysis" --no-plots \
+step analysis "$(( $(left) - 15 < 40 ? $(left) - 15 : 40 ))" $PY -m pack analyze forensics "$RUNS/smollm2" --out "$OUT/.analysis" --no-plots \
   --title "SmolLM2-135M forensics on ${GPU} (${DATE}; this machine only)"
 [ -f "$OUT/.analysis/analysis.md" ] && cp "$OUT/.analysis/analysis.md" "$OUT/smollm2_detectability.md"
-step verify 60 $PY -m pack verify "$RUNS" --brief
+step verify "$(( $(left) - 8 < 30 ? $(left) - 8 : 30 ))" $PY -m pack verify "$RUNS" --brief
 
 $PY - "$RUNS" "$OUT" "$GPU" "$DATE" "$MODE" <<'PYEOF'
 import json, platform, sys
