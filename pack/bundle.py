@@ -46,7 +46,7 @@ def context_digest(files: dict[str, str]) -> str:
 
 def make(run_dirs: list[Path], out: Path, sign_key: Path | None = None) -> Path:
     """Write `out` (.tar.gz) holding the given run directories and their context, atomically."""
-    from .provenance import _git_sha
+    from .provenance import git_sha
 
     runs_meta, members = [], []
     for d in run_dirs:
@@ -77,7 +77,7 @@ def make(run_dirs: list[Path], out: Path, sign_key: Path | None = None) -> Path:
     meta = {
         "schema": BUNDLE_SCHEMA,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "pack": {"version": __version__, "git_sha": _git_sha()},
+        "pack": {"version": __version__, "git_sha": git_sha()},
         "runs": runs_meta,
         "context": {"sha256": context_digest(context_sums), "files": context_sums},
     }

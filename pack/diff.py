@@ -12,10 +12,14 @@ import json
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import paths
 from .errors import IntegrityError, PackError
 from .rundir import RunDir
+
+if TYPE_CHECKING:
+    from .provenance import FieldDiff
 
 
 @dataclass
@@ -45,7 +49,7 @@ class RowDiff:
     a_run: str
     b_run: str
     metrics: list[MetricDiff]
-    env: list[tuple[str, object, object]]
+    env: list[FieldDiff]  # provenance.FieldDiff: what differs between the two runs' env.json
     note: str = ""  # e.g. the two runs are of different scales, so their numbers measure different things
 
 

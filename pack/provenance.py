@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
+from typing import NamedTuple
 
 from . import __version__, gpuinfo, paths
 
@@ -49,7 +50,8 @@ DETERMINISM_ENV = (
 )
 
 
-def _version(dist: str):
+def package_version(dist: str) -> str | None:
+    """The installed version of a distribution (either spelling of - and _), or None."""
     for name in (dist, dist.replace("_", "-"), dist.replace("-", "_")):
         try:
             return metadata.version(name)
@@ -58,7 +60,8 @@ def _version(dist: str):
     return None
 
 
-def _git_sha() -> str:
+def git_sha() -> str:
+    """The pack checkout's commit (+ "-dirty"), PACK_GIT_SHA inside an image, else UNAVAILABLE."""
     root = paths.project_root()
     env_sha = os.environ.get("PACK_GIT_SHA")  # baked into images, which carry no .git
     if env_sha:
@@ -100,7 +103,8 @@ def _pip_freeze_hash() -> dict:
     return {"sha256": hashlib.sha256("\n".join(listing).encode()).hexdigest(), "count": len(listing)}
 
 
-def _cpu() -> dict:
+def cpu_facts() -> dict:
+    """The CPU's model name, logical cores and machine type."""
     model = platform.processor() or UNAVAILABLE
     try:
         with open("/proc/cpuinfo") as f:
@@ -157,9 +161,9 @@ def fingerprint(with_torch: bool = True) -> dict:
     fp: dict = {
         "schema": "pack.env/1",
         "collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "pack": {"version": __version__, "git_sha": _git_sha()},
+        "pack": {"version": __version__, "git_sha": git_sha()},
         "host": {"hostname": platform.node(), "os": platform.platform(), "kernel": platform.release()},
-        "cpu": _cpu(),
+        "cpu": cpu_facts(),
         "python": {
             "version": platform.python_version(),
             "implementation": platform.python_implementation(),
@@ -177,7 +181,7 @@ def fingerprint(with_torch: bool = True) -> dict:
             "variant": os.environ.get("PACK_IMAGE_VARIANT") or UNAVAILABLE,
             "digest": os.environ.get("PACK_IMAGE_DIGEST") or UNAVAILABLE,
         },
-        "packages": {name: _version(name) or UNAVAILABLE for name in BACKENDS},
+        "packages": {name: package_version(name) or UNAVAILABLE for name in BACKENDS},
         "pip_freeze": _pip_freeze_hash(),
         "env": {k: os.environ.get(k, UNAVAILABLE) for k in DETERMINISM_ENV},
         "gpu_processes": gpuinfo.processes(),
@@ -247,13 +251,21 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def diff(a: dict, b: dict, include_volatile: bool = False) -> list[tuple[str, object, object]]:
-    """(field, a, b) for every field that differs, dotted paths, sorted."""
+class FieldDiff(NamedTuple):
+    """One environment field that differs between two fingerprints (absent: '<absent>')."""
+
+    field: str
+    a: object
+    b: object
+
+
+def diff(a: dict, b: dict, include_volatile: bool = False) -> list[FieldDiff]:
+    """A FieldDiff for every field that differs, by dotted path, sorted."""
     fa, fb = flatten(a), flatten(b)
     rows = []
     for k in sorted(set(fa) | set(fb)):
         if not include_volatile and k.split(".")[0] in VOLATILE:
             continue
         if fa.get(k, "<absent>") != fb.get(k, "<absent>"):
-            rows.append((k, fa.get(k, "<absent>"), fb.get(k, "<absent>")))
+            rows.append(FieldDiff(k, fa.get(k, "<absent>"), fb.get(k, "<absent>")))
     return rows

@@ -118,7 +118,7 @@ def judge_bundle(path: Path, limits=None, trust: Path | None = None, expected: P
 
 def _judge(run: bundle.BundleRun, opened: bundle.Opened, verify_run):
     """One bundle run judged; a run record that matches its checksums yet cannot be read is that row's ERROR."""
-    from .rundir import read_record
+    from .run_record import read_record
 
     try:
         rec = read_record(run.path / "run.json")
@@ -186,12 +186,12 @@ def describe(basis: dict) -> list[str]:
 
 def verdict_meta(basis: list[dict]) -> dict:
     """What produced a verdict: the expectations it used, this pack and this environment."""
-    from .provenance import _git_sha
+    from .provenance import git_sha
 
     return {
         "judged_against": basis,
         "verifier": {
-            "pack": {"version": __version__, "git_sha": _git_sha()},
+            "pack": {"version": __version__, "git_sha": git_sha()},
             "python": platform.python_version(),
             "os": platform.platform(),
             "host": platform.node(),

@@ -22,20 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import catalog, fsio, gpuinfo, provenance, registry
+from .aggregates import aggregate
 from .errors import FilesystemError, MissingInput, NotRunnableHere, PackError, os_error_sentence
 from .manifest import Manifest, ResolvedRow
 from .results import CACHE, RepResult, RunContext
-from .rundir import (
-    RUN_SCHEMA,
-    RepTiming,
-    RunDir,
-    RunInUse,
-    RunRecord,
-    RunRecordError,
-    RunStatus,
-    aggregate,
-    runs_of,
-)
+from .run_lock import RunInUse
+from .run_record import RUN_SCHEMA, RepTiming, RunRecord, RunRecordError, RunStatus
+from .rundir import RunDir, runs_of
 
 # OSErrors inside an experiment that are the machine's, not the experiment's: a sentence, exit 2.
 ENVIRONMENT_ERRNOS = {

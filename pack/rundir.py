@@ -10,33 +10,59 @@
         SHA256SUMS        every file above, written last: a run folder without it is unfinished
         .pack.lock        flock'ed by the one process running or resuming it (never checksummed)
 
-Every other module asks this one for a path or a record; none spells `reps/rep-NNN` itself.
+Every other module asks this one for a path or a record; none spells `reps/rep-NNN` itself. Its parts:
+pack/run_record.py (run.json's model and reader), pack/aggregates.py (metrics over repetitions, and
+the recomputation the integrity check compares), pack/run_lock.py (the one-writer flock); their public
+names are importable from here too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import math
-import os
 import re
-import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError
-
-from . import fsio
-from .errors import EXIT_USAGE, IntegrityError, PackError
+from . import fsio, run_lock
+from .aggregates import aggregate, compare_aggregates
 from .results import RepResult
-from .strict import Strict
+from .run_lock import RunInUse
+from .run_record import (
+    RUN_SCHEMA,
+    MetricAggregate,
+    RepTiming,
+    RunRecord,
+    RunRecordError,
+    RunStatus,
+    read_record,
+    resume_command,
+)
 
-RUN_SCHEMA = "pack.run/1"
+__all__ = [  # the run folder's public names, its parts' included
+    "RUN_SCHEMA",
+    "MetricAggregate",
+    "RepTiming",
+    "RunDir",
+    "RunInUse",
+    "RunRecord",
+    "RunRecordError",
+    "RunStatus",
+    "aggregate",
+    "all_runs",
+    "compare_aggregates",
+    "count_finished_reps",
+    "is_finished_rep_key",
+    "is_run_dir",
+    "latest",
+    "read_record",
+    "rep_name",
+    "resume_command",
+    "runs_of",
+]
+
 RUN_FILE = "run.json"
 ENV_FILE = "env.json"
 LOG_FILE = "run.log"
@@ -49,176 +75,6 @@ SUMMARY_FILE = "summary.json"
 
 def rep_name(i: int) -> str:
     return f"rep-{i:03d}"
-
-
-class RunStatus(str, Enum):
-    running = "running"
-    complete = "complete"
-    error = "error"
-    interrupted = "interrupted"
-
-
-class Record(Strict):
-    """Strict, but mutable: the runner fills a record in as repetitions finish."""
-
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True, validate_assignment=True)
-
-
-class RepTiming(Record):
-    started_at: str
-    wall_s: int | float
-    index: int
-    kept: bool
-
-
-class MetricAggregate(Record):
-    """One metric over the repetitions: the verdict-ready form (numbers get mean/std/min/max/median)."""
-
-    values: list[Any]
-    n: int
-    mean: float | None = None
-    std: float | None = None
-    min: float | None = None
-    max: float | None = None
-    median: float | None = None
-
-    def as_dict(self) -> dict:
-        return self.model_dump(exclude_none=True)
-
-
-class RunRecord(Record):
-    """run.json. Written atomically at the start, after every repetition and at the end."""
-
-    schema_version: Literal["pack.run/1"] = Field(RUN_SCHEMA, alias="schema")
-    paper: str
-    row: str
-    run_id: str
-    cell: str
-    experiment: str
-    scale: str
-    params: dict[str, Any]
-    params_hash: str
-    target: dict[str, Any]
-    hardware: str
-    gpu_models: list[str]
-    hardware_mismatch: str | None = None  # detected GPUs differ from `hardware` (catalog.resolve_hardware)
-    image: str | None = None
-    seed: int
-    reps_planned: int
-    max_runtime_s: int | float
-    status: RunStatus
-    started_at: str
-    resumed: bool
-    reps: list[RepTiming] = []
-    metrics: dict[str, MetricAggregate] = {}
-    errors: dict[str, str] = {}
-    contamination: list[str] = []
-    not_applicable: dict[str, str] = {}
-    experiment_provenance: dict[str, Any] = {}
-    finished_at: str | None = None
-    expected_sha256: str | None = None  # the row's expectation file at the start (pack status: stale?)
-    wall_s: int | float | None = None
-    counters: dict[str, Any] = {}
-
-    def as_dict(self) -> dict:
-        """The JSON form (the judging code and run.json read this shape)."""
-        d = self.model_dump(by_alias=True, mode="python")
-        d["status"] = self.status.value
-        d["metrics"] = {k: v.as_dict() for k, v in self.metrics.items()}
-        return d
-
-
-class RunRecordError(IntegrityError):
-    """run.json is missing, damaged, of an unknown schema, or does not fit the schema."""
-
-
-class RunInUse(PackError):
-    """Another pack process holds the run folder's lock."""
-
-    exit_code = EXIT_USAGE
-
-
-def resume_command(rec: RunRecord) -> str:
-    return f"pack run {rec.paper}:{rec.row} --scale {rec.scale} --resume"
-
-
-def read_record(path: Path) -> RunRecord:
-    """Parse and check run.json; every problem is one sentence naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunRecordError(
-            f"{path}: missing; this is not a finished run directory (or the file was deleted)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunRecordError(f"{path}: cannot be read ({e.__class__.__name__}: {e})") from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise RunRecordError(
-            f"{path}: truncated or not JSON; the run was interrupted while writing, or the file was damaged"
-        ) from None
-    if not isinstance(data, dict):
-        raise RunRecordError(f"{path}: not a run record (a JSON object is expected)")
-    schema = data.get("schema")
-    if schema != RUN_SCHEMA:
-        what = f"schema '{schema}'" if schema else "no 'schema' field"
-        raise RunRecordError(
-            f"{path}: {what}; this pack reads '{RUN_SCHEMA}' run records — upgrade pack to read newer runs"
-        )
-    try:
-        return RunRecord.model_validate(data)
-    except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise RunRecordError(
-            f"{path}: field '{field}': {err['msg']}; the run record was damaged or edited"
-        ) from None
-
-
-def aggregate(reps: list[RepResult], summary: RepResult | None) -> dict[str, dict]:
-    """name -> {values, n, mean, std, min, max, median}: MetricAggregate's JSON form over the repetitions
-    (a summary's value stands in where no repetition has one)."""
-    names: list[str] = []
-    for r in reps + ([summary] if summary else []):
-        for k in r.metrics:
-            if k not in names:
-                names.append(k)
-    out = {}
-    for name in names:
-        values = [r.metrics[name] for r in reps if name in r.metrics]
-        if summary and name in summary.metrics:
-            values = [summary.metrics[name]] if not values else values
-        entry: dict = {"values": values, "n": len(values)}
-        nums = [_as_float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if nums and len(nums) == len(values):
-            finite = [v for v in nums if math.isfinite(v)]
-            try:
-                mean = statistics.fmean(finite) if finite else float("nan")
-                std = statistics.stdev(finite) if len(finite) > 1 else 0.0
-            except (
-                OverflowError
-            ):  # values near ±1.8e308: recorded as NaN, judged (never passed) from `values`
-                mean = std = float("nan")
-            entry.update(mean=mean, std=std, min=min(nums), max=max(nums), median=statistics.median(nums))
-        out[name] = entry
-    return out
-
-
-def _lock_pid(fd: int) -> int | None:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def _as_float(v) -> float:
-    """An int too large for a float (10**400 in a rep.json) is ±inf here, not an OverflowError."""
-    try:
-        return float(v)
-    except OverflowError:
-        return math.inf if v > 0 else -math.inf
 
 
 def _read_json(path: Path):
@@ -272,40 +128,13 @@ class RunDir:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the folder's exclusive lock for a run or resume; RunInUse if another process holds it.
-        The kernel drops the lock when the process dies, so a SIGKILLed run never blocks its resume."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = _lock_pid(fd)
-                who = f" (pid {pid})" if pid else ""
-                raise RunInUse(
-                    f"{self.path} is being run by another pack process{who}; "
-                    "wait for it to finish, or stop it and continue with --resume"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+        """Hold the folder's exclusive lock for a run or resume (RunInUse if another process holds it)."""
+        with run_lock.hold(self.lock_path, self.path):
             yield
-        finally:
-            os.close(fd)  # closing drops the lock
 
     def holder(self) -> int | None:
         """The pid of the pack process running this folder right now (0 if unknown), or None."""
-        try:
-            fd = os.open(self.lock_path, os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _lock_pid(fd) or 0
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
+        return run_lock.holder(self.lock_path)
 
     def is_sealed(self) -> bool:
         """True once the run's write sequence ended (the checksum file is written last)."""
@@ -389,71 +218,24 @@ class RunDir:
             reps.append(RepResult.from_json(doc["result"]))
         summary = self.summary_result() if rec.status == RunStatus.complete else None
         recomputed = {k: MetricAggregate.model_validate(v) for k, v in aggregate(reps, summary).items()}
-        return compare_aggregates(self.run_json, rec.metrics, recomputed) + self._notes_problems(
-            reps, summary
-        )
+        problems = compare_aggregates(self.run_json, rec.metrics, recomputed, REP_FILE)
+        return problems + self._notes_problems(reps, summary)
 
     def _notes_problems(self, reps: list[RepResult], summary: RepResult | None) -> list[str]:
         """What the repetitions reported that run.json must carry: an error, contamination or
-        not-applicable note dropped from the record (and re-hashed) would turn ERROR/CONTAMINATED into PASS."""
-        rec, out = self.record, []
+        not-applicable note dropped from the record (and re-hashed) would turn ERROR/CONTAMINATED
+        into PASS."""
+        rec, dropped = self.record, []
         if rec.status != RunStatus.complete:  # the runner merges the notes only when the run completes
-            return out
+            return []
         for r in reps + ([summary] if summary else []):
-            for k in r.errors:
-                if k not in rec.errors:
-                    out.append(
-                        f"{self.run_json}: a repetition reported error '{k}', which run.json does not carry"
-                    )
-            out += [
-                f"{self.run_json}: a repetition reported contamination '{c}', which run.json does not carry"
-                for c in r.contamination
-                if str(c) not in rec.contamination
-            ]
-            out += [
-                f"{self.run_json}: a repetition reported '{k}' not applicable, which run.json does not carry"
-                for k in r.not_applicable
-                if k not in rec.not_applicable
-            ]
-        return list(dict.fromkeys(out))
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, int) and isinstance(b, int):
-        return a == b and isinstance(a, bool) == isinstance(b, bool)  # exact, and no float overflow
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return _same(_as_float(a), _as_float(b))
-    return a == b
-
-
-def compare_aggregates(
-    where: Path, recorded: dict[str, MetricAggregate], recomputed: dict[str, MetricAggregate]
-) -> list[str]:
-    problems = []
-    for name in sorted(set(recorded) | set(recomputed)):
-        if name not in recomputed:
-            problems.append(
-                f"{where}: metric '{name}' is not in any repetition's {REP_FILE}; "
-                "run.json disagrees with the per-repetition files"
-            )
-            continue
-        if name not in recorded:
-            problems.append(f"{where}: metric '{name}' of the per-repetition files is absent from run.json")
-            continue
-        got, want = recorded[name].as_dict(), recomputed[name].as_dict()
-        for key in ("values", "n", "mean", "std", "min", "max", "median"):
-            if not _same(got.get(key), want.get(key)):
-                problems.append(
-                    f"{where}: metric '{name}' {key} is {got.get(key)!r} but the per-repetition "
-                    f"files give {want.get(key)!r}; run.json was edited or the repetitions "
-                    "replaced"
-                )
-                break
-    return problems
+            dropped += [f"error '{k}'" for k in r.errors if k not in rec.errors]
+            dropped += [f"contamination '{c}'" for c in r.contamination if str(c) not in rec.contamination]
+            dropped += [f"'{k}' not applicable" for k in r.not_applicable if k not in rec.not_applicable]
+        return [
+            f"{self.run_json}: a repetition reported {what}, which run.json does not carry"
+            for what in dict.fromkeys(dropped)
+        ]
 
 
 def runs_of(row_dir: Path) -> list[RunDir]:

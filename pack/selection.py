@@ -1,10 +1,12 @@
-"""Which runs `pack verify`, `report` and `bundle` judge: one selection for all three.
+"""Which runs `pack verify`, `report`, `bundle` and `status` judge: one selection for all four.
 
 Targets are run folders, runs trees, paper names, `paper:row` or row ids (a bundle is judged whole:
 its runs were selected when it was made). Per row AND scale
 the newest finished, complete run is judged; when none of that row and scale completed, the newest
 one is (so its ERROR shows). A newer run passed over — unfinished, errored or damaged — is named on
 stderr, never hidden; `--run-id` judges exactly that run, `--scale` only that scale.
+`state_of` is the one definition of "finished" and `newest_finished` the one choice of "the newest
+finished run": a run still running, killed before its seal, interrupted, errored or damaged is not one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PackError
-from .rundir import RunDir, RunRecordError, RunStatus, all_runs
+from .run_record import RunRecordError, RunStatus
+from .rundir import RunDir, all_runs, runs_of
 
 
 def scale_of(rd: RunDir) -> str:
@@ -37,6 +40,18 @@ def state_of(rd: RunDir) -> str | None:
     if rec.status != RunStatus.complete:
         return "errored: " + (rec.errors.get("__run__") or f"status '{rec.status.value}'")
     return None
+
+
+def newest_finished(runs: list[RunDir]) -> RunDir | None:
+    """The newest (by run id) finished, complete run among `runs`, or None."""
+    return next(
+        (rd for rd in sorted(runs, key=lambda rd: rd.name, reverse=True) if state_of(rd) is None), None
+    )
+
+
+def latest_finished(row_dir: Path, scale: str) -> RunDir | None:
+    """The newest finished, complete run of one row folder at one scale (`pack status`), or None."""
+    return newest_finished([rd for rd in runs_of(row_dir) if scale_of(rd) == scale])
 
 
 @dataclass(frozen=True)
@@ -63,13 +78,12 @@ def select(root: Path, *, scale: str | None = None, run_id: str | None = None) -
     chosen, notes = [], []
     for (row_dir, sc), group in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
         group.sort(key=lambda rd: rd.name, reverse=True)
-        states = [state_of(rd) for rd in group]
-        pick = next((i for i, st in enumerate(states) if st is None), 0)
-        chosen.append(group[pick])
+        pick = newest_finished(group) or group[0]
+        chosen.append(pick)
         ref = f"{row_dir.parent.name}:{row_dir.name}"
-        for rd, st in zip(group[:pick], states[:pick], strict=True):
+        for rd in group[: group.index(pick)]:
             notes.append(
-                f"{ref} ({sc}): judged {group[pick].name}, not the newer run {rd.name}: {st} "
+                f"{ref} ({sc}): judged {pick.name}, not the newer run {rd.name}: {state_of(rd)} "
                 f"(pass --run-id {rd.name} to judge it)"
             )
     return Selection(chosen, notes)

@@ -4,7 +4,9 @@ is stale.
 A run is stale when what it would run with today differs from what it ran with: the row's params at
 that scale (their hash), the pack version, the image variant, or the expectation file (its sha256
 when the run recorded one, else its modification time against the run's end, said as such). A row
-and scale with no finished run is missing. Verdicts are recomputed now, as `pack verify` would.
+and scale with no finished run is missing. Verdicts are recomputed now, as `pack verify` would, of
+the run `pack verify` would pick (pack/selection.py: a run still running, killed before its seal,
+interrupted, errored or damaged is not finished).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__, fsio, paths
+from .run_record import RunRecord
 
 SCALES = ("smoke", "full")
 
@@ -41,21 +44,6 @@ def _read(path: Path) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
-def last_finished(row_dir: Path, scale: str) -> tuple[Path, dict] | tuple[None, None]:
-    """The newest complete run of this row at this scale (rundir.runs_of: newest first)."""
-    from .errors import IntegrityError
-    from .rundir import runs_of
-
-    for rd in runs_of(row_dir):
-        try:
-            rec = rd.record.as_dict()
-        except IntegrityError:
-            continue  # a damaged record is not a finished run; `pack verify` names it
-        if rec.get("scale") == scale and rec.get("status") == "complete":
-            return rd.path, rec
-    return None, None
-
-
 def _when(stamp: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(stamp) if stamp else None
@@ -63,26 +51,23 @@ def _when(stamp: str | None) -> datetime | None:
         return None
 
 
-def staleness(rec: dict, env: dict, rrow, expected_path: Path | None) -> list[str]:
+def staleness(rec: RunRecord, env: dict, rrow, expected_path: Path | None) -> list[str]:
     """What changed since the run (empty: up to date); expected_path=None leaves the expectation out."""
     out = []
-    if rec.get("params_hash") != rrow.params_hash():
-        out.append(
-            f"params changed (run {str(rec.get('params_hash'))[:8]}, manifest now {rrow.params_hash()[:8]})"
-        )
+    if rec.params_hash != rrow.params_hash():
+        out.append(f"params changed (run {rec.params_hash[:8]}, manifest now {rrow.params_hash()[:8]})")
     ran_with = (env.get("pack") or {}).get("version")
     if ran_with and ran_with != __version__:
         out.append(f"pack version changed ({ran_with} -> {__version__})")
     image_now = rrow.target.image
-    if image_now and rec.get("image") and rec.get("image") != image_now:
-        out.append(f"image changed ({rec.get('image')} -> {image_now})")
-    recorded = rec.get("expected_sha256")
+    if image_now and rec.image and rec.image != image_now:
+        out.append(f"image changed ({rec.image} -> {image_now})")
     if expected_path is not None and expected_path.is_file():
-        if recorded:
-            if recorded != fsio.sha256_file(expected_path):
+        if rec.expected_sha256:
+            if rec.expected_sha256 != fsio.sha256_file(expected_path):
                 out.append(f"expectation file changed since the run ({expected_path.name}, sha256 differs)")
         else:
-            finished = _when(rec.get("finished_at"))
+            finished = _when(rec.finished_at)
             mtime = datetime.fromtimestamp(expected_path.stat().st_mtime, tz=timezone.utc)
             if finished and mtime > finished:
                 out.append(f"expectation file modified after the run ({expected_path.name}, by file time)")
@@ -94,16 +79,16 @@ def up_to_date(row_dir: Path, rrow, seed: int) -> Path | None:
     repetitions and seed asked for, and ran with this pack and image; None when there is work to do.
     (An expectation changed since does not call for a rerun: verify judges the run against today's.)"""
     from .errors import IntegrityError
-    from .rundir import runs_of
+    from .rundir import RunStatus, runs_of
 
     for rd in runs_of(row_dir):
         try:
-            rec = rd.record.as_dict()
+            rec = rd.record
         except IntegrityError:
             continue
-        if rec.get("params_hash") != rrow.params_hash():
+        if rec.params_hash != rrow.params_hash():
             continue
-        if rec.get("status") != "complete" or rec.get("reps_planned") != rrow.reps or rec.get("seed") != seed:
+        if rec.status != RunStatus.complete or rec.reps_planned != rrow.reps or rec.seed != seed:
             return None
         if rd.integrity() or staleness(rec, _read(rd.env_json), rrow, None):
             return None
@@ -111,10 +96,46 @@ def up_to_date(row_dir: Path, rrow, seed: int) -> Path | None:
     return None
 
 
-def status(paper: str | None = None, runs_root: Path | None = None) -> list[RowStatus]:
+def row_status(paper: str, row, scale: str, runs_root: Path) -> RowStatus:
+    """One row at one scale: its newest finished run (selection.latest_finished, as verify picks it)
+    judged now, and what changed since; missing when no run of that row and scale finished."""
     from . import expected
-    from .manifest import all_manifests, get_manifest
+    from .selection import latest_finished, state_of
     from .verify import verify_run
+
+    row_dir = runs_root / paper / row.id
+    rd = latest_finished(row_dir, scale)
+    if rd is None:
+        return RowStatus(paper, row.id, scale, None, None, None, None, _missing_why(row_dir, scale, state_of))
+    rec = rd.record
+    verdict = verify_run(rd.path)
+    stale = staleness(rec, _read(rd.env_json), row.at(scale), expected.path_for(paper, row.id))
+    return RowStatus(
+        paper,
+        row.id,
+        scale,
+        rec.run_id,
+        str(rd.path),
+        rec.finished_at,
+        verdict.verdict,
+        verdict.why,
+        verdict.basis,
+        stale,
+    )
+
+
+def _missing_why(row_dir: Path, scale: str, state_of) -> str:
+    """'no finished run', naming the newest run of that scale that is not finished and why."""
+    from .rundir import runs_of
+    from .selection import scale_of
+
+    why = f"no finished {scale} run under {row_dir}"
+    newest = next((rd for rd in runs_of(row_dir) if scale_of(rd) == scale), None)
+    return f"{why} (newest, {newest.name}: {state_of(newest)})" if newest else why
+
+
+def status(paper: str | None = None, runs_root: Path | None = None) -> list[RowStatus]:
+    from .manifest import all_manifests, get_manifest
 
     runs_root = runs_root or paths.runs_dir()
     only = None
@@ -124,45 +145,13 @@ def status(paper: str | None = None, runs_root: Path | None = None) -> list[RowS
         m, only = find_row(paper)
         paper = m.paper
     manifests = [get_manifest(paper)] if paper else list(all_manifests())
-    out = []
-    for m in manifests:
-        for row in m.rows:
-            if only is not None and row.id != only.id:
-                continue
-            for scale in SCALES:
-                rrow = row.at(scale)
-                d, rec = last_finished(runs_root / m.paper / row.id, scale)
-                if d is None:
-                    out.append(
-                        RowStatus(
-                            m.paper,
-                            row.id,
-                            scale,
-                            None,
-                            None,
-                            None,
-                            None,
-                            f"no finished {scale} run under {runs_root / m.paper / row.id}",
-                        )
-                    )
-                    continue
-                verdict = verify_run(d)
-                stale = staleness(rec, _read(d / "env.json"), rrow, expected.path_for(m.paper, row.id))
-                out.append(
-                    RowStatus(
-                        m.paper,
-                        row.id,
-                        scale,
-                        rec.get("run_id", d.name),
-                        str(d),
-                        rec.get("finished_at"),
-                        verdict.verdict,
-                        verdict.why,
-                        getattr(verdict, "basis", ""),
-                        stale,
-                    )
-                )
-    return out
+    return [
+        row_status(m.paper, row, scale, runs_root)
+        for m in manifests
+        for row in m.rows
+        if only is None or row.id == only.id
+        for scale in SCALES
+    ]
 
 
 def to_json(rows: list[RowStatus]) -> str:

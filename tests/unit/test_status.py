@@ -175,3 +175,40 @@ def test_resume_of_an_up_to_date_run_does_nothing_and_says_so(home, tmp_path):
     assert up_to_date(d.parent, rrow, seed=0) is None
     rows = rows_of(CliRunner().invoke(cli, ["status", "local-ablation:int6-clip-search", "--json"]).output)
     assert set(rows) == {("int6-clip-search", "smoke"), ("int6-clip-search", "full")}
+
+
+def test_status_and_verify_pick_the_same_newest_finished_run(home, tmp_path):
+    """One definition of 'finished' (selection.state_of): a newer run whose record says complete but
+    that was killed before its seal (no SHA256SUMS), or whose folder a pack process still holds, is
+    not the last finished run for `pack status` either — the run `pack verify` judges is the one shown."""
+    from pack import selection
+    from pack.run_lock import hold
+
+    runs = tmp_path / "runs"
+    good_hash = find_row("local-ablation:int6-clip-search")[1].at("smoke").params_hash()
+    sealed = finished_run(runs, "20260101T000000Z-smoke-aaaa", good_hash)
+    unsealed = finished_run(runs, "20260102T000000Z-smoke-bbbb", good_hash)
+    (unsealed / fsio.SUMS_NAME).unlink()  # killed after run.json said complete, before the seal
+    row_dir = sealed.parent
+
+    def shown() -> str:
+        out = CliRunner().invoke(cli, ["status", "local-ablation:int6-clip-search", "--json"]).output
+        return rows_of(out)[("int6-clip-search", "smoke")]["run_id"]
+
+    judged = selection.select(row_dir, scale="smoke").runs
+    assert [rd.name for rd in judged] == [sealed.name] == [shown()]
+    held = finished_run(runs, "20260103T000000Z-smoke-cccc", good_hash)
+    with hold(RunDir(held).lock_path, held):
+        assert selection.latest_finished(row_dir, "smoke").path == sealed
+        assert shown() == sealed.name
+    assert shown() == held.name  # released: now the newest finished run
+
+
+def test_missing_names_the_newest_unfinished_run(home, tmp_path):
+    good_hash = find_row("local-ablation:int6-clip-search")[1].at("smoke").params_hash()
+    d = finished_run(tmp_path / "runs", "20260101T000000Z-smoke-aaaa", good_hash, status="running")
+    out = CliRunner().invoke(cli, ["status", "local-ablation:int6-clip-search", "--json"]).output
+    row = rows_of(out)[("int6-clip-search", "smoke")]
+    assert row["run_id"] is None and row["verdict"] is None
+    assert f"no finished smoke run under {d.parent} (newest, {d.name}: unfinished:" in row["why"]
+    assert "--resume" in row["why"]

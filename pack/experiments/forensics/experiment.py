@@ -159,7 +159,8 @@ def find_baseline(p, ctx, hw_name: str, sw: dict) -> dict | None:
     """The newest complete run of p.baseline_row in this runs tree with the same signature."""
     if not p.baseline_row:
         return None
-    from ...rundir import RunRecordError, RunStatus, runs_of
+    from ...run_record import RunRecordError, RunStatus
+    from ...rundir import runs_of
     from .uniform import file_stem
 
     want = signature(p, hw_name, sw)

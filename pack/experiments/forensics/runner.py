@@ -31,22 +31,22 @@ def hardware_tag(device: str, fallback: str) -> tuple[str, str]:
         )
         tag = (m.group(1) if m else name).replace(" ", "")
         return re.sub(r"[^A-Za-z0-9.\-]", "", tag), name
-    from ...provenance import _cpu
+    from ...provenance import cpu_facts
 
-    return re.sub(r"[^A-Za-z0-9.\-]", "", fallback) or "cpu", _cpu()["model"]
+    return re.sub(r"[^A-Za-z0-9.\-]", "", fallback) or "cpu", cpu_facts()["model"]
 
 
 def software() -> dict:
     import torch
     import transformers
 
-    from ...provenance import _version
+    from ...provenance import package_version
 
     return {
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
         "cuda_version": torch.version.cuda,
-        "flash_attn_version": _version("flash-attn"),
+        "flash_attn_version": package_version("flash-attn"),
         "python_version": platform.python_version(),
     }
 
