@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import math
 import os
-from typing import NamedTuple
 
 from . import catalog
 from .errors import PackError
-from .manifest import Manifest, Row, find_row, get_manifest, usable_manifests
+from .manifest import find_row, get_manifest, usable_manifests
 
 
 class BudgetExceeded(PackError):
@@ -48,25 +47,19 @@ def resolve_hardware(hw: str) -> tuple[str, catalog.Hardware]:
     return hw, catalog.get_hardware(hw)
 
 
-class PlannedRow(NamedTuple):
-    manifest: Manifest
-    row: Row
-    named: bool  # asked for by its row id (not only as part of a paper)
-
-
-def expand_refs(refs: list[str] | tuple[str, ...]) -> list[PlannedRow]:
-    """A PlannedRow per row of the paper names and row ids, in the order given, no duplicates."""
+def expand_refs(refs: list[str] | tuple[str, ...]) -> list[tuple]:
+    """(manifest, row, asked_by_name) for paper names and row ids, in the order given, no duplicates."""
     papers = {m.paper: m for m in usable_manifests()}
     out, seen = [], set()
     for ref in refs:
         if ref in papers:
-            pairs = [PlannedRow(papers[ref], r, False) for r in papers[ref].rows]
+            pairs = [(papers[ref], r, False) for r in papers[ref].rows]
         else:
-            pairs = [PlannedRow(*find_row(ref), True)]
+            pairs = [(*find_row(ref), True)]
         for m, r, named in pairs:
             if (m.paper, r.id) not in seen:
                 seen.add((m.paper, r.id))
-                out.append(PlannedRow(m, r, named))
+                out.append((m, r, named))
     return out
 
 
