@@ -29,9 +29,9 @@ def fmt(v, spec: str) -> str:
 
 def task2_table(run: dict) -> list[str]:
     out = [
-        f"Baseline perplexity {fmt(value(run, 'baseline.ppl'), '.4f')} over {value(run, 'n_response_tokens')} response tokens "
-        f"({value(run, 'n_sequences')} sequences); metrics on {value(run, 'metric_tokens')} tokens per MoE block "
-        f"({value(run, 'n_moe_blocks')} blocks).",
+        f"Baseline perplexity {fmt(value(run, 'baseline.ppl'), '.4f')} over "
+        f"{value(run, 'n_response_tokens')} response tokens ({value(run, 'n_sequences')} sequences); metrics "
+        f"on {value(run, 'metric_tokens')} tokens per MoE block ({value(run, 'n_moe_blocks')} blocks).",
         "",
         "| method | bits | MSE | cosine | SNR (dB) | ppl compressed | Δ | ppl uncompressed | Δ |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -42,9 +42,11 @@ def task2_table(run: dict) -> list[str]:
             if value(run, f"{t}.mse") is None:
                 continue
             out.append(
-                f"| {method} | {bits} | {fmt(value(run, f'{t}.mse'), '.3g')} | {fmt(value(run, f'{t}.cosine'), '.4f')} | "
-                f"{fmt(value(run, f'{t}.snr_db'), '.2f')} | {fmt(value(run, f'{t}.compressed.ppl'), '.4f')} | "
-                f"{fmt(value(run, f'{t}.compressed.ppl_delta'), '+.4f')} | {fmt(value(run, f'{t}.uncompressed.ppl'), '.4f')} | "
+                f"| {method} | {bits} | {fmt(value(run, f'{t}.mse'), '.3g')} | "
+                f"{fmt(value(run, f'{t}.cosine'), '.4f')} | {fmt(value(run, f'{t}.snr_db'), '.2f')} | "
+                f"{fmt(value(run, f'{t}.compressed.ppl'), '.4f')} | "
+                f"{fmt(value(run, f'{t}.compressed.ppl_delta'), '+.4f')} | "
+                f"{fmt(value(run, f'{t}.uncompressed.ppl'), '.4f')} | "
                 f"{fmt(value(run, f'{t}.uncompressed.ppl_delta'), '+.4f')} |"
             )
     return out
@@ -52,7 +54,8 @@ def task2_table(run: dict) -> list[str]:
 
 def inference_table(run: dict) -> list[str]:
     out = [
-        "| input | tokens read | batch | ms / sample | samples / s | peak GB | above weights GB | KV MiB | speedup | peak mem reduction |",
+        "| input | tokens read | batch | ms / sample | samples / s | peak GB | above weights GB | KV MiB | "
+        "speedup | peak mem reduction |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cfg in ("text", "latent64", "latent32"):
@@ -62,10 +65,13 @@ def inference_table(run: dict) -> list[str]:
                 continue
             red = value(run, f"{p}.mem_reduction_pct")
             out.append(
-                f"| {cfg} | {value(run, f'{cfg}.prompt_tokens')} | {b} | {fmt(value(run, f'{p}.ms_per_sample'), '.1f')} | "
-                f"{fmt(value(run, f'{p}.samples_per_s'), '.2f')} | {fmt(value(run, f'{p}.peak_mem_gb'), '.2f')} | "
-                f"{fmt(value(run, f'{p}.extra_mem_gb'), '.3f')} | {fmt(value(run, f'{p}.kv_cache_mb'), '.1f')} | "
-                f"{fmt(value(run, f'{p}.speedup'), '.2f')} | {'—' if red is None else f'{red:.1f}%'} |"
+                f"| {cfg} | {value(run, f'{cfg}.prompt_tokens')} | {b} | "
+                f"{fmt(value(run, f'{p}.ms_per_sample'), '.1f')} | "
+                f"{fmt(value(run, f'{p}.samples_per_s'), '.2f')} | "
+                f"{fmt(value(run, f'{p}.peak_mem_gb'), '.2f')} | "
+                f"{fmt(value(run, f'{p}.extra_mem_gb'), '.3f')} | "
+                f"{fmt(value(run, f'{p}.kv_cache_mb'), '.1f')} | {fmt(value(run, f'{p}.speedup'), '.2f')} | "
+                f"{'—' if red is None else f'{red:.1f}%'} |"
             )
     return out
 
@@ -112,8 +118,8 @@ def main(argv: list[str]) -> int:
         r = found["task2"]
         md += (
             [
-                f"## Task 2 on {r['params'].get('model')} ({r['params'].get('dtype')}; {r['scale']} scale, {r['status']}, "
-                f"{r.get('wall_s', 0):.0f} s)",
+                f"## Task 2 on {r['params'].get('model')} ({r['params'].get('dtype')}; {r['scale']} scale, "
+                f"{r['status']}, {r.get('wall_s', 0):.0f} s)",
                 "",
             ]
             + task2_table(r)
@@ -124,8 +130,9 @@ def main(argv: list[str]) -> int:
         p = r["params"]
         md += (
             [
-                f"## Ablation 5: {p.get('model')} generating {p.get('max_new_tokens')} tokens for {p.get('n_samples')} samples "
-                f"({r['scale']} scale, {r['status']}, {r.get('wall_s', 0):.0f} s)",
+                f"## Ablation 5: {p.get('model')} generating {p.get('max_new_tokens')} tokens for "
+                f"{p.get('n_samples')} samples ({r['scale']} scale, {r['status']}, "
+                f"{r.get('wall_s', 0):.0f} s)",
                 "",
             ]
             + inference_table(r)
@@ -135,9 +142,10 @@ def main(argv: list[str]) -> int:
         md += [
             "## Hook overhead (bench/ecmoe_hook_overhead.py)",
             "",
-            f"{hook['model']} on {hook['device']} ({hook['dtype']}), batch {hook['batch'][0]}×{hook['batch'][1]}: "
-            f"no hook {hook['ms']['none']:.2f} ms, no-op hook {hook['ms']['noop']:.2f} ms, INT8 hook {hook['ms']['int8']:.2f} ms, "
-            f"the same arithmetic with its result discarded adds {hook['arith_in_model_ms']:.2f} ms in the model "
+            f"{hook['model']} on {hook['device']} ({hook['dtype']}), batch "
+            f"{hook['batch'][0]}×{hook['batch'][1]}: no hook {hook['ms']['none']:.2f} ms, no-op hook "
+            f"{hook['ms']['noop']:.2f} ms, INT8 hook {hook['ms']['int8']:.2f} ms, the same arithmetic with "
+            f"its result discarded adds {hook['arith_in_model_ms']:.2f} ms in the model "
             f"({hook['ms']['arith']:.2f} ms in a loop outside it) → overhead beyond the arithmetic "
             f"{100 * hook['hook_overhead_beyond_arith']:+.2f}% (target ≤ 5%).",
             "",

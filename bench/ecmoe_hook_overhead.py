@@ -13,7 +13,8 @@ drift and neighbour effects hit all alike):
     hook overhead beyond the arithmetic = (int8 - none - (discard - noop)) / none
     no-op hook overhead                 = (noop - none) / none   (also the run's noise floor)
 
-    PYTHONPATH=. python bench/ecmoe_hook_overhead.py [--model tiny-qwen3-moe] [--device cpu] [--batch 4 --seq 256]
+    PYTHONPATH=. python bench/ecmoe_hook_overhead.py [--model tiny-qwen3-moe] [--device cpu] \
+        [--batch 4 --seq 256]
 
 Prints one JSON line (times in ms) and a verdict against the 5% target.
 """
@@ -145,8 +146,8 @@ def main() -> int:
     print(json.dumps(out))
     ok = beyond <= args.target
     print(
-        f"hook overhead beyond the quantize arithmetic: {100 * beyond:+.2f}% of a pass (no-op hook {100 * noop:+.2f}%); "
-        f"target <= {100 * args.target:g}%: {'met' if ok else 'NOT met'}"
+        f"hook overhead beyond the quantize arithmetic: {100 * beyond:+.2f}% of a pass (no-op hook "
+        f"{100 * noop:+.2f}%); target <= {100 * args.target:g}%: {'met' if ok else 'NOT met'}"
     )
     return 0 if ok else 1
 

@@ -1,7 +1,7 @@
 """exp0 at the true Qwen3-30B-A3B shape (random bf16 weights) on one 80 GB GPU: does it fit, how long.
 
     PYTHONPATH=. python bench/forensics_30b_fit.py --out /tmp/runs --json fit.json          # GPU (full scale)
-    PYTHONPATH=. python bench/forensics_30b_fit.py --scale smoke --out /tmp/runs             # CPU dry run (tiny model)
+    PYTHONPATH=. python bench/forensics_30b_fit.py --scale smoke --out /tmp/runs   # CPU dry run (tiny model)
 
 Runs the manifest row `shape30b-exp0` through `pack run` (48 layers, 128 experts top-8, hidden 2048,
 ~30.5 B parameters, ~6k-token prompt, 30 decode steps, 3 repetitions) and reports the model build

@@ -84,8 +84,8 @@ def main(argv=None) -> int:
         a.json.write_text(json.dumps(out, indent=2))
     print(
         f"extraction overhead: {out['overhead_percent']:+.2f}% (median {med['with']:.4f}s with vs "
-        f"{med['without']:.4f}s without, {a.rounds} rounds, {len(prompt.token_ids)}-token prompt, {a.steps} steps, "
-        f"{a.model} on {out['gpu'] or a.device}); same greedy tokens: {'yes' if same else 'NO'}"
+        f"{med['without']:.4f}s without, {a.rounds} rounds, {len(prompt.token_ids)}-token prompt, {a.steps} "
+        f"steps, {a.model} on {out['gpu'] or a.device}); same greedy tokens: {'yes' if same else 'NO'}"
     )
     return 0 if same else 1
 

@@ -200,7 +200,7 @@ def open_bundle(
 
 
 def safe_open(path: Path, limits: untar.Limits | None = None, trust: Path | None = None):
-    """open_bundle into a fresh temporary folder: (Opened, TemporaryDirectory); the folder is removed on error."""
+    """open_bundle into a fresh temporary folder: (Opened, TemporaryDirectory), removed on error."""
     tmp = tempfile.TemporaryDirectory(prefix="pack-bundle-")
     try:
         return open_bundle(path, Path(tmp.name), limits, trust), tmp

@@ -134,7 +134,8 @@ def check_file(path: Path, manifests: dict[str, Manifest]) -> list[str]:
     m = manifests.get(ef.paper)
     if m is None:
         return [
-            f"{path}:{line_for(lines, ('paper',))}: no manifest for paper '{ef.paper}'; check manifests/{ef.paper}.yaml exists"
+            f"{path}:{line_for(lines, ('paper',))}: no manifest for paper '{ef.paper}'; check "
+            f"manifests/{ef.paper}.yaml exists"
         ]
     if path.parent.name != ef.paper or path.stem != ef.row:
         problems.append(
@@ -144,7 +145,8 @@ def check_file(path: Path, manifests: dict[str, Manifest]) -> list[str]:
     if ef.row not in ids:
         hint = did_you_mean(ef.row, ids, n=1, listing=False) or f"rows of {ef.paper}: {', '.join(ids)}"
         return problems + [
-            f"{path}:{line_for(lines, ('row',))}: expectation for row '{ef.row}', which does not exist in {m.path}; {hint}"
+            f"{path}:{line_for(lines, ('row',))}: expectation for row '{ef.row}', which does not exist in "
+            f"{m.path}; {hint}"
         ]
     row = m.row(ef.row)
     for i, e in enumerate(ef.expectations):
@@ -152,12 +154,14 @@ def check_file(path: Path, manifests: dict[str, Manifest]) -> list[str]:
         rule = rule_for(e, row, e.metric)
         if rule is None:
             problems.append(
-                f"{where}: metric '{e.metric}' has no tolerance; add 'tolerance' here or under the row's metrics in {m.path}"
+                f"{where}: metric '{e.metric}' has no tolerance; add 'tolerance' here or under the row's "
+                f"metrics in {m.path}"
             )
             continue
         if rule.needs_value and e.value is None:
             problems.append(
-                f"{where}: metric '{e.metric}' uses a {rule.kind} tolerance but has no 'value'; add the expected value"
+                f"{where}: metric '{e.metric}' uses a {rule.kind} tolerance but has no 'value'; add the "
+                "expected value"
             )
         elif rule.needs_value and rule.needs_number and isinstance(e.value, str):
             problems.append(
@@ -210,7 +214,8 @@ def bless(run: dict, metrics: list[str] | None, row: Row, note: str = "") -> Pat
     unknown = [m for m in chosen if m not in run["metrics"]]
     if unknown:
         raise ManifestError(
-            f"run {run['run_id']} has no metric {', '.join(unknown)}; it has: {', '.join(sorted(run['metrics']))}"
+            f"run {run['run_id']} has no metric {', '.join(unknown)}; it has: "
+            f"{', '.join(sorted(run['metrics']))}"
         )
     new: list[dict[str, Any]] = []
     for name in chosen:

@@ -25,7 +25,7 @@ class Judged:
 
 
 def home_root(given: Path) -> Path:
-    """The pack home (manifests/ + expected/) that --expected DIR names: DIR itself, or DIR/.. for DIR=expected/."""
+    """The pack home (manifests/ + expected/) that --expected DIR names: DIR, or DIR/.. for DIR=expected/."""
     for root in (given, given.parent):
         if (
             (root / "expected").is_dir()
@@ -117,7 +117,7 @@ def judge_bundle(path: Path, limits=None, trust: Path | None = None, expected: P
 
 
 def _judge(run: bundle.BundleRun, opened: bundle.Opened, verify_run):
-    """One bundle run judged; a run record that matches its checksums yet cannot be read is that row's ERROR."""
+    """One bundle run judged; a run record matching its checksums yet unreadable is that row's ERROR."""
     from .run_record import read_record
 
     try:
@@ -126,7 +126,8 @@ def _judge(run: bundle.BundleRun, opened: bundle.Opened, verify_run):
             row = bundle.damaged_row(None, run)
             row.why = (
                 f"integrity: run.json is {rec.paper}:{rec.row} run {rec.run_id}, but the bundle holds it as "
-                f"{run.meta['paper']}:{run.meta['row']} run {run.meta['run_id']}; the bundle was tampered with"
+                f"{run.meta['paper']}:{run.meta['row']} run {run.meta['run_id']}; "
+                "the bundle was tampered with"
             )
             return row
         row = verify_run(run.path)

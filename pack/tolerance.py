@@ -372,8 +372,9 @@ def gpu_matches(patterns, gpu_models) -> bool:
     Case-insensitive, a vendor prefix ("NVIDIA ", then "GeForce "/"Tesla ") ignored. A pattern
     matches a model equal to it or one that continues after it with a separator ('-', ' ', '_'):
     "A100" matches "NVIDIA A100-SXM4-80GB", but "A10" does not match "A100" and "L4" does not
-    match "L40S"; a variant word after it (VARIANT_WORDS: "RTX 4060 Ti", "H100 NVL") is another GPU. A pattern with * ? [ is an fnmatch glob
-    over the whole (normalised) model name. "cpu" matches a run with no GPU.
+    match "L40S"; a variant word after it (VARIANT_WORDS: "RTX 4060 Ti", "H100 NVL") is another GPU.
+    A pattern with * ? [ is an fnmatch glob over the whole (normalised) model name. "cpu" matches a
+    run with no GPU.
     """
     patterns = [patterns] if isinstance(patterns, str) else list(patterns or [])
     models = [_norm_gpu(m) for m in gpu_models or []]

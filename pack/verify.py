@@ -396,7 +396,7 @@ def _row_why(verdict: str, verdicts: list[MetricVerdict], run: dict) -> str:
 
 
 def _load_run(run_dir: Path) -> dict:
-    """run.json as the judging code reads it; RunRecordError (one sentence naming the file) if it is damaged."""
+    """run.json as the judging code reads it; RunRecordError (one sentence naming the file) if damaged."""
     return RunDir(run_dir).record.as_dict()
 
 

@@ -86,7 +86,10 @@ def generate_document(index: int, n_words: int = 1500) -> str:
     out: list[str] = []
     count = 0
     while count < n_words:
-        s = f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(CLAUSES)}."
+        s = (  # one f-string in two parts: the four draws stay in this order (the documents are pinned)
+            f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(VERBS)} "
+            f"{rng.choice(OBJECTS)} {rng.choice(CLAUSES)}."
+        )
         if rng.random() < 0.5:
             s += " " + rng.choice(FOLLOW).format(n=rng.randint(2, 99), month=rng.choice(MONTHS))
         out.append(s)

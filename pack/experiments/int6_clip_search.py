@@ -121,7 +121,7 @@ def synthetic_state_dict(
 
 
 def layout_sha256(sd: dict) -> str:
-    """sha256 of the sorted 'name shape' lines: what identifies a checkpoint's architecture, not its values."""
+    """sha256 of the sorted 'name shape' lines: a checkpoint's architecture, not its values."""
     text = "\n".join(f"{k} {list(np.shape(v))}" for k, v in sorted(sd.items()))
     return hashlib.sha256(text.encode()).hexdigest()
 

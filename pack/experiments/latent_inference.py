@@ -106,7 +106,7 @@ def cache_nbytes(cache) -> int:
 
 
 def measured_kv_bytes_per_token(torch, model, ids) -> int:
-    """One prefill of `ids` [1, T]: the returned cache's bytes / T (what a real cache holds, not a formula)."""
+    """One prefill of `ids` [1, T]: the returned cache's bytes / T (what a cache holds, not a formula)."""
     with torch.inference_mode():
         out = model(input_ids=ids, use_cache=True)
     total = cache_nbytes(out.past_key_values)
@@ -143,7 +143,8 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
     ):  # a cache layout this formula does not describe: say so, keep the measured figure
         res.info["kv_bytes_per_token_analytic"] = analytic
         ctx.log(
-            f"KV cache: measured {per_token} B/token, 2 x layers x kv heads x head dim x bytes gives {analytic}"
+            f"KV cache: measured {per_token} B/token, 2 x layers x kv heads x head dim x bytes gives "
+            f"{analytic}"
         )
     res.metrics["kv_bytes_per_token"] = per_token
     table = []

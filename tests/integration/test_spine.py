@@ -243,8 +243,8 @@ def test_sigkill_then_resume_keeps_finished_reps(pack, home, tmp_path, author_sc
     res = pack("verify", run)  # killed: unfinished, with the command that finishes it — not tampering
     assert res.returncode == 1 and "checksum" not in res.stdout
     assert (
-        "unfinished: the run stopped before it ended; resume it with `pack run cmdpaper:ab --scale smoke --resume`"
-        in res.stdout
+        "unfinished: the run stopped before it ended; resume it with `pack run cmdpaper:ab --scale smoke "
+        "--resume`" in res.stdout
     )
     stamps = {p: (run / "reps" / p / "rep.json").stat().st_mtime_ns for p in finished}
     assert json.loads((run / "run.json").read_text())["status"] == "running"

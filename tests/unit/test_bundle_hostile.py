@@ -293,7 +293,8 @@ def test_random_member_lists_never_escape_and_every_listed_file_is_accounted_for
 
 
 def test_hash_consistent_hostile_run_files_are_row_verdicts_not_crashes(box):
-    """Files that match their checksums but are not what the pack writes: that row ERRORs or FAILs, others go on."""
+    """Files that match their checksums but are not what the pack writes: that row ERRORs or FAILs,
+    the others are judged."""
     from pack import reviewer
 
     path, dest = box

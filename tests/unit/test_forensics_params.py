@@ -195,10 +195,10 @@ def test_cli_startup_and_catalogue_commands_do_not_import_torch():
     import sys
 
     code = (
-        "import sys; from pack.cli import main\n"
-        "for args in (['--help'], ['list', 'forensics'], ['show', 'exp1'], ['validate'], ['analyze', '--help']):\n"
-        "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'safetensors', 'matplotlib') if m in sys.modules))"
+        "import sys; from pack.cli import main\nfor args in (['--help'], ['list', 'forensics'], ['show', "
+        "'exp1'], ['validate'], ['analyze', '--help']):\n    try:\n        main(args)\n    except "
+        "SystemExit:\n        pass\nprint(sorted(m for m in ('torch', 'transformers', 'safetensors', "
+        "'matplotlib') if m in sys.modules))"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

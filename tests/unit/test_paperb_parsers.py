@@ -66,7 +66,10 @@ def test_number_formats_and_a_line_that_is_not_ours():
 
 def test_ppl_json_tolerates_noise_and_takes_the_last():
     p = [paperb.parser("ppl")]
-    text = '[PPL-JSON] {broken\n[PPL-JSON] {"ppl": 8.0, "nll": 2.0794}\nINFO [PPL-JSON] {"ppl": 7.5, "nll": 2.0149}'
+    text = (
+        '[PPL-JSON] {broken\n[PPL-JSON] {"ppl": 8.0, "nll": 2.0794}\n'
+        'INFO [PPL-JSON] {"ppl": 7.5, "nll": 2.0149}'
+    )
     assert command.parse(text, p, "a")[0] == {"ppl": 7.5, "nll": 2.0149}
     assert math.isnan(command.parse('[PPL-JSON] {"ppl": NaN, "nll": NaN}', p, "a")[0]["ppl"])
 

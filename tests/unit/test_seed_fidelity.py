@@ -1,4 +1,5 @@
-"""Seed fidelity: what the seeds say, checked against the manifests, expectations and plan (issue 9, item 7)."""
+"""Seed fidelity: what the seeds say, checked against the manifests, expectations and plan
+(issue 9, item 7)."""
 
 import json
 from pathlib import Path
@@ -57,7 +58,8 @@ ECMOE_FULL = {
     "ppl,verdict", [(3.89, "PASS"), (3.905, "PASS"), (3.937, "FAIL"), (3.94, "FAIL"), (3.86, "FAIL")]
 )
 def test_ecmoe_baseline_tolerance_rejects_the_megatron_5c_baseline(ppl, verdict):
-    """3.89 is the HF Tasks 2-4 baseline; 3.937 (3.94) is Task 5c's Megatron pipeline and must not pass as it."""
+    """3.89 is the HF Tasks 2-4 baseline; 3.937 (3.94) is Task 5c's Megatron pipeline: it must not pass
+    as the former."""
     v = _verdict("ecmoe", "task2-baseline", "baseline.ppl", ppl, "NVIDIA H100 80GB HBM3", ECMOE_FULL)
     assert v.verdict == verdict, v.why
 

@@ -144,7 +144,8 @@ def test_expectation_changed_after_the_run_is_stale(home, tmp_path):
 
 
 def test_resume_of_an_up_to_date_run_does_nothing_and_says_so(home, tmp_path):
-    """`pack run --resume` on a complete, intact run with the same params, reps, seed and pack: nothing to do."""
+    """`pack run --resume` on a complete, intact run with the same params, reps, seed and pack: nothing
+    to do."""
     rrow = find_row("local-ablation:int6-clip-search")[1].at("smoke")
     runs = tmp_path / "runs"
     d = finished_run(runs, "20260101T000000Z-smoke-aaaa", rrow.params_hash())

@@ -44,7 +44,8 @@ def _np(t):
 
 
 def load_vectors(tensors: dict, key: str) -> dict:
-    """{"hidden_states/layer_k": [P, H] float64, ..., "logprobs": [P, K], "logprob_ids": [P, K], "tokens": [S]}."""
+    """One key's arrays: {"hidden_states/layer_k": [P, H] float64, ..., "logprobs": [P, K],
+    "logprob_ids": [P, K], "tokens": [S]}."""
     out = {}
     for name, t in tensors.items():
         if not name.startswith(key + "/"):

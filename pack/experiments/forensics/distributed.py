@@ -66,7 +66,8 @@ def launch(job: dict, job_dir: Path, *, nproc: int, timeout_s: float, log) -> di
         lines = [ln for ln in logf.read_text(errors="replace").splitlines() if ln.strip()]
         errs = [ln for ln in lines if "Error" in ln or "error" in ln]
         raise PackError(
-            f"torchrun exited with {res.returncode}: {(errs or lines or ['no output'])[-1].strip()} (log: {logf})"
+            f"torchrun exited with {res.returncode}: {(errs or lines or ['no output'])[-1].strip()} (log: "
+            f"{logf})"
         )
     return json.loads(report.read_text())
 

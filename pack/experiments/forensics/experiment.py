@@ -150,8 +150,9 @@ def prepare(p, ctx) -> dict:
 
 
 def signature(p, hw_name: str, sw: dict) -> str:
-    """Same model, prompt, extraction and machine kind ("<tag>|<name>"): a baseline that stands in for this run's.
-    CUDA and torch versions are excluded (exp6 compares exactly those); they are recorded per config."""
+    """Same model, prompt, extraction and machine kind ("<tag>|<name>"): a baseline that stands in for
+    this run's. CUDA and torch versions are excluded (exp6 compares exactly those); they are recorded
+    per config."""
     return configs.signature_hash({**p.baseline_signature(), "hardware": hw_name})
 
 

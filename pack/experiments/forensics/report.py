@@ -100,7 +100,8 @@ def markdown(reports: list[dict], title: str = "Floating-point forensics", heade
         ]
         for cid, r in rep["reproducibility"].items():
             out.append(
-                f"| {cid} | {r['status']} | {r['reps']} | {'yes' if r['bit_identical'] else 'NO'} | {_g(r['max'])} |"
+                f"| {cid} | {r['status']} | {r['reps']} | {'yes' if r['bit_identical'] else 'NO'} | "
+                f"{_g(r['max'])} |"
             )
         for hw, rows in rep["within_hardware_detectability"].items():
             if not rows:
@@ -146,7 +147,8 @@ def markdown(reports: list[dict], title: str = "Floating-point forensics", heade
                 continue
             out += [
                 "",
-                f"### Cross-hardware detectability {pair} (variant vs other kind's baseline, ÷ baseline vs baseline)",
+                f"### Cross-hardware detectability {pair} (variant vs other kind's baseline, ÷ baseline vs "
+                "baseline)",
                 "",
                 "| variant | " + HEADLINE + " ratio | logprobs ratio |",
                 "|---|---|---|",

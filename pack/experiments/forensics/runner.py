@@ -21,7 +21,8 @@ class ConfigFailed(Exception):
 
 
 def hardware_tag(device: str, fallback: str) -> tuple[str, str]:
-    """(short tag for config ids, full hardware name): ("H100", "NVIDIA H100 80GB HBM3") or ("cpu", cpu model)."""
+    """(short tag for config ids, full hardware name):
+    ("H100", "NVIDIA H100 80GB HBM3") or ("cpu", cpu model)."""
     if device == "cuda":
         import torch
 

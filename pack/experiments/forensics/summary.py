@@ -27,15 +27,15 @@ from . import analysis, uniform
 from . import signals as sigmod
 
 CONVENTIONS = {
-    "layer_convention": "layer_k = transformers output_hidden_states[k]: 0 would be the embedding output (not "
-    "extracted), k < n_layers the output of decoder block k, k = n_layers the final RMSNorm output",
-    "key_convention": "keys of decoder block k's attention after q/k-norm and RoPE, as stored in the KV cache; "
-    "all KV heads concatenated head-major",
-    "position_convention": "at decode step t (0 = prefill, producing token 0) position -j is absolute position "
-    "prompt_len + t - j; with a KV cache positions -2/-3 are the values computed when they were "
+    "layer_convention": "layer_k = transformers output_hidden_states[k]: 0 would be the embedding output "
+    "(not extracted), k < n_layers the output of decoder block k, k = n_layers the final RMSNorm output",
+    "key_convention": "keys of decoder block k's attention after q/k-norm and RoPE, as stored in the KV "
+    "cache; all KV heads concatenated head-major",
+    "position_convention": "at decode step t (0 = prefill, producing token 0) position -j is absolute "
+    "position prompt_len + t - j; with a KV cache positions -2/-3 are the values computed when they were "
     "position -1 (or in the prefill); each vector is stored once",
-    "logprob_convention": "log_softmax(float32 logits) top-k at that position; prefill positions -3/-2 from lm_head "
-    "applied to the final-norm output",
+    "logprob_convention": "log_softmax(float32 logits) top-k at that position; prefill positions -3/-2 from "
+    "lm_head applied to the final-norm output",
 }
 
 
