@@ -15,28 +15,9 @@ from pathlib import Path
 import click
 
 from .errors import PackError
+from .experiments.forensics.kinds import EXPERIMENTS
 
-TYPES = (
-    "reference",
-    "batch_size",
-    "compile",
-    "quantization",
-    "attention",
-    "concurrent_streams",
-    "cuda_version",
-    "tensor_parallel",
-    "expert_parallel",
-)
-VARIABLE_OF = {
-    "cuda_version": "cuda_version",
-    "batch_size": "batch_size",
-    "compile": "compile",
-    "quantization": "quantization",
-    "attention": "attention_impl",
-    "concurrent_streams": "concurrent_streams",
-    "tensor_parallel": "tp_size",
-    "expert_parallel": "ep_size",
-}
+TYPES = tuple(EXPERIMENTS)  # experiment_type values, in the seed's order
 
 
 def _uniform_files_in_run(run_dir: Path) -> list[Path]:
@@ -82,7 +63,7 @@ def load_groups(inputs, as_type: str | None) -> list[tuple[dict, dict]]:
         docs = [x for x, _ in items]
         return [
             uniform.merge(
-                docs, variable=VARIABLE_OF.get(as_type), experiment_type=as_type, names=[n for _, n in items]
+                docs, variable=EXPERIMENTS.get(as_type), experiment_type=as_type, names=[n for _, n in items]
             )
         ]
     groups: dict[str, list] = {}

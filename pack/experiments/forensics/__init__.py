@@ -4,6 +4,7 @@ attention keys and log-probabilities, and how does that compare with the deviati
     prompts.py     chat template + document cut to exactly N tokens (same length for batch neighbours)
     extraction.py  greedy decoding with hooks; conventions for layers, positions and keys
     signals.py     safetensors storage, digests, first-divergence search between repetitions
+    kinds.py       the experiment types and the variable each tests (plain data: the CLI offers them)
     configs.py     parameters, configurations (exp0..exp8) and what can run where
     runner.py      model cache and the execution of one configuration (batch, compile, streams, ...)
     streams.py     exp5: a concurrent matmul workload on a second CUDA stream, overlap from a profiler trace

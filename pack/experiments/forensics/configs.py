@@ -39,18 +39,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictBool, StrictInt, field_validator
 
 from ...strict import Number, Strict
+from .kinds import EXPERIMENTS
 
-EXPERIMENTS: dict[str, str | None] = {  # experiment_type -> the variable it tests
-    "reference": None,
-    "batch_size": "batch_size",
-    "compile": "compile",
-    "quantization": "quantization",
-    "attention": "attention_impl",
-    "concurrent_streams": "concurrent_streams",
-    "cuda_version": "cuda_version",
-    "tensor_parallel": "tp_size",
-    "expert_parallel": "ep_size",
-}
 # gptq/awq/bnb: a pre-quantized checkpoint (params.quantization_checkpoints); bnb-int8 (LLM.int8) and
 # bnb-nf4 (4-bit NormalFloat) quantize the loaded model on the fly with bitsandbytes, which is how a
 # synthetic model gets a quantized arm at all (no calibration data or pre-quantized weights needed).
