@@ -69,7 +69,7 @@ def compare_aggregates(
     where: Path,
     recorded: dict[str, MetricAggregate],
     recomputed: dict[str, MetricAggregate],
-    rep_file: str = "rep.json",
+    rep_file: str,
 ) -> list[str]:
     """One sentence per metric whose recorded aggregate (in `where`) differs from the recomputed one."""
     problems = []

@@ -50,11 +50,12 @@ def make(run_dirs: list[Path], out: Path, sign_key: Path | None = None) -> Path:
 
     runs_meta, members = [], []
     for d in run_dirs:
-        problems = RunDir(d).integrity()  # checksums and run.json against its repetitions
+        rd = RunDir(d)
+        problems = rd.integrity()  # checksums and run.json against its repetitions
         if problems:
             raise IntegrityError(f"refusing to bundle a damaged run: {problems[0]}")
-        run = json.loads((d / "run.json").read_text())
-        env = json.loads((d / "env.json").read_text()) if (d / "env.json").is_file() else {}
+        run = json.loads(rd.run_json.read_text())
+        env = json.loads(rd.env_json.read_text()) if rd.env_json.is_file() else {}
         arc = PurePosixPath("runs", run["paper"], run["row"], run["run_id"])
         runs_meta.append(
             {

@@ -87,7 +87,7 @@ def open_side(target: str, label: str, stack: ExitStack, limits=None) -> Side:
             problems = RunDir(d).integrity()  # checksums and run.json against its repetitions
         except IntegrityError as e:
             problems = [str(e)]
-        run = _read(d / "run.json")
+        run = _read(RunDir(d).run_json)
         if problems or run is None:
             side.skipped.append(f"{d}: damaged ({'; '.join(problems) or 'run.json unreadable'})")
             continue
@@ -114,7 +114,7 @@ def diff_row(a_dir: Path, b_dir: Path, root: Path | None) -> RowDiff:
     from .tolerance import describe_rule
     from .verify import _shown
 
-    a, b = _read(a_dir / "run.json"), _read(b_dir / "run.json")
+    a, b = _read(RunDir(a_dir).run_json), _read(RunDir(b_dir).run_json)
     with paths.using_root(root) if root is not None else nullcontext():
         try:
             _, row = find_row(f"{a['paper']}:{a['row']}")
@@ -157,7 +157,7 @@ def diff_row(a_dir: Path, b_dir: Path, root: Path | None) -> RowDiff:
                 md.within = ok_a == ok_b
                 md.why = f"A {'inside' if ok_a else 'outside'}, B {'inside' if ok_b else 'outside'} the range"
         metrics.append(md)
-    env_a, env_b = _read(a_dir / "env.json") or {}, _read(b_dir / "env.json") or {}
+    env_a, env_b = _read(RunDir(a_dir).env_json) or {}, _read(RunDir(b_dir).env_json) or {}
     note = ""
     if a.get("scale") != b.get("scale") or a.get("params_hash") != b.get("params_hash"):
         note = (

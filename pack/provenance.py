@@ -202,9 +202,10 @@ def load_fingerprint(path) -> dict:
     from pathlib import Path
 
     from .errors import UsageError
+    from .rundir import RunDir
 
     path = Path(path)
-    file = path / "env.json" if path.is_dir() else path
+    file = RunDir(path).env_json if path.is_dir() else path
     if path.is_dir() and not file.is_file():
         raise UsageError(f"{path}: is a folder without an env.json; pass a run folder or an env.json file")
     try:

@@ -213,8 +213,10 @@ def _git_sha(where: Path) -> str | None:
 
 
 def _env(run_dir: str) -> dict:
+    from .rundir import RunDir
+
     try:
-        return json.loads((Path(run_dir) / "env.json").read_text(encoding="utf-8"))
+        return json.loads(RunDir(Path(run_dir)).env_json.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 

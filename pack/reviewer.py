@@ -119,9 +119,10 @@ def judge_bundle(path: Path, limits=None, trust: Path | None = None, expected: P
 def _judge(run: bundle.BundleRun, opened: bundle.Opened, verify_run):
     """One bundle run judged; a run record matching its checksums yet unreadable is that row's ERROR."""
     from .run_record import read_record
+    from .rundir import RunDir
 
     try:
-        rec = read_record(run.path / "run.json")
+        rec = read_record(RunDir(run.path).run_json)
         if (rec.paper, rec.row, rec.run_id) != (run.meta["paper"], run.meta["row"], run.meta["run_id"]):
             row = bundle.damaged_row(None, run)
             row.why = (

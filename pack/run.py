@@ -28,7 +28,7 @@ from .manifest import Manifest, ResolvedRow
 from .results import CACHE, RepResult, RunContext
 from .run_lock import RunInUse
 from .run_record import RUN_SCHEMA, RepTiming, RunRecord, RunRecordError, RunStatus
-from .rundir import RunDir, runs_of
+from .rundir import REP_FILE, SUMMARY_FILE, RunDir, runs_of
 
 # OSErrors inside an experiment that are the machine's, not the experiment's: a sentence, exit 2.
 ENVIRONMENT_ERRNOS = {
@@ -370,7 +370,7 @@ class _Runner:
                 self._crashed(i, e, tmp)
                 return
             timing = {"started_at": wall0, "wall_s": round(time.monotonic() - t0, 6)}
-            fsio.write_json_atomic(tmp / "rep.json", {"index": i, "timing": timing, "result": res.to_json()})
+            fsio.write_json_atomic(tmp / REP_FILE, {"index": i, "timing": timing, "result": res.to_json()})
             fsio.write_sums(tmp)
             os.replace(tmp, final)
             fsio.fsync_dir(final.parent)
@@ -399,7 +399,7 @@ class _Runner:
         sdir.mkdir()
         self.ctx = self._context(sdir, self.rrow.reps - 1)
         summary = self.module.summarize(self.rrow.params, self.ctx, self.results)
-        fsio.write_json_atomic(sdir / "summary.json", summary.to_json())
+        fsio.write_json_atomic(sdir / SUMMARY_FILE, summary.to_json())
         return summary
 
     def _finish(self, best_effort: bool = False) -> None:

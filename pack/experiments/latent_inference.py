@@ -70,13 +70,13 @@ class Params(Strict):
     warmup: Annotated[StrictInt, Field(ge=0)] = 1
 
 
-def _prompt_ids(tok, params: dict, n: int) -> list[list[int]]:
-    """n prompts of exactly prompt_tokens tokens (a question repeated until long enough, then cut)."""
+def _prompt_ids(tok, p: Params) -> list[list[int]]:
+    """p.n_samples prompts of exactly p.prompt_tokens tokens (a question repeated until long enough)."""
     from .wire_compression import load_prompts
 
-    want = int(params.get("prompt_tokens", 150))
+    want = p.prompt_tokens
     out = []
-    for text in load_prompts(str(params.get("prompts", "synthetic")), n, int(params.get("seed", 1234))):
+    for text in load_prompts(p.prompts, p.n_samples, p.seed):
         ids = tok(text, add_special_tokens=False).input_ids
         if not ids:
             raise ManifestError("params.prompts: a prompt tokenized to nothing")
@@ -133,7 +133,7 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
     with torch.no_grad():
         std = float(emb.weight.float().std())
     anchor = tok(p.anchor, add_special_tokens=False).input_ids
-    texts = torch.tensor(_prompt_ids(tok, params, n), dtype=torch.long)
+    texts = torch.tensor(_prompt_ids(tok, p), dtype=torch.long)
     configs = {"text": None} | {f"latent{k}": k for k in soft}
     res = RepResult()
     per_token = measured_kv_bytes_per_token(torch, model, texts[:1].to(dev))

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from ... import fsio
 from ...errors import PackError
 
 
@@ -35,7 +36,7 @@ def _free_port() -> int:
 def launch(job: dict, job_dir: Path, *, nproc: int, timeout_s: float, log) -> dict:
     """Run the job under torchrun; return rank 0's report. Raises PackError with the log's last line."""
     job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / "job.json").write_text(json.dumps(job, indent=2))
+    fsio.write_text_atomic(job_dir / "job.json", json.dumps(job, indent=2))
     root = str(Path(__file__).resolve().parents[3])  # the checkout holding `pack`
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -153,9 +154,7 @@ def worker(job_path: str) -> None:
             "model_loads_per_rank": 1,
             "model_info": loaded.info,
         }
-        tmp = out / ".report.json.tmp"
-        tmp.write_text(json.dumps(report, indent=2, default=str))
-        os.replace(tmp, out / "report.json")
+        fsio.write_text_atomic(out / "report.json", json.dumps(report, indent=2, default=str))
     dist.barrier()
     dist.destroy_process_group()
 
