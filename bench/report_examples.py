@@ -18,7 +18,8 @@ from pathlib import Path
 from pack import expected as exp_mod
 from pack import fsio, report
 from pack.manifest import find_row
-from pack.verify import build_row, judge_metrics, latest_runs, verify_run
+from pack.rundir import latest
+from pack.verify import build_row, judge_metrics, verify_run
 
 
 def _judge(run: dict, run_dir: Path):
@@ -49,7 +50,7 @@ def _first_numeric(run: dict) -> str:
 def main(runs: Path, out: Path) -> None:
     import json
 
-    dirs = {d.parent.name: d for d in latest_runs(runs)}
+    dirs = {rd.path.parent.name: rd.path for rd in latest(runs)}
     rows = []
     load = lambda d: json.loads((d / "run.json").read_text())  # noqa: E731
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import paths
 from .errors import IntegrityError, PackError
-from .rundir import RunDir
+from .rundir import RunDir, latest
 
 if TYPE_CHECKING:
     from .provenance import FieldDiff
@@ -55,8 +55,6 @@ class RowDiff:
 
 def open_side(target: str, label: str, stack: ExitStack, limits=None) -> Side:
     """A run folder, a runs tree, a paper's runs or a bundle -> its newest run per row."""
-    from .verify import latest_runs
-
     p = Path(target)
     if p.is_file():
         from . import bundle
@@ -82,7 +80,7 @@ def open_side(target: str, label: str, stack: ExitStack, limits=None) -> Side:
             )
         p = root
     side = Side(label, {})
-    for d in latest_runs(p):
+    for d in (rd.path for rd in latest(p)):
         try:
             problems = RunDir(d).integrity()  # checksums and run.json against its repetitions
         except IntegrityError as e:

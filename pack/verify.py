@@ -22,10 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import expected as exp_mod
-from . import rundir
 from .errors import ManifestError
 from .manifest import find_row
-from .rundir import RunDir
+from .rundir import RunDir, RunRecordError
 from .tolerance import Rule, Stat
 
 ORDER = ["ERROR", "FAIL", "MISSING", "CONTAMINATED", "PASS", "NOT-APPLICABLE"]
@@ -148,7 +147,7 @@ def verify_run(run_dir: Path, integrity: bool = True) -> RowVerdict:
     rd = RunDir(run_dir)
     try:
         run = rd.record.as_dict()
-    except rundir.RunRecordError as e:  # one damaged run.json is that row's ERROR; the other rows are judged
+    except RunRecordError as e:  # one damaged run.json is that row's ERROR; the other rows are judged
         in_layout = len(run_dir.parts) >= 3 and re.match(
             r"\d{8}T\d{6}Z-", run_dir.name
         )  # runs/<paper>/<row>/<id>
@@ -393,16 +392,6 @@ def _row_why(verdict: str, verdicts: list[MetricVerdict], run: dict) -> str:
         return "contaminated: " + "; ".join(run.get("contamination", [])) + " — rerun on a quiet GPU"
     bad = [m for m in verdicts if m.verdict == verdict]
     return f"{len(bad)} metric(s) {verdict}: " + ", ".join(m.metric for m in bad[:6])
-
-
-def _load_run(run_dir: Path) -> dict:
-    """run.json as the judging code reads it; RunRecordError (one sentence naming the file) if damaged."""
-    return RunDir(run_dir).record.as_dict()
-
-
-def latest_runs(root: Path) -> list[Path]:
-    """The newest run directory of every row found under root (a runs/ tree, a paper or a row folder)."""
-    return [rd.path for rd in rundir.latest(root)]
 
 
 def exit_code(rows: list[RowVerdict]) -> int:
