@@ -28,7 +28,7 @@ BUNDLE_SCHEMA = "pack.bundle/2"
 CATALOGUES = ("hardware.yaml", "images.yaml")
 
 
-def _context_files(papers_rows: set[tuple[str, str]]) -> dict[str, Path]:
+def context_files(papers_rows: set[tuple[str, str]]) -> dict[str, Path]:
     """{name in bundle: file here} for the manifests, catalogues and expectation files of these rows."""
     files = {f"context/manifests/{c}": paths.manifests_dir() / c for c in CATALOGUES}
     for paper, row in sorted(papers_rows):
@@ -71,7 +71,7 @@ def make(run_dirs: list[Path], out: Path, sign_key: Path | None = None) -> Path:
             }
         )
         members += [(p, str(arc / p.relative_to(d).as_posix())) for p in fsio.list_files(d, exclude=())]
-    context = _context_files({(r["paper"], r["row"]) for r in runs_meta})
+    context = context_files({(r["paper"], r["row"]) for r in runs_meta})
     members += sorted(((p, name) for name, p in context.items()), key=lambda x: x[1])
     digests = fsio.sha256_many([p for p, _ in members])
     context_sums = {name: digests[p] for name, p in context.items()}

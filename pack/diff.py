@@ -110,7 +110,7 @@ def diff_row(a_dir: Path, b_dir: Path, root: Path | None) -> RowDiff:
     from .manifest import find_row
     from .provenance import diff as env_diff
     from .tolerance import describe_rule
-    from .verify import _shown
+    from .verify import shown_value
 
     a, b = _read(RunDir(a_dir).run_json), _read(RunDir(b_dir).run_json)
     with paths.using_root(root) if root is not None else nullcontext():
@@ -125,8 +125,8 @@ def diff_row(a_dir: Path, b_dir: Path, root: Path | None) -> RowDiff:
         ea, eb = ma.get(name), mb.get(name)
         spec = exp_mod.metric_spec(row, name) if row is not None else None
         agg = spec.aggregate if spec else "mean"
-        va = _shown(ea, agg) if ea else None
-        vb = _shown(eb, agg) if eb else None
+        va = shown_value(ea, agg) if ea else None
+        vb = shown_value(eb, agg) if eb else None
         rule = None
         if row is not None:
             exps = ef.for_metric(name) if ef else []

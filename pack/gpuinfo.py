@@ -19,7 +19,8 @@ THROTTLE_REASONS = {  # NVML clocksEventReasons bits that mean "slower than it s
 }
 
 
-def _nvml():
+def nvml():
+    """The initialised pynvml module, or None when NVML (or the package) is not there."""
     try:
         import pynvml
     except ImportError:
@@ -38,7 +39,7 @@ def _text(v):
 @lru_cache(maxsize=1)
 def gpus() -> tuple[dict, ...]:
     """One dict per GPU: index, name, memory_gb, uuid. Empty on a machine without NVIDIA GPUs."""
-    nv = _nvml()
+    nv = nvml()
     if nv is not None:
         out = []
         for i in range(nv.nvmlDeviceGetCount()):
@@ -81,7 +82,7 @@ def gpus() -> tuple[dict, ...]:
 
 
 def driver_version() -> str | None:
-    nv = _nvml()
+    nv = nvml()
     if nv is None:
         return None
     try:
@@ -92,7 +93,7 @@ def driver_version() -> str | None:
 
 def processes() -> list[dict]:
     """Compute and graphics processes on every GPU (pid, gpu index, used memory in MiB, name)."""
-    nv = _nvml()
+    nv = nvml()
     if nv is None:
         return []
     out = []
@@ -126,7 +127,7 @@ def _proc_name(pid: int) -> str | None:
 
 def health(index: int = 0) -> dict:
     """Clocks, utilisation, temperature, power and active throttle reasons of one GPU (NVML only)."""
-    nv = _nvml()
+    nv = nvml()
     if nv is None:
         return {"available": False}
     h = nv.nvmlDeviceGetHandleByIndex(index)

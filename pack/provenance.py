@@ -174,7 +174,7 @@ def fingerprint(with_torch: bool = True) -> dict:
             "models": [g["name"] for g in gpus],
             "memory_gb": [g["memory_gb"] for g in gpus],
             "driver": gpuinfo.driver_version() or UNAVAILABLE,
-            "source": "nvml" if gpuinfo._nvml() else ("nvidia-smi" if gpus else UNAVAILABLE),
+            "source": "nvml" if gpuinfo.nvml() else ("nvidia-smi" if gpus else UNAVAILABLE),
         },
         "container": {
             "image": os.environ.get("PACK_IMAGE") or UNAVAILABLE,

@@ -42,7 +42,7 @@ def home_root(given: Path) -> Path:
 def context_of(root: Path, rows: set[tuple[str, str]]) -> dict[str, str]:
     """{context/… name: sha256} of the files under `root` that judging these rows reads (as in a bundle)."""
     with paths.using_root(root):
-        files = bundle._context_files(rows)
+        files = bundle.context_files(rows)
     return {name: fsio.sha256_file(p) for name, p in files.items()}
 
 

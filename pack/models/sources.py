@@ -115,7 +115,7 @@ def dequantized_checkpoint(spec: str) -> Path:
                 "gguf_sha256": pf.sha256,
                 "transformers": transformers.__version__,
                 "dtype": "float32",
-                "created_at": packaged._now(),
+                "created_at": packaged.utc_stamp(),
             },
             indent=2,
         )
