@@ -100,13 +100,13 @@ def row_status(paper: str, row, scale: str, runs_root: Path) -> RowStatus:
     """One row at one scale: its newest finished run (selection.latest_finished, as verify picks it)
     judged now, and what changed since; missing when no run of that row and scale finished."""
     from . import expected
-    from .selection import latest_finished, state_of
+    from .selection import latest_finished
     from .verify import verify_run
 
     row_dir = runs_root / paper / row.id
     rd = latest_finished(row_dir, scale)
     if rd is None:
-        return RowStatus(paper, row.id, scale, None, None, None, None, _missing_why(row_dir, scale, state_of))
+        return RowStatus(paper, row.id, scale, None, None, None, None, _missing_why(row_dir, scale))
     rec = rd.record
     verdict = verify_run(rd.path)
     stale = staleness(rec, _read(rd.env_json), row.at(scale), expected.path_for(paper, row.id))
@@ -124,10 +124,10 @@ def row_status(paper: str, row, scale: str, runs_root: Path) -> RowStatus:
     )
 
 
-def _missing_why(row_dir: Path, scale: str, state_of) -> str:
+def _missing_why(row_dir: Path, scale: str) -> str:
     """'no finished run', naming the newest run of that scale that is not finished and why."""
     from .rundir import runs_of
-    from .selection import scale_of
+    from .selection import scale_of, state_of
 
     why = f"no finished {scale} run under {row_dir}"
     newest = next((rd for rd in runs_of(row_dir) if scale_of(rd) == scale), None)
