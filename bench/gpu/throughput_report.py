@@ -52,6 +52,8 @@ def one(label: str, run_dir: Path) -> dict:
         "prefill_ms": val("baseline.prefill_ms"),
         "roofline_fraction": val("baseline.roofline_fraction"),
         "bandwidth_gbs": val("device_bandwidth_gbs"),
+        "harness_overhead_pct": val("baseline.harness_overhead_pct"),
+        "engine_untimed_pct": val("baseline.engine_untimed_pct"),
         "contamination": run.get("contamination", []),
         "metrics": [
             {
@@ -284,6 +286,12 @@ def main() -> None:
         )
     for r in runs:
         lines += ["", f"**{r['label']}** ({r['row']}, {r['scale']}, run {r['run_id']}): {r['why']}"]
+        if r["harness_overhead_pct"] is not None:
+            lines.append(
+                f"- baseline arm: harness overhead {fmt(r['harness_overhead_pct'], '.3f')} % of llama.cpp's "
+                f"decode time, llama.cpp's untimed host work {fmt(r['engine_untimed_pct'], '.3f')} %, "
+                f"device bandwidth {fmt(r['bandwidth_gbs'], '.0f')} GB/s"
+            )
         for c in r["contamination"]:
             lines.append(f"- {c}")
     md = "\n".join(lines) + "\n"
