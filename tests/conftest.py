@@ -84,20 +84,10 @@ def invoke_cli(args, env=None, cwd=None) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def pack(home, tmp_path):
-    """Run the real CLI in a subprocess: pack(*args) -> CompletedProcess (text, stdout/stderr apart)."""
+    """The real CLI, in-process (invoke_cli) in tmp_path: pack(*args) -> CompletedProcess."""
 
-    def run(*args, env=None, timeout=300, check=None):
-        e = dict(os.environ)
-        e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
-        e.update(env or {})
-        res = subprocess.run(
-            [sys.executable, "-m", "pack", *map(str, args)],
-            capture_output=True,
-            text=True,
-            env=e,
-            cwd=tmp_path,
-            timeout=timeout,
-        )
+    def run(*args, env=None, check=None):
+        res = invoke_cli(args, env=env, cwd=tmp_path)
         if check is not None:
             assert res.returncode == check, (
                 f"exit {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}"

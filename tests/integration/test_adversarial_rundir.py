@@ -6,17 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pack import paths
 from pack.verify import verify_run
-from tests.conftest import REPO
+from tests.conftest import REPO, invoke_cli
 
 
 def _resum(d: Path, top: Path) -> None:
@@ -42,20 +39,9 @@ def one_run(tmp_path_factory) -> tuple[Path, Path]:
     home = base / "home"
     shutil.copytree(REPO / "manifests", home / "manifests")
     shutil.copytree(REPO / "expected", home / "expected")
-    env = dict(
-        os.environ,
-        PACK_HOME=str(home),
-        PACK_RUNS=str(base / "runs"),
-        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    )
-    subprocess.run(
-        [sys.executable, "-m", "pack", "run", "wire-compression", "--reps", "2"],
-        cwd=base,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    env = {"PACK_HOME": str(home), "PACK_RUNS": str(base / "runs")}
+    res = invoke_cli(["run", "wire-compression", "--reps", "2"], cwd=base, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
     (run,) = (base / "runs" / "latent-bridge" / "wire-compression").iterdir()
     return home, run
 

@@ -5,9 +5,6 @@ expectations do not apply."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ import pytest
 from pack import catalog
 from pack.errors import ManifestError
 from pack.tolerance import Scope
+from tests.conftest import invoke_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,14 +63,7 @@ def test_a_hardware_scoped_expectation_does_not_apply_to_a_mismatched_run():
 
 
 def _pack(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "pack", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-    )
+    return invoke_cli(args, env=env, cwd=ROOT)
 
 
 def test_run_refuses_an_unknown_pack_hw_before_writing_anything(tmp_path):

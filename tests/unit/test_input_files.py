@@ -5,30 +5,18 @@ one sentence naming the path, exit 2."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import invoke_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _pack(*args, home: Path | str | None = None, cwd: Path | None = None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("PACK_HOME", None)
-    if home is not None:
-        env["PACK_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "pack", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd or ROOT,
-        timeout=300,
-    )
+    return invoke_cli(args, env={"PACK_HOME": None if home is None else str(home)}, cwd=cwd or ROOT)
 
 
 def _one_sentence(res, *words):

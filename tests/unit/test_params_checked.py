@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pack import catalog, manifest, registry
 from pack.errors import ManifestError
 from pack.strict import Strict
+from tests.conftest import invoke_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,13 +135,7 @@ def test_a_typo_in_a_command_rows_ab_block_is_found_by_validate(tmp_path, monkey
     j = next(n for n in range(at, len(lines)) if f"{key}:" in lines[n])
     lines[j] = lines[j].replace(f"{key}:", f"{key}x:", 1)
     f.write_text("\n".join(lines) + "\n")
-    res = subprocess.run(
-        [sys.executable, "-m", "pack", "validate"],
-        capture_output=True,
-        text=True,
-        env={**__import__("os").environ, "PACK_HOME": str(home)},
-        cwd=tmp_path,
-    )
+    res = invoke_cli(["validate"], env={"PACK_HOME": str(home)}, cwd=tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
     assert f"{f}:{j + 1}: row '{row.id}'" in res.stderr and f"'params.ab.{key}x'" in res.stderr, res.stderr
     assert "did you mean" in res.stderr
