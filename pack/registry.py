@@ -27,6 +27,8 @@ EXPERIMENTS: dict[str, str] = {
     "ecmoe_task2": "pack.experiments.ecmoe.task2",
     "ecmoe_gsm8k": "pack.experiments.ecmoe.gsm8k",
     "ecmoe_ep_traffic": "pack.experiments.ecmoe.ep_traffic",
+    "ecmoe_distribution": "pack.experiments.ecmoe.distribution",
+    "ecmoe_compressor": "pack.experiments.ecmoe.compressor_task",
     "latent_inference": "pack.experiments.latent_inference",
     "forensics": "pack.experiments.forensics.experiment",
     "dense_quant": "pack.experiments.dense_quant",

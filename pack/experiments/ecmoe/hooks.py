@@ -85,19 +85,31 @@ class Hooks:
 
 def attach_compression(blocks, method: str, bits: int, router_mode: str, compute_device=None) -> Hooks:
     """Quantize -> dequantize the input of every block in `blocks` ([(name, module)])."""
+    return attach_transform(
+        blocks, lambda index, x: quant_dequant(x, method, bits, compute_device), router_mode
+    )
+
+
+def attach_transform(blocks, transform, router_mode: str) -> Hooks:
+    """Replace the input x of block `index` with `transform(index, x)` (same shape), in a router mode.
+
+    The one place both router modes are wired: quantization (attach_compression) and the learned
+    compressors (compressor_hooks.py) hand their reconstruction in here. Blocks run in layer order
+    within one forward, which is what a stale-conditioned transform relies on.
+    """
     if router_mode not in ROUTER_MODES:
         raise ManifestError(
             f"params.router_modes: {router_mode!r} is not a router mode; use compressed or uncompressed"
         )
     hooks = Hooks()
-    for name, block in blocks:
+    for index, (name, block) in enumerate(blocks):
         stash: dict = {}
 
-        def block_hook(module, args, kwargs, _stash=stash):
+        def block_hook(module, args, kwargs, _stash=stash, _i=index):
             x = _first_input(args, kwargs)
             if router_mode == "uncompressed":
                 _stash["x"] = x
-            return _replace_input(args, kwargs, quant_dequant(x, method, bits, compute_device))
+            return _replace_input(args, kwargs, transform(_i, x))
 
         hooks.handles.append(block.register_forward_pre_hook(block_hook, with_kwargs=True))
         if router_mode == "uncompressed":
