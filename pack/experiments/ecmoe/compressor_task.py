@@ -43,6 +43,7 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator
 
 from ...errors import ManifestError
 from ...results import RepResult, RunContext
+from ..params import parse
 from . import model_io
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
@@ -139,7 +140,7 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
 
     if "model" not in params:
         raise ManifestError("an ECMoE row needs params.model (e.g. synthetic:tiny-qwen3-moe)")
-    p = Params.model_validate(params)
+    p = parse(Params, params, "ecmoe_compressor")
     ratios, modes = _as_list(p.ratios), _as_list(p.router_modes)
     model, tok, _ = model_io.load_model(params, ctx)
     blocks = find_moe_blocks(model, p.model)

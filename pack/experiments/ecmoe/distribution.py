@@ -29,6 +29,7 @@ from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from ...errors import ManifestError
 from ...results import RepResult, RunContext
+from ..params import parse
 from . import model_io
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
@@ -58,7 +59,7 @@ def run_rep(params: dict, ctx: RunContext) -> RepResult:
 
     if "model" not in params:
         raise ManifestError("an ECMoE row needs params.model (e.g. synthetic:tiny-qwen3-moe)")
-    p = Params.model_validate(params)
+    p = parse(Params, params, "ecmoe_distribution")
     model, tok, _ = model_io.load_model(params, ctx)
     blocks = find_moe_blocks(model, p.model)
     examples, facts = load_data({**params, "split": p.split, "max_samples": p.max_samples}, ctx, tok)
