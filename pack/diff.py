@@ -123,17 +123,14 @@ def diff_row(a_dir: Path, b_dir: Path, root: Path | None) -> RowDiff:
     ma, mb = a.get("metrics", {}), b.get("metrics", {})
     for name in list(ma) + [n for n in mb if n not in ma]:
         ea, eb = ma.get(name), mb.get(name)
-        spec = exp_mod.metric_spec(row, name) if row is not None else None
-        agg = spec.aggregate if spec else "mean"
+        found = exp_mod.lookup(ef, row, name) if row is not None else None
+        agg = found.aggregate if found else "mean"
         va = shown_value(ea, agg) if ea else None
         vb = shown_value(eb, agg) if eb else None
         rule = None
-        if row is not None:
-            exps = ef.for_metric(name) if ef else []
-            in_scope = [e for e in exps if e.scope.mismatch(a) is None]
-            rule = (
-                exp_mod.rule_for(in_scope[0], row, name) if in_scope else (spec.tolerance if spec else None)
-            )
+        if found is not None:
+            in_scope = [c.rule for c in found.candidates if c.expectation.scope.mismatch(a) is None]
+            rule = in_scope[0] if in_scope else (found.spec.tolerance if found.spec else None)
         fa, fb = _number(va), _number(vb)
         delta = fb - fa if fa is not None and fb is not None else None
         rel = delta / abs(fa) if delta is not None and fa else None

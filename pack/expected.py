@@ -16,6 +16,7 @@ Only `pack bless` writes here.
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,34 @@ def rule_for(exp: Expectation, row: Row, metric: str):
         return exp.tolerance
     spec = metric_spec(row, metric)
     return spec.tolerance if spec else None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An expectation covering a metric, with the rule in force for it (None: no tolerance declared)."""
+
+    expectation: Expectation
+    rule: Any
+
+
+@dataclass(frozen=True)
+class MetricLookup:
+    """Everything expected/ and the manifest hold for one metric, read in one call: the expectations
+    covering it (file order, each with its rule in force) and the row's spec (aggregate, contamination)."""
+
+    candidates: list[Candidate]
+    expectations: list[Expectation]  # the candidates' expectations, in the same order
+    spec: Any  # manifest.MetricSpec or None
+    aggregate: str  # the spec's aggregate, else "mean"
+
+
+def lookup(ef: ExpectedFile | None, row: Row, metric: str) -> MetricLookup:
+    """One metric's expectations with their rules (rule_for) and its spec (metric_spec)."""
+    spec = metric_spec(row, metric)
+    fallback = spec.tolerance if spec else None
+    exps = ef.for_metric(metric) if ef else []
+    candidates = [Candidate(e, e.tolerance if e.tolerance is not None else fallback) for e in exps]
+    return MetricLookup(candidates, exps, spec, spec.aggregate if spec else "mean")
 
 
 def metric_spec(row: Row, metric: str):

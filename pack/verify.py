@@ -211,18 +211,19 @@ class Choice:
     weaker: bool = False  # judged by the expectation's declared off-scope rule
 
 
-def choose(exps: list, run: dict, row, name: str) -> Choice:
+def choose(found: exp_mod.MetricLookup, run: dict) -> Choice:
     """In-scope expectation first; else a declared weaker off-scope rule; else the first, unjudged."""
-    for e in exps:
-        if e.scope.mismatch(run) is None:
-            return Choice(e, exp_mod.rule_for(e, row, name), True)
-    if not exps:
+    for c in found.candidates:
+        if c.expectation.scope.mismatch(run) is None:
+            return Choice(c.expectation, c.rule, True)
+    if not found.candidates:
         return Choice(None, None, False)
-    off = exps[0].scope.mismatch(run)
-    weak = [x for x in exps if x.off_scope is not None]
+    first = found.candidates[0]
+    off = first.expectation.scope.mismatch(run)
+    weak = [e for e in found.expectations if e.off_scope is not None]
     if weak:
         return Choice(weak[0], weak[0].off_scope, True, off, weaker=True)
-    return Choice(exps[0], exp_mod.rule_for(exps[0], row, name), False, off)
+    return Choice(first.expectation, first.rule, False, off)
 
 
 def basis_of(e: exp_mod.Expectation, harness: str, judged: bool) -> str:
@@ -250,11 +251,10 @@ def judge_metrics(run: dict, row, ef) -> list[MetricVerdict]:
 
 
 def judge_metric(name: str, run: dict, row, ef, harness: str = "") -> MetricVerdict:
-    exps = ef.for_metric(name) if ef else []
-    spec = exp_mod.metric_spec(row, name)
-    aggregate = spec.aggregate if spec else "mean"
+    found = exp_mod.lookup(ef, row, name)  # the one call into expected/ and the manifest for this metric
+    exps, spec, aggregate = found.expectations, found.spec, found.aggregate
     entry = run.get("metrics", {}).get(name)
-    c = choose(exps, run, row, name)
+    c = choose(found, run)
     mv = MetricVerdict(metric=name, verdict="NOT-APPLICABLE")
     if c.expectation is not None:
         e = c.expectation
