@@ -72,10 +72,11 @@ class ExpectedFile(Strict):
 
 def rule_for(exp: Expectation, row: Row, metric: str):
     """The tolerance in force: the expectation's own, else the manifest's for that metric (or glob)."""
-    if exp.tolerance is not None:
-        return exp.tolerance
-    spec = metric_spec(row, metric)
-    return spec.tolerance if spec else None
+    return _in_force(exp, metric_spec(row, metric))
+
+
+def _in_force(exp: Expectation, spec):
+    return exp.tolerance if exp.tolerance is not None else (spec.tolerance if spec else None)
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,8 @@ class MetricLookup:
 def lookup(ef: ExpectedFile | None, row: Row, metric: str) -> MetricLookup:
     """One metric's expectations with their rules (rule_for) and its spec (metric_spec)."""
     spec = metric_spec(row, metric)
-    fallback = spec.tolerance if spec else None
     exps = ef.for_metric(metric) if ef else []
-    candidates = [Candidate(e, e.tolerance if e.tolerance is not None else fallback) for e in exps]
+    candidates = [Candidate(e, _in_force(e, spec)) for e in exps]
     return MetricLookup(candidates, exps, spec, spec.aggregate if spec else "mean")
 
 
