@@ -159,7 +159,7 @@ def _mismatch(name: str, hw: Hardware, detected: list[str]) -> str | None:
 
 @dataclass(frozen=True)
 class Price:
-    """The hourly price of a hardware class, from the pack's dated SkyPilot catalog (manifests/sky-catalog)."""
+    """The hourly price of a hardware class, from the pack's dated catalog (sky-catalog/)."""
 
     usd_per_hour: float
     date: str | None

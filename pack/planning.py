@@ -1,7 +1,8 @@
 """`pack plan`: what running a paper (or some rows) on a hardware class costs, and which rows it cannot take.
 
 Fit rules: the hardware must have at least the GPU count of the row's target and, per GPU, at
-least its VRAM; a CPU row fits anywhere. Cost = estimate × hourly price (the dated SkyPilot catalog in manifests/sky-catalog).
+least its VRAM; a CPU row fits anywhere. Cost = estimate × hourly price (the pack's dated SkyPilot
+catalog, manifests/sky-catalog).
 
 `pack launch` adds two things on top (see `launch_plan`): the provider's fixed overhead (boot,
 image pull) and the deadline every launched resource carries, and a budget gate: the worst case

@@ -133,7 +133,7 @@ def _plan(refs, hw: str, scale: str, image: str | None):
 
 
 def sky_choice(p: dict, specs) -> list[str]:
-    """SkyPilot's optimizer on the pack's catalog: one line per distinct resources, checked against the plan."""
+    """SkyPilot's optimizer on the pack's catalog: a line per distinct resources, checked against the plan."""
     from ..errors import LaunchError
     from . import cloud, offline
 
@@ -371,7 +371,8 @@ def status_cmd(launch_id, out):
     for rec in (r for r in open_recs if r.provider != "sky"):
         st = make_launcher(rec.provider, runs_root).poll(rec)
         click.echo(
-            f"{rec.launch_id}\t{st.state}\t{st.reps_done} rep(s) done\t{st.detail}\tdeadline {rec.deadline_at}"
+            f"{rec.launch_id}\t{st.state}\t{st.reps_done} rep(s) done\t{st.detail}"
+            f"\tdeadline {rec.deadline_at}"
         )
     if any(r.provider == "sky" for r in recs) or not launch_id:
         try:
@@ -412,7 +413,7 @@ def down_cmd(launch_id, out):
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @_out_opt
 def reap_cmd(only, dry_run, out):
-    """`sky down` every pack cluster past its expiry or no longer in an open launch; remove expired containers.
+    """`sky down` every pack cluster past its expiry or not in an open launch; remove expired containers.
 
     Exits 1 when a cloud could not be checked (no credentials): that is not an all-clear."""
     import time

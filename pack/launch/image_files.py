@@ -53,7 +53,8 @@ def lock_header(name: str, v: catalog.ImageVariant, torch_locked: bool) -> str:
         if torch_locked and v.torch_on_pypi
         else f"# torch {v.torch} and its CUDA wheels resolved against PyPI + {v.torch_index}."
         if torch_locked
-        else f"# torch {v.torch} and its CUDA wheels (torch, triton, nvidia-*) are NOT in this lock: it was made\n"
+        else f"# torch {v.torch} and its CUDA wheels (torch, triton, nvidia-*) are NOT in this lock: "
+        "it was made\n"
         f"# where only PyPI was reachable, and the CUDA {v.cuda} build of torch lives on {v.torch_index}.\n"
         f"# The build installs torch=={v.torch} from that index (unhashed). Where the index is\n"
         f"# reachable, `make lock LOCK_VARIANTS={name}` locks them too."
@@ -61,10 +62,12 @@ def lock_header(name: str, v: catalog.ImageVariant, torch_locked: bool) -> str:
     return (
         "\n".join(
             [
-                f"# docker/{name}/requirements.lock: every package of {catalog.images().prefix}:{name} except the pack,",
-                "# pinned with hashes (uv pip compile --generate-hashes). Regenerate: make lock LOCK_VARIANTS="
-                + name,
-                f"# inputs: docker/{name}/requirements.in sha256:{_inputs_sha(inputs)} (from manifests/images.yaml)",
+                f"# docker/{name}/requirements.lock: every package of {catalog.images().prefix}:{name} "
+                "except the pack,",
+                "# pinned with hashes (uv pip compile --generate-hashes). "
+                "Regenerate: make lock LOCK_VARIANTS=" + name,
+                f"# inputs: docker/{name}/requirements.in sha256:{_inputs_sha(inputs)} "
+                "(from manifests/images.yaml)",
                 f"# python {v.python}, {LOCK_PLATFORM}",
                 torch_line,
             ]
@@ -161,7 +164,8 @@ def bake() -> str:
     cat = catalog.images()
     out = [
         f"// {GENERATED}",
-        "// `make images` runs `docker buildx bake --metadata-file build/images-metadata.json`, so the digest",
+        "// `make images` runs `docker buildx bake --metadata-file build/images-metadata.json`, "
+        "so the digest",
         "// of every image lands in that file (pack launch pins images to it).",
         "",
     ]

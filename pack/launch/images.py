@@ -20,7 +20,7 @@ CLI_HINT = (
 
 
 def container_cli() -> list[str]:
-    """The container CLI as argv: PACK_CONTAINER_CLI (e.g. `podman --runtime runc`), else docker, else podman."""
+    """The container CLI as argv: PACK_CONTAINER_CLI (`podman --runtime runc`), else docker, else podman."""
     from . import shell
 
     env = os.environ.get("PACK_CONTAINER_CLI", "").strip()

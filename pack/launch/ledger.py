@@ -223,7 +223,8 @@ def render(recs: dict[str, LaunchRecord]) -> str:
         c = r.cost_so_far()
         total += c
         lines.append(
-            f"{r.launch_id:<26} {r.provider:<8} {r.hardware:<22} {r.start[:19]:<20} {(r.stop or '-')[:19]:<20} "
+            f"{r.launch_id:<26} {r.provider:<8} {r.hardware:<22} {r.start[:19]:<20} "
+            f"{(r.stop or '-')[:19]:<20} "
             f"{r.price_usd_per_hour:>7.3f} {c:>8.4f}  {r.status}  {','.join(r.rows)}"
         )
     basis = {r.price_basis for r in recs.values() if r.price_basis}

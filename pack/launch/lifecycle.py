@@ -70,7 +70,7 @@ class Launcher:
         return "nothing to remove"
 
     def reap(self, now: float, dry_run: bool) -> list[dict]:
-        """Terminate resources this provider holds whose expiry has passed; return what was (or would be) reaped."""
+        """Remove what this launcher holds past its expiry; return what was (or would be) reaped."""
         return []
 
     def where(self, rec: LaunchRecord) -> str:
@@ -169,7 +169,8 @@ def safe_teardown(launcher: Launcher, rec: LaunchRecord) -> str:
         return launcher.teardown(rec)
     except BaseException as e:  # includes a second Ctrl-C: say what may be left, do not hide the first error
         return (
-            f"teardown failed ({type(e).__name__}: {e}); {launcher.where(rec)} may be left: it ends by itself "
+            f"teardown failed ({type(e).__name__}: {e}); {launcher.where(rec)} may be left: "
+            "it ends by itself "
             f"by {rec.expires_at}, or run `pack launch down {rec.launch_id}`"
         )
 

@@ -32,14 +32,14 @@ def prepare(home: Path) -> Path:
     return home
 
 
-def seed_enabled_clouds() -> None:
-    """In a process whose HOME was prepared: record AWS and RunPod as checked (no credentials asked)."""
+def seed_enabled_clouds(clouds: tuple[str, ...] = CLOUDS) -> None:
+    """In a process whose HOME was prepared: record `clouds` as checked (no credentials asked)."""
     from sky import global_user_state, skypilot_config
     from sky.clouds.cloud import CloudCapability
 
     ws = skypilot_config.get_active_workspace()
     global_user_state.set_allowed_clouds(list(CLOUDS), ws)
-    global_user_state.set_enabled_clouds(list(CLOUDS), CloudCapability.COMPUTE, ws)
+    global_user_state.set_enabled_clouds(list(clouds), CloudCapability.COMPUTE, ws)
 
 
 def _optimize(resources: list[dict]) -> list[dict]:
@@ -79,7 +79,8 @@ def choose(resources: list[dict]) -> list[dict]:
         home = prepare(Path(tmp))
         env = os.environ | {"HOME": str(home), "SKYPILOT_DISABLE_USAGE_COLLECTION": "1"}
         env.pop("SKYPILOT_CONFIG", None)
-        code = f"import json,sys; from {__name__} import _optimize; print(json.dumps(_optimize(json.load(sys.stdin))))"
+        code = f"import json, sys; from {__name__} import _optimize as o; o = o(json.load(sys.stdin))"
+        code += "; print(json.dumps(o))"
         res = subprocess.run(
             [sys.executable, "-c", code], input=json.dumps(resources), env=env, capture_output=True, text=True
         )

@@ -1,4 +1,4 @@
-"""The local docker path, with a recording stand-in `docker` first on PATH (tests/unit/test_launch_helpers.py).
+"""The local docker path, with a recording stand-in `docker` first on PATH (test_launch_helpers.py).
 
 With STANDIN_DOCKER_EXEC=1 the stand-in runs the container's command here through
 docker/entrypoint.sh, with the -v mount mapped, so the launch produces real runs."""

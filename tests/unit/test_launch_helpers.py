@@ -103,7 +103,8 @@ if cmd == "run":
     state = {{"name": name, "image": image, "labels": labels, "status": "running", "code": 0}}
     if os.environ.get("STANDIN_DOCKER_EXEC") == "1":
         command = [vols.get(c, c) for c in command]
-        rc = subprocess.call(["bash", os.environ["STANDIN_ENTRYPOINT"], *command], env=dict(os.environ, **envs))
+        entrypoint = os.environ["STANDIN_ENTRYPOINT"]
+        rc = subprocess.call(["bash", entrypoint, *command], env=dict(os.environ, **envs))
         state.update(status="exited", code=rc)
     with open(state_path(name), "w") as f:
         json.dump(state, f)

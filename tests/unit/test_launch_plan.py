@@ -43,8 +43,8 @@ def test_paper_launch_skips_rows_that_do_not_fit_and_says_so(capsys, monkeypatch
     assert "dry run: would launch 2 cluster(s), 1 at a time" in err and "2 launches, each +15m00s" in err
     for image in ("cu121", "l40s"):
         assert (
-            f"SkyPilot chose: RunPod (US) 1x_H100-SXM_SECURE H100-SXM:1 image docker:ghcr.io/lab/ecmoe:{image}"
-            in err
+            "SkyPilot chose: RunPod (US) 1x_H100-SXM_SECURE H100-SXM:1 image "
+            f"docker:ghcr.io/lab/ecmoe:{image}" in err
         )
 
 
@@ -112,7 +112,7 @@ def test_ledger_folds_events_and_survives_a_torn_line(tmp_path):
             "deadline_s": 3600,
             "expires_s": 4500,
             "cluster": "pk-1",
-            "results": "s3://an-older-pack-field",  # ignored: a ledger outlives the fields it was written with
+            "results": "s3://older-field",  # ignored: a ledger outlives the fields it was written with
         },
         runs,
     )
@@ -142,7 +142,8 @@ def test_cli_startup_imports_no_cloud_sdk_or_backend():
 
     code = (
         "import sys, pack.cli; pack.cli.main(['launch', '--help']) if False else None; "
-        "heavy = [m for m in ('sky', 'boto3', 'botocore', 'runpod', 'torch', 'hcl2') if m in sys.modules]; print(heavy)"
+        "heavy = [m for m in ('sky', 'boto3', 'botocore', 'runpod', 'torch', 'hcl2') if m in sys.modules]; "
+        "print(heavy)"
     )
     res = subprocess.run(
         [sys.executable, "-c", code],
