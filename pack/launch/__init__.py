@@ -1,12 +1,13 @@
-"""Launchers: run rows where they need to run (here, a local container, EC2, RunPod).
+"""Launchers: run rows where they need to run (here, in a local container, on SkyPilot clusters).
 
     cli.py        `pack launch …` (click only at import time)
-    lifecycle.py  plan → provision → sync → execute → fetch → teardown, ledger, Ctrl-C handling
-    spec.py       one launch: rows, image, deadline, the exact `pack run` command
-    local.py docker.py ec2.py (+ userdata.py) runpod.py (+ agent.py)   the providers
-    shell.py      every subprocess          ledger.py  runs/ledger.jsonl
-    sink.py       results + status in S3 or a folder    images.py  image names, digests, Dockerfile checks
-    settings.py   providers.yaml and the environment variables that override it
+    cloud.py      one SkyPilot cluster per row: task, launch, fetch, verify, sky.down; status/reap
+    policy.py     the SkyPilot admin policy: no launch without autodown
+    offline.py    SkyPilot's optimizer on the pack's catalog (manifests/sky-catalog), no credentials
+    lifecycle.py  local launches: provision → execute → wait → teardown, Ctrl-C handling
+    local.py docker.py   the local launchers        spec.py   one local launch
+    ledger.py     runs/ledger.jsonl (typed LaunchRecord)      shell.py  every subprocess
+    images.py, image_files.py   image names, digests, Dockerfiles    settings.py  providers.yaml
 
-Nothing here imports boto3 or runpod at module level.
+Nothing here imports SkyPilot at module level except policy.py (imported only by cloud launches).
 """

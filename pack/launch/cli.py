@@ -369,11 +369,17 @@ def status_cmd(launch_id, out):
         if rec.stop and (launch_id or rec.provider != "sky"):
             click.echo(f"{rec.launch_id}\t{rec.status}\tstopped {rec.stop}\t{rec.cost_usd} USD")
     for rec in (r for r in open_recs if r.provider != "sky"):
-        st = make_launcher(rec.provider, runs_root).poll(rec)
+        from . import lifecycle
+
+        launcher = make_launcher(rec.provider, runs_root)
+        st = launcher.poll(rec)
         click.echo(
             f"{rec.launch_id}\t{st.state}\t{st.reps_done} rep(s) done\t{st.detail}"
             f"\tdeadline {rec.deadline_at}"
         )
+        if st.state in lifecycle.FINAL_STATES:  # over: check its runs, remove the container, close it
+            rec = lifecycle.finish(rec, launcher, st, runs_root)
+            _err(f"  {rec.launch_id}: {rec.status}, closed in the ledger")
     if any(r.provider == "sky" for r in recs) or not launch_id:
         try:
             state, unchecked = _sky_state()

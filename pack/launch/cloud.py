@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,8 +127,10 @@ class Outcome:
     cost_usd: float | None = None
 
 
-def launch(spec: RowLaunch, runs_root: Path, log) -> Outcome:
-    """Provision, run, fetch, verify, and always `sky.down`; the ledger has every step."""
+def launch(spec: RowLaunch, runs_root: Path, log, requests: dict | None = None, stopping=None) -> Outcome:
+    """Provision, run, fetch, verify, and always `sky.down`; the ledger has every step.
+    `requests` (cluster -> SkyPilot request id) lets a Ctrl-C in the caller cancel the launch; once
+    `stopping` (a threading.Event) is set, the caller tears down and closes the record instead."""
     sky = require_sky()
     out = Outcome(spec)
     ledger.append_launch(
@@ -152,6 +155,8 @@ def launch(spec: RowLaunch, runs_root: Path, log) -> Outcome:
         request = sky.launch(
             build_task(spec), cluster_name=spec.cluster, down=True, idle_minutes_to_autostop=spec.idle_minutes
         )
+        if requests is not None:
+            requests[spec.cluster] = request
         job_id, _ = sky.stream_and_get(request)
         ledger.append_update(spec.launch_id, "running", runs_root)
         log(f"{spec.row}: running on {spec.cluster} ({spec.hardware_name}), job {job_id}")
@@ -160,15 +165,13 @@ def launch(spec: RowLaunch, runs_root: Path, log) -> Outcome:
         out.verdicts = verify(spec, runs_root)
         out.status = "finished" if rc == 0 else "failed"
         out.detail = f"job exited with status {rc}; verdicts: {', '.join(out.verdicts) or 'no run fetched'}"
-    except KeyboardInterrupt:
-        out.status, out.detail = "interrupted", "Ctrl-C"
-        raise
     except Exception as e:  # noqa: BLE001  (SkyPilot raises many types; each ends in the ledger and down)
         out.status, out.detail = "failed", f"{type(e).__name__}: {e}".splitlines()[0]
     finally:
-        out.detail = f"{out.detail}; {down(spec.cluster)}".strip("; ")
-        rec = ledger.record_stop(ledger.get(spec.launch_id, runs_root), out.status, out.detail, runs_root)
-        out.cost_usd = rec.cost_usd
+        if stopping is None or not stopping.is_set():  # else interrupt() downs it and closes the record
+            out.detail = f"{out.detail}; {down(spec.cluster)}".strip("; ")
+            rec = ledger.record_stop(ledger.get(spec.launch_id, runs_root), out.status, out.detail, runs_root)
+            out.cost_usd = rec.cost_usd
     return out
 
 
@@ -213,14 +216,45 @@ def launch_all(specs: list[RowLaunch], runs_root: Path, log, parallel: int = 1) 
     from .policy import with_policy
 
     outcomes: list[Outcome] = []
-    # The policy is registered once for all threads: SkyPilot's config is process-wide.
-    with with_policy(), ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = {pool.submit(launch, s, runs_root, log): s for s in specs}
-        for f in as_completed(futures):
-            o = f.result()
-            log(f"{o.spec.row}: {o.status}, {o.cost_usd} USD ({o.detail})")
-            outcomes.append(o)
+    requests: dict[str, str] = {}
+    stopping = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel))
+    try:
+        # The policy is registered once for all threads: SkyPilot's config is process-wide.
+        with with_policy():
+            futures = {pool.submit(launch, s, runs_root, log, requests, stopping): s for s in specs}
+            for f in as_completed(futures):
+                o = f.result()
+                log(f"{o.spec.row}: {o.status}, {o.cost_usd} USD ({o.detail})")
+                outcomes.append(o)
+    except KeyboardInterrupt:
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise LaunchInterrupted(interrupt(specs, requests, runs_root, log)) from None
+    pool.shutdown()
     return outcomes
+
+
+class LaunchInterrupted(LaunchError):
+    exit_code = 130
+
+
+def interrupt(specs: list[RowLaunch], requests: dict, runs_root: Path, log) -> str:
+    """Ctrl-C: cancel the launch requests (a cluster being provisioned holds its lock), `sky.down` every
+    cluster that was started, close each in the ledger; returns what was done."""
+    sky = require_sky()
+    started = [s for s in specs if s.cluster in requests]
+    log(f"interrupted: cancelling {len(started)} launch(es) and tearing their clusters down")
+    try:
+        sky.get(sky.api_cancel(list(requests.values()), silent=True))
+    except Exception as e:  # noqa: BLE001  (down below still runs)
+        log(f"could not cancel the launch requests ({type(e).__name__}: {e})")
+    details = []
+    for s in started:
+        detail = down(s.cluster)
+        ledger.record_stop(ledger.get(s.launch_id, runs_root), "interrupted", f"Ctrl-C; {detail}", runs_root)
+        details.append(detail)
+    return "interrupted; " + ("; ".join(details) or "no cluster had been started")
 
 
 # ------------------------------------------------------------------ status and reap: ask SkyPilot

@@ -100,7 +100,7 @@ def reattach_message(rec: LaunchRecord, launcher: Launcher) -> str:
     return (
         f"launch {lid} keeps running on {launcher.where(rec)} ({rec.hardware}) and ends by itself by "
         f"{rec.deadline_at} (at the latest {rec.expires_at}, when `pack launch reap` may remove it).\n"
-        f"  reattach:  pack launch status {lid}   then   pack launch fetch {lid}\n"
+        f"  reattach:  pack launch status {lid}\n"
         f"  stop now:  pack launch down {lid}"
     )
 
