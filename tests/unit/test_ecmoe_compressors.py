@@ -160,3 +160,68 @@ def test_dispatch_stats_on_known_distributions():
     summary = dispatch_stats.summarize({0: {**s, "std": 0.16}, 5: {**s, "std": 1.21, "kurtosis": 9.0}})
     assert summary["std_first_layer"] == 0.16 and summary["std_last_layer"] == 1.21
     assert summary["kurtosis_max"] == 9.0 and math.isfinite(summary["eff_rank_min"])
+
+
+def test_stale_gradient_reaches_the_reference_codec():
+    # End-to-end training does not detach the stale signal (journal, Task 5b): block 1's loss must
+    # reach block 0's encoder through the compressed stale code.
+    bank = CompressorBank(2, 64, 8, stale="compressed", ref_stride=2)
+    with torch.no_grad():
+        bank.codec(1).decoder.weight[:, 8:].normal_()  # near-identity starts the stale part at 0
+    bank.reconstruct(0, torch.randn(4, 64))
+    bank.reconstruct(1, torch.randn(4, 64)).pow(2).sum().backward()
+    assert float(bank.codec(0).encoder.weight.grad.abs().sum()) > 0
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    from pack.experiments.ecmoe.e2e_train import lr_factor
+
+    f = [lr_factor(s, 20, 0.1) for s in range(20)]
+    assert f[0] == 0.5 and f[1] == 1.0 and f[2] == 1.0
+    assert all(a >= b for a, b in zip(f[2:], f[3:], strict=False)) and f[-1] < 0.01
+
+
+def test_bad_params_are_one_sentence_errors():
+    from pack.experiments.ecmoe.compressor_task import Params
+    from pack.experiments.params import parse
+
+    with pytest.raises(ManifestError, match="ratios"):
+        parse(Params, {"model": "synthetic:tiny-qwen3-moe", "ratios": [1]}, "ecmoe_compressor")
+    with pytest.raises(ManifestError, match="training"):
+        parse(Params, {"model": "synthetic:tiny-qwen3-moe", "training": "online"}, "ecmoe_compressor")
+
+
+def test_e2e_training_lowers_val_loss_and_leaves_the_model_as_it_was():
+    from pack.experiments.ecmoe import e2e_train, sft
+    from pack.experiments.ecmoe.hooks import find_moe_blocks
+    from pack.models import synthetic
+
+    model = synthetic.build_model("tiny-qwen3-moe", num_hidden_layers=2)
+    model.set_experts_implementation("eager")
+    tok = synthetic.build_tokenizer()
+    examples = [e for r in sft.synthetic_records(12) if (e := sft.tokenize(tok, r["messages"], 128))][:6]
+    assert len(examples) == 6
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    blocks = find_moe_blocks(model)
+    bank = CompressorBank(len(blocks), 64, 4)
+    out = e2e_train.train(
+        model,
+        bank,
+        blocks,
+        examples[:4],
+        examples[4:],
+        router_mode="uncompressed",
+        steps=4,
+        lr=3e-2,
+        weight_decay=0.0,
+        warmup_frac=0.25,
+        grad_clip=1.0,
+        batch_size=2,
+        grad_accum=1,
+        pad_id=tok.pad_token_id,
+    )
+    assert len(out["loss"]) == 4 and out["lr"][0] == pytest.approx(3e-2)
+    assert out["val_loss"] < out["val_loss_init"]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # only the codecs learned
+    assert all(p.requires_grad for p in model.parameters())  # the freeze is undone
+    assert not any(b._forward_pre_hooks for _, b in blocks)  # hooks removed
