@@ -8,6 +8,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -155,3 +157,13 @@ def install_docker_standin(tmp_path: Path, monkeypatch, *, execute: bool, images
 
 def docker_calls(log: Path) -> list[list[str]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.fixture(scope="session")
+def sky_home(tmp_path_factory) -> Path:
+    """One scratch HOME for every test that lets SkyPilot run in-process (the pack's catalog inside):
+    SkyPilot expands some ~/.sky paths when a module is first imported, so one home for the session
+    keeps all of them away from the real ~/.sky."""
+    from pack.launch import offline
+
+    return offline.prepare(tmp_path_factory.mktemp("sky-home"))

@@ -9,11 +9,12 @@ import pytest
 from pack import planning
 from pack.errors import PackError
 from pack.launch import ledger
-from tests.unit.test_launch_helpers import gpu_project, pack
+from tests.unit.test_launch_helpers import gpu_project, pack, sky_home  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
+def _isolated(tmp_path, monkeypatch, sky_home):  # noqa: F811
+    monkeypatch.setenv("HOME", str(sky_home))  # a dry run imports SkyPilot: never under the real ~/.sky
     monkeypatch.setenv("PACK_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("BUDGET_USD", raising=False)
     gpu_project(tmp_path, monkeypatch)

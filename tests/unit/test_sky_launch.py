@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pack import catalog
-from tests.unit.test_launch_helpers import REPO, pack
+from tests.unit.test_launch_helpers import REPO, pack, sky_home  # noqa: F401  (a fixture)
 
 sky = pytest.importorskip("sky")
 
@@ -23,7 +23,8 @@ from pack.launch import cloud, ledger, offline  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _scratch(tmp_path, monkeypatch):
+def _scratch(tmp_path, monkeypatch, sky_home):  # noqa: F811
+    monkeypatch.setenv("HOME", str(sky_home))
     monkeypatch.setenv("PACK_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("PACK_IMAGE_PREFIX", "ghcr.io/lab/ecmoe")
     monkeypatch.delenv("BUDGET_USD", raising=False)
@@ -89,17 +90,52 @@ def test_plan_prints_skypilots_choice_and_the_same_figure_as_pack_plan(capsys):
     assert "pack catalog of 2026-11-22" in plan_out
 
 
-def test_the_policy_refuses_a_launch_without_autodown_before_anything_is_created():
-    from sky import exceptions
+POLICY_CHECK = """
+import sys
+from sky import admin_policy, exceptions
+import sky
+from sky.server.requests.request_names import AdminPolicyRequestName
+from sky.utils import admin_policy_utils
+from pack import catalog
+from pack.launch import cloud
+from pack.launch.policy import with_policy
+from tests.unit.test_sky_launch import spec
 
-    from pack.launch.policy import with_policy
 
-    task = sky.Task(name="x", run="true")
-    task.set_resources(sky.Resources(infra="aws/us-east-1", instance_type="g6e.xlarge"))
-    with with_policy(), pytest.raises(exceptions.UserRequestRejectedByPolicy, match="without autodown"):
-        sky.launch(task, cluster_name="pk-no-autodown")  # refused client-side: no API server is asked
-    with with_policy(), pytest.raises(exceptions.UserRequestRejectedByPolicy):
-        sky.launch(task, cluster_name="pk-stop-only", idle_minutes_to_autostop=5, down=False)
+def apply(task, down, idle):  # the client-side policy step of sky.launch, without its API server
+    opts = admin_policy.RequestOptions(cluster_name="pk-t", idle_minutes_to_autostop=idle, down=down, dryrun=False)
+    return admin_policy_utils.apply(task, AdminPolicyRequestName.CLUSTER_LAUNCH, opts, at_client_side=True)
+
+
+bare = sky.Task(name="x", run="true")
+bare.set_resources(sky.Resources(infra="aws/us-east-1", instance_type="g6e.xlarge"))
+for down, idle in ((False, None), (False, 5)):
+    try:
+        with with_policy():
+            apply(bare, down, idle)
+        print("ALLOWED", down, idle)
+    except exceptions.UserRequestRejectedByPolicy as e:
+        print("REFUSED", down, idle, str(e).splitlines()[-1])
+apply(bare, False, None)
+print("WITHOUT POLICY ALLOWED")
+with with_policy():
+    dag, _ = apply(cloud.build_task(spec()), True, 10)
+print("AUTODOWN ALLOWED", dag.tasks[0].name)
+"""
+
+
+def test_the_policy_refuses_a_launch_without_autodown_before_anything_is_created(tmp_path):
+    """Run where HOME is a scratch SkyPilot home: the policy step reads SkyPilot's catalogs."""
+    home = offline.prepare(tmp_path / "home")
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO), "PACK_IMAGE_PREFIX": "ghcr.io/lab/ecmoe"}
+    res = subprocess.run(
+        [sys.executable, "-c", POLICY_CHECK], env=env, capture_output=True, text=True, cwd=REPO
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.splitlines()
+    refused = [line for line in lines if line.startswith("REFUSED")]
+    assert len(refused) == 2 and all("without autodown" in line for line in refused), res.stdout
+    assert "WITHOUT POLICY ALLOWED" in lines and "AUTODOWN ALLOWED pk-20261202-120000-ab12" in lines
 
 
 def test_the_policy_lets_an_autodown_launch_through():
