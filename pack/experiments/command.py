@@ -214,9 +214,19 @@ def resolve_program(p: Params) -> Program:
                 f"script '{p.script}' not found in repository {repo} (set params.repo or PACK_AUTHOR_REPO)",
             )
         if p.interpreter:
-            exe = shutil.which(p.interpreter)
-            if not exe:
-                return Program([], script, f"interpreter '{p.interpreter}' not found on PATH")
+            interp = os.path.expandvars(p.interpreter)  # e.g. ${PACK_AUTHOR_REPO}/.venv/bin/python
+            if "$" in interp:
+                return Program(
+                    [], script, f"interpreter '{p.interpreter}' names an environment variable that is not set"
+                )
+            if os.sep in interp:
+                if not (os.path.isfile(interp) and os.access(interp, os.X_OK)):
+                    return Program([], script, f"interpreter {interp} does not exist or is not executable")
+                exe = interp
+            else:
+                exe = shutil.which(interp)
+                if not exe:
+                    return Program([], script, f"interpreter '{p.interpreter}' not found on PATH")
             return Program([exe] + [str(a) for a in p.interpreter_args] + [str(script)], script)
         if not os.access(script, os.X_OK):
             return Program(

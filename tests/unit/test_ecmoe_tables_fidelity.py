@@ -691,3 +691,33 @@ def test_task8_savings_come_from_the_wire_accounting_not_from_the_expectation(tm
     assert abs(other["stale_4x.saving_pct"] - 67) > 0.5  # twice the reference layers: a FAIL, not a pass
     tiny = ep_traffic.run_rep({"tokens": 1, "ratios": [4]}, ctx).metrics  # headers are counted
     assert tiny["perlayer_4x.saving_pct"] < got["perlayer_4x.saving_pct"]
+
+
+def test_every_table_row_names_its_journal_entry():
+    """`pack list` / `pack show` print the cell: each of these rows names the entry date it reproduces."""
+    for row in ROWS:
+        _, r = find_row(f"ecmoe:{row}")
+        assert re.search(r"2026-02-\d\d", r.cell), f"{row}: the cell names no journal entry: {r.cell}"
+
+
+def test_task8_vllm_needs_four_gpus_and_the_authors_vllm_environment(tmp_path, monkeypatch):
+    from pack import run
+    from pack.errors import NotRunnableHere
+    from pack.experiments import command
+
+    _, row = find_row("ecmoe:task8-ep-vllm")
+    full = row.at("full")
+    monkeypatch.setattr(run.gpuinfo, "gpus", lambda: [{"index": 0, "name": "NVIDIA H100", "memory_gb": 80.0}])
+    with pytest.raises(NotRunnableHere, match=r"targets runpod-h100-sxm-x4 \(4×H100.*has 1 GPU\(s\)"):
+        run.check_runnable(full, "local-gpu")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "run_ep_compression_eval.py").write_text("")
+    monkeypatch.setenv("PACK_AUTHOR_REPO", str(tmp_path))
+    prog = command.resolve_program(command.Params(**full.params))
+    assert (
+        prog.problem
+        == f"interpreter {tmp_path}/.venv_vllm_exp/bin/python does not exist or is not executable"
+    )
+    monkeypatch.delenv("PACK_AUTHOR_REPO")
+    prog = command.resolve_program(command.Params(**full.params))
+    assert "PACK_AUTHOR_REPO" in prog.problem
