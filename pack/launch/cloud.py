@@ -263,13 +263,14 @@ def clusters(log) -> tuple[list[dict], list[str]]:
 
     A cloud without credentials cannot be asked, so its clusters are unknown, never "none"."""
     sky = require_sky()
+    from sky.client import sdk
     from sky.utils import common
 
     unchecked = []
     try:
-        enabled = {c.lower() for c in sky.get(sky.enabled_clouds())}
+        enabled = {str(c).lower() for c in sky.get(sdk.enabled_clouds())}
     except Exception as e:  # noqa: BLE001
-        return [], [f"all clouds (SkyPilot's API server did not answer: {type(e).__name__}: {e})"]
+        return [], [f"any cloud (SkyPilot could not say which it can reach: {type(e).__name__}: {e})"]
     for cloud in CLOUD_OF.values():
         if cloud not in enabled:
             unchecked.append(f"{cloud} (no credentials SkyPilot can use; `sky check {cloud}` says why)")
