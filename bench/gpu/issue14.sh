@@ -177,3 +177,12 @@ print(json.dumps(env))
 PY
 $PY bench/gpu/throughput_report.py issue14 "$OUT" > "$OUT/issue14_rows.md" 2>>"$LOG"
 say "done in ${SECONDS}s of ${BUDGET}s; state: $(ls "$STATE" | tr '\n' ' ')"
+# The device returns at most 8 files per call (2026-12-02: the run folders of call 2 were lost that way):
+# everything else in $OUT travels back as one archive; `tar xzf issue14_out.tgz -C CALL_OUT` before
+# `throughput_report.py issue14 CALL_OUT` or `pack analyze forensics CALL_OUT/smollm2/runs/smollm2`.
+if [ "$MODE" = gpu ] || [ -n "${ISSUE14_ARCHIVE:-}" ]; then
+  KEEP=(issue14_rows.md issue14_steps.jsonl issue14_log.txt issue14_env.json)
+  tar czf "/tmp/issue14_out.$$.tgz" -C "$OUT" . && \
+    find "$OUT" -mindepth 1 -maxdepth 1 $(printf '! -name %s ' "${KEEP[@]}") -exec rm -rf {} + && \
+    mv "/tmp/issue14_out.$$.tgz" "$OUT/issue14_out.tgz" && say "packed \$OUT into issue14_out.tgz"
+fi
