@@ -134,13 +134,17 @@ def _plan(refs, hw: str, scale: str, image: str | None):
 
 def sky_choice(p: dict, specs) -> list[str]:
     """SkyPilot's optimizer on the pack's catalog: a line per distinct resources, checked against the plan."""
+    import importlib.util
+
     from ..errors import LaunchError
     from . import cloud, offline
 
-    try:
-        cloud.require_sky()
-    except LaunchError as e:
-        return [f"SkyPilot's choice not shown: {e}"]
+    try:  # the optimizer runs in a child process: SkyPilot is not imported here
+        have = importlib.util.find_spec("sky") is not None
+    except ImportError:
+        have = False
+    if not have:
+        return [f"SkyPilot's choice not shown: SkyPilot is not installed: {cloud.EXTRA}"]
     kws = {json_key(k): k for k in (cloud.resources_kwargs(s) for s in specs)}
     lines = []
     for kw, got in zip(kws.values(), offline.choose(list(kws.values())), strict=True):
@@ -306,12 +310,12 @@ def start_cmd(refs, hw, scale, budget, image, parallel, detach, dry_run, poll_s,
     if provider == "sky":
         from . import cloud
 
-        cloud.require_sky()  # one sentence naming the extra, before anything else
         for line in sky_choice(p, specs):
             _err(line)
         if dry_run:
             _err(f"dry run: would launch {len(specs)} cluster(s), {parallel} at a time; nothing was created")
             return
+        cloud.require_sky()  # one sentence naming the extra
         outcomes = cloud.launch_all(specs, _runs_root(out), _err, parallel=parallel)
         for o in outcomes:
             click.echo(f"{o.spec.launch_id}\t{o.spec.row}\t{o.status}\t{o.cost_usd}")

@@ -22,6 +22,7 @@ PY = sys.executable
 def env(tmp_path):
     e = {k: v for k, v in os.environ.items() if not k.startswith(("PACK_", "BUDGET_"))}
     e.update(PATH=f"{Path(PY).parent}:/usr/bin:/bin", PYTHONPATH=str(REPO), PACK_RUNS=str(tmp_path / "runs"))
+    e["HOME"] = str(tmp_path / "home")  # a cloud dry run must not touch the real ~/.sky
     return e
 
 

@@ -243,7 +243,14 @@ def test_core_imports_and_pack_launch_explains_without_skypilot(tmp_path):
     """A subprocess where `import sky` fails: the CLI, list and plan work; a cloud launch says which extra."""
     hide = tmp_path / "hide"
     hide.mkdir()
-    (hide / "sky.py").write_text("raise ImportError('hidden by the test')\n")
+    (hide / "sitecustomize.py").write_text(  # as if the cloud extra were not installed
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'sky' or name.startswith('sky.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r} (hidden by the test)')\n"
+        "sys.meta_path.insert(0, Hide())\n"
+    )
     env = {**os.environ, "PYTHONPATH": f"{hide}{os.pathsep}{REPO}", "PACK_IMAGE_PREFIX": "ghcr.io/lab/ecmoe"}
     env["PACK_RUNS"] = str(tmp_path / "runs")
 
@@ -254,6 +261,8 @@ def test_core_imports_and_pack_launch_explains_without_skypilot(tmp_path):
 
     assert run("--help").returncode == 0
     assert run("plan", "paperB", "--hw", "g6e.xlarge").returncode == 0
+    res = run("launch", "plan", "paperB:ablation", "--hw", "g6e.xlarge")
+    assert res.returncode == 0 and "SkyPilot's choice not shown: SkyPilot is not installed" in res.stdout
     res = run("launch", "paperB:ablation", "--hw", "g6e.xlarge")
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "SkyPilot, which is not installed: pip install 'pack-repro[cloud]'" in res.stderr
