@@ -8,7 +8,9 @@
 #   OUT=/tmp/out bash bench/gpu/ecmoe_methods.sh --cpu    # the same rows at smoke scale on a CPU (local check)
 #
 # Writes into $OUT: ecmoe_methods.json, ecmoe_methods.md (GPU, date, table), curves/<row>.loss_curves.{png,json},
-# ecmoe_methods.log, and runs/ (the pack run folders, for `pack verify` / `pack report`).
+# ecmoe_methods.log, and runs/ (the pack run folders, for `pack verify` / `pack report`). The device returns
+# at most 8 files, 2 folders down: on the GPU (or with ECMOE_METHODS_ARCHIVE=1) everything but the summary,
+# the log and two loss-curve plots goes into ecmoe_methods_out.tgz (`tar xzf ecmoe_methods_out.tgz -C OUT`).
 # Needs torch, transformers, numpy, pyyaml, click, pydantic, matplotlib (optional: without it no PNG); no network.
 set -uo pipefail
 : "${OUT:?set OUT to the output directory}"
@@ -39,5 +41,12 @@ PY
 } 2>&1 | tee "$LOG"
 $PY bench/ecmoe_methods_summary.py "$RUNS" "$OUT"
 status=$?
+if [ "$SCALE" = full ] || [ -n "${ECMOE_METHODS_ARCHIVE:-}" ]; then
+  for row in methods-e2e-pretrained.stale-uncompressed methods-offline-stale.stale-uncompressed; do
+    [ -f "$OUT/curves/$row.loss_curves.png" ] && cp "$OUT/curves/$row.loss_curves.png" "$OUT/$row.loss_curves.png"
+  done
+  tar czf "/tmp/ecmoe_methods_out.$$.tgz" -C "$OUT" curves runs && rm -rf "$OUT/curves" "$OUT/runs" \
+    && mv "/tmp/ecmoe_methods_out.$$.tgz" "$OUT/ecmoe_methods_out.tgz"
+fi
 echo "elapsed: $(( $(date +%s) - start )) s; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"
 exit $status
