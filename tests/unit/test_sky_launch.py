@@ -103,7 +103,9 @@ from tests.unit.test_sky_launch import spec
 
 
 def apply(task, down, idle):  # the client-side policy step of sky.launch, without its API server
-    opts = admin_policy.RequestOptions(cluster_name="pk-t", idle_minutes_to_autostop=idle, down=down, dryrun=False)
+    opts = admin_policy.RequestOptions(
+        cluster_name="pk-t", idle_minutes_to_autostop=idle, down=down, dryrun=False
+    )
     return admin_policy_utils.apply(task, AdminPolicyRequestName.CLUSTER_LAUNCH, opts, at_client_side=True)
 
 
