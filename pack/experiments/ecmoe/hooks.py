@@ -55,8 +55,12 @@ def router_of(block):
     return None
 
 
-def _first_input(args, kwargs):
+def first_input(args, kwargs):
+    """The hidden states a block's forward pre-hook receives (positional, or `hidden_states=`)."""
     return args[0] if args else kwargs["hidden_states"]
+
+
+_first_input = first_input
 
 
 def _replace_input(args, kwargs, new):

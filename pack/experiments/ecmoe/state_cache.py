@@ -12,7 +12,7 @@ response positions before the forward, so one pass gives the perplexity and the 
 
 from __future__ import annotations
 
-from .hooks import Hooks, _first_input
+from .hooks import Hooks, first_input
 
 
 class StateCache:
@@ -45,7 +45,7 @@ class StateCache:
             self.dispatch.setdefault(index, [])
 
             def pre(module, args, kwargs, _i=index):
-                self._keep(self.dispatch, _i, _first_input(args, kwargs))
+                self._keep(self.dispatch, _i, first_input(args, kwargs))
 
             hooks.handles.append(block.register_forward_pre_hook(pre, with_kwargs=True))
             if self.gather:
