@@ -112,6 +112,13 @@ llama_env
 if [ -f "$STATE/build.done" ]; then
   step paperb "$(cap 240)" env OUT="$OUT/paperb" PY="$PY" ROW=paperB:llamacpp-null-mid KEEP_RUNS=1 \
     bash bench/gpu/throughput.sh "${TP_ARGS[@]}"
+  if [ ! -f "$STATE/paperb.done" ]; then  # 2026-12-02: pack run of a llama.cpp row segfaulted at load; keep why
+    say "paperb failed: one repetition again with llama.cpp's own log and faulthandler (paperb_probe.txt)"
+    timeout 90 "${LENV[@]}" PYTHONFAULTHANDLER=1 PACK_LLAMACPP_VERBOSE=1 $PY -X faulthandler -m pack run \
+      paperB:llamacpp-null-mid --scale full --hw local-gpu --reps 1 --out "$OUT/paperb_probe" \
+      > "$OUT/paperb_probe.txt" 2>&1; echo "probe rc $?" >> "$OUT/paperb_probe.txt"
+    tail -n 40 "$OUT/paperb_probe.txt" | sed 's/^/   /' | tee -a "$LOG"
+  fi
   step overhead "$(cap 120)" "${LENV[@]}" $PY bench/throughput_overhead.py "${OV[@]}" --runs $OVRUNS --compare --watch \
     --json "$OUT/overhead.json"
   step quiet "$(cap 120)" "${LENV[@]}" $PY bench/throughput_quiet.py "${OV[@]}" "${Q[@]}" --json "$OUT/quiet.json"

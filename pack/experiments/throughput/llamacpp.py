@@ -26,6 +26,10 @@ Per arm and repetition (metric names `<arm>.<field>`):
     ppl, nll, ppl_tokens              over ppl_chunks chunks of ppl_ctx tokens, each scored on its second
                                       half (the first half is context), as llama.cpp's perplexity tool does
 The model is loaded once per distinct load setting and kept in ctx.cache across arms and repetitions.
+
+PACK_LLAMACPP_VERBOSE=1 loads with verbose=True: llama.cpp's own log reaches stderr (llama-cpp-python
+otherwise points fd 2 at /dev/null during the load, which also swallows a crash's faulthandler dump).
+A diagnostic switch, not a param: it changes no result, so it stays out of the params hash.
 """
 
 from __future__ import annotations
@@ -130,7 +134,7 @@ def _load(arm: str, spec: dict, params: dict, ctx: RunContext):
             else (-1 if ctx.device == "cuda" else 0)
         ),
         seed=int(settings["seed"] or 0),
-        verbose=False,
+        verbose=os.environ.get("PACK_LLAMACPP_VERBOSE") == "1",
         logits_all=False,
     )
     if settings["flash_attn"] is not None:
