@@ -130,8 +130,10 @@ def synthetic_records(n: int, seed: int = 0) -> list[dict]:
         a, b = rng.randint(2, 60), rng.randint(2, 40)
         out.append(
             {
-                "question": f"{name} had {a} {item}. Then {name} got {b} more {item}. How many {item} does {name} have now?",
-                "answer": f"{name} had {a} {item} and got {b} more, so {a} + {b} = <<{a}+{b}={a + b}>>{a + b}.\n#### {a + b}",
+                "question": f"{name} had {a} {item}. Then {name} got {b} more {item}. "
+                f"How many {item} does {name} have now?",
+                "answer": f"{name} had {a} {item} and got {b} more, so {a} + {b} = "
+                f"<<{a}+{b}={a + b}>>{a + b}.\n#### {a + b}",
             }
         )
     return out
