@@ -196,7 +196,7 @@ def _price_basis(p: dict) -> str:
     """Where the hourly price comes from and when it was recorded (manifests/sky-catalog/SOURCES.yaml)."""
     if not p["price_date"]:
         return p.get("price_source") or "source not recorded"
-    return f"{p['price_source']}, pack catalog of {p['price_date']}"
+    return f"{p['price_source']}, price of {p['price_date']} (manifests/sky-catalog)"
 
 
 def _bound(p: dict) -> str:

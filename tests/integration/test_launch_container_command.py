@@ -128,7 +128,7 @@ def test_make_reproduce_paperb_dry_run_shows_skypilots_choice_at_the_plans_price
     total = next(line for line in plan.stdout.splitlines() if line.startswith("total:"))
     assert (
         total in res.stdout
-        and "1.861 USD/h: AWS EC2 on-demand, us-east-1, Linux, pack catalog of" in res.stdout
+        and "1.861 USD/h: AWS EC2 on-demand, us-east-1, Linux, price of 2026-11-22" in res.stdout
     )
     assert (
         "SkyPilot chose: AWS (us-east-1) g6e.xlarge L40S:1 image docker:ecmoe:l40s at 1.861 USD/h"

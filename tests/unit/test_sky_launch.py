@@ -81,13 +81,15 @@ def test_the_optimizer_on_the_pack_catalog_picks_the_plans_price_and_refuses_wha
 def test_plan_prints_skypilots_choice_and_the_same_figure_as_pack_plan(capsys):
     code, out, err = pack(["launch", "plan", "paperB:ablation", "--hw", "g6e.xlarge"], capsys)
     assert code == 0, err
-    assert "1.861 USD/h: AWS EC2 on-demand, us-east-1, Linux, pack catalog of 2026-11-22" in out
+    assert (
+        "1.861 USD/h: AWS EC2 on-demand, us-east-1, Linux, price of 2026-11-22 (manifests/sky-catalog)" in out
+    )
     assert (
         "SkyPilot chose: AWS (us-east-1) g6e.xlarge L40S:1 image docker:ghcr.io/lab/ecmoe:l40s at 1.861 USD/h"
         in out
     )
     _, plan_out, _ = pack(["plan", "paperB", "--hw", "g6e.xlarge"], capsys)
-    assert "pack catalog of 2026-11-22" in plan_out
+    assert "price of 2026-11-22 (manifests/sky-catalog)" in plan_out
 
 
 POLICY_CHECK = """
@@ -237,7 +239,7 @@ def test_each_cluster_is_in_the_ledger_with_its_cost_even_when_launch_fails(tmp_
         assert (
             r.provider == "sky"
             and r.price_usd_per_hour == 1.861
-            and "pack catalog of 2026-11-22" in r.price_basis
+            and "price of 2026-11-22 (manifests/sky-catalog)" in r.price_basis
         )
 
 
