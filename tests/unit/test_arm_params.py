@@ -51,7 +51,10 @@ def _engine(**extra):
         ),
         (_engine(parser=[]), r"'parser' is not a command param \(did you mean 'parsers'\?\)"),
         (_engine(parsers=[{"name": "decode", "regex": "("}]), r"parser 'decode': regex does not compile"),
-        (_engine(parsers=[{"name": "decode"}]), r"needs exactly one of 'regex', 'json_prefix' or 'json_file'"),
+        (
+            _engine(parsers=[{"name": "decode"}]),
+            r"needs exactly one of 'regex', 'json_prefix' or 'json_file'",
+        ),
         (_engine(outputs={"cvs": "x.csv"}), r"unknown key 'params.outputs.cvs'; did you mean 'csv'\?"),
         ({"args": []}, r"needs params.executable or params.script"),
     ],
