@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import StrictInt
 
@@ -40,8 +40,16 @@ def model_key(params: dict, ctx: RunContext) -> tuple:
     )
 
 
-def load_model(params: dict, ctx: RunContext):
-    """(model, tokenizer, facts); the same settings in one process reuse the loaded model."""
+class LoadedModel(NamedTuple):
+    """What load_model gives back (named, and still unpacks as model, tok, facts)."""
+
+    model: Any
+    tok: Any
+    facts: dict
+
+
+def load_model(params: dict, ctx: RunContext) -> LoadedModel:
+    """The model, its tokenizer and its facts; the same settings in one process reuse the loaded model."""
     key = model_key(params, ctx)
     if key not in ctx.cache:
         ctx.cache[key] = _load(params, ctx)
@@ -94,7 +102,7 @@ def _load(params: dict, ctx: RunContext):
     ctx.count("model_loads")
     facts["params"] = int(sum(p.numel() for p in model.parameters()))
     ctx.provenance.setdefault("models", {})[spec] = facts
-    return model, tok, facts
+    return LoadedModel(model, tok, facts)
 
 
 def input_device(model):

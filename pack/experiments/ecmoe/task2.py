@@ -24,7 +24,7 @@ deterministic); `info.baseline_pass` says whether this row computed it or reused
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import Field, StrictInt, field_validator
 
@@ -135,10 +135,16 @@ def load_data(params: dict, ctx: RunContext, tok) -> tuple[list, dict]:
     return ctx.cache[key]
 
 
-def baseline_pass(
-    params: dict, ctx: RunContext, model, tok, blocks, examples, data_facts
-) -> tuple[dict, dict, str]:
-    """(perplexity result, {(method, bits): stats}, 'computed' | 'reused')."""
+class BaselinePass(NamedTuple):
+    """The uncompressed pass shared by every Task 2 row of a process (named; unpacks positionally too)."""
+
+    ppl: dict  # the perplexity result
+    stats: dict  # {(method, bits): reconstruction statistics}
+    how: str  # 'computed' | 'reused'
+
+
+def baseline_pass(params: dict, ctx: RunContext, model, tok, blocks, examples, data_facts) -> BaselinePass:
+    """The uncompressed pass's perplexity and every config's statistics, computed once per process."""
     key = (
         "ecmoe.baseline",
         model_io.model_key(params, ctx),
@@ -147,7 +153,7 @@ def baseline_pass(
         int(params.get("metric_tokens", 100000)),
     )
     if key in ctx.cache:
-        return (*ctx.cache[key], "reused")
+        return BaselinePass(*ctx.cache[key], "reused")
     watcher = StateWatcher(ALL_CONFIGS, int(params.get("metric_tokens", 100000)))
     with watcher.attach(blocks):
         ppl = evaluate(
@@ -161,7 +167,7 @@ def baseline_pass(
     stats = watcher.summary()
     ppl["metric_tokens"] = min(watcher.seen.values())
     ctx.cache[key] = (ppl, stats)
-    return ppl, stats, "computed"
+    return BaselinePass(ppl, stats, "computed")
 
 
 def run_rep(params: dict, ctx: RunContext) -> RepResult:
