@@ -145,7 +145,8 @@ def sky_choice(p: dict, specs) -> list[str]:
         have = False
     if not have:
         return [f"SkyPilot's choice not shown: SkyPilot is not installed: {cloud.EXTRA}"]
-    kws = {json_key(k): k for k in (cloud.resources_kwargs(s) for s in specs)}
+    # one optimizer question per distinct resources request (rows on the same hardware share it)
+    kws = {repr(sorted(k.items())): k for k in (cloud.resources_kwargs(s) for s in specs)}
     lines = []
     for kw, got in zip(kws.values(), offline.choose(list(kws.values())), strict=True):
         if "error" in got:
@@ -161,12 +162,6 @@ def sky_choice(p: dict, specs) -> list[str]:
                 f"{p['price_usd_per_hour']}; both read manifests/sky-catalog, so this is a bug"
             )
     return lines
-
-
-def json_key(d: dict) -> str:
-    import json
-
-    return json.dumps(d, sort_keys=True)
 
 
 @launch_group.command("plan")
