@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from pydantic import Strict as _StrictType
 
 
@@ -24,6 +24,8 @@ class Strict(BaseModel):
 # A number a rule depends on: ints and floats only (never the string "0.05", never a bool), and
 # finite (NaN, inf or an overflowing literal like 1e400 would switch a check off).
 Number = Annotated[float, Field(allow_inf_nan=False), _StrictType()]
+# A count or size in a Params model: an int (no bool, no text), at least 1.
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
 def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:

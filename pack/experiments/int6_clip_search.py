@@ -48,13 +48,12 @@ from pydantic import Field, StrictBool, StrictInt, field_validator
 from .. import fsio
 from ..errors import ManifestError
 from ..results import RepResult, RunContext
-from ..strict import Number, Strict
+from ..strict import Number, PositiveInt, Strict
 from .params import parse
 
 PERCENTILES = [0.999, 0.9995, 0.9999, 0.99999, 1.0]
 INT8_CLIP_Q = 0.9999984
 CONTROL = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weight")
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
 class Params(Strict):

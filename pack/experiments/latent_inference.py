@@ -47,10 +47,8 @@ from pydantic import Field, StrictInt
 
 from ..errors import ManifestError, require
 from ..results import RepResult, RunContext
-from ..strict import Strict
+from ..strict import PositiveInt, Strict
 from .params import parse
-
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
 class Params(Strict):

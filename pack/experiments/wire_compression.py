@@ -26,21 +26,19 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-from pydantic import Field, StrictInt, field_validator
+from pydantic import StrictInt, field_validator
 
 from ..errors import ManifestError
 from ..results import RepResult, RunContext
-from ..strict import Strict
+from ..strict import PositiveInt, Strict
 from .params import parse
 
 HEADER = struct.Struct("<IIBBHI")  # 16 bytes
 DTYPE_CODES = {"fp16": 1, "int8": 2, "int6": 3, "int4": 4}
 BITS = {"fp16": 16, "int8": 8, "int6": 6, "int4": 4}
 assert HEADER.size == 16
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
 GSM8K_HOWTO = (
     "make it with `python -c \"from datasets import load_dataset; load_dataset('openai/gsm8k', 'main', "
     "split='test').to_json('{path}')\"` (docs/latent-bridge.md), or set params.prompts: synthetic"

@@ -43,10 +43,10 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator
 
 from ...errors import ManifestError
 from ...results import RepResult, RunContext
+from ...strict import PositiveInt
 from ..params import parse
 from . import model_io
 
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
 PositiveFloat = Annotated[StrictFloat | StrictInt, Field(gt=0)]
 Mode = Literal["compressed", "uncompressed"]
 

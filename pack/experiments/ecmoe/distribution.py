@@ -29,10 +29,9 @@ from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from ...errors import ManifestError
 from ...results import RepResult, RunContext
+from ...strict import PositiveInt
 from ..params import parse
 from . import model_io
-
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
 class Params(model_io.ModelParams):

@@ -30,17 +30,14 @@ metrics: uncompressed.bytes_per_token, <method>_<r>x.bytes_per_token, <method>_<
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
 import numpy as np
-from pydantic import Field, StrictInt, field_validator, model_validator
+from pydantic import StrictInt, field_validator, model_validator
 
 from ...results import RepResult, RunContext
-from ...strict import Strict
+from ...strict import PositiveInt, Strict
 from .. import wire_compression as wire
 from ..params import parse
-
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
 class Params(Strict):

@@ -40,6 +40,7 @@ from pydantic import Field, StrictInt, field_validator
 from ... import fsio
 from ...errors import ManifestError, require
 from ...results import RepResult, RunContext
+from ...strict import PositiveInt
 from ..params import parse
 from . import model_io
 from .hooks import Hooks, attach_compression, find_moe_blocks
@@ -48,7 +49,6 @@ from .task2 import parse_configs, tag
 TASK = "pack_gsm8k_cot_local"
 REQUIRED = ("question", "answer")
 GSM8K_TEST_SIZE = 1319
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
 HOWTO = (
     "make it with `python -c \"from datasets import load_dataset; load_dataset('openai/gsm8k', 'main', "
     "split='test').to_json('{path}')\"` (docs/ecmoe.md)"

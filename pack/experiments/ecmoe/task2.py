@@ -24,19 +24,19 @@ deterministic); `info.baseline_pass` says whether this row computed it or reused
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
-from pydantic import Field, StrictInt, field_validator
+from pydantic import StrictInt, field_validator
 
 from ...errors import ManifestError
 from ...results import RepResult, RunContext
+from ...strict import PositiveInt
 from . import model_io, sft
 from .hooks import ROUTER_MODES, StateWatcher, attach_compression, find_moe_blocks
 from .perplexity import evaluate
 from .quantize import BITS, METHODS, check_bits, check_method
 
 ALL_CONFIGS = [(m, b) for m in METHODS for b in BITS]
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
 class Params(model_io.ModelParams):

@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, field_validator
 
-from ...strict import Number, Strict
+from ...strict import Number, PositiveInt, Strict
 from .kinds import EXPERIMENTS
 
 # gptq/awq/bnb: a pre-quantized checkpoint (params.quantization_checkpoints); bnb-int8 (LLM.int8) and
@@ -47,7 +47,6 @@ from .kinds import EXPERIMENTS
 QUANT_METHODS = ("gptq", "bnb", "awq", "bnb-int8", "bnb-nf4")
 ON_THE_FLY = ("bnb-int8", "bnb-nf4")
 ATTENTION_VALUES = ("eager", "sdpa", "flash_attention_2")
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
 class Streams(Strict):
