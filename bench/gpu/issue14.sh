@@ -73,6 +73,9 @@ step() {  # step NAME LIMIT_S CMD... ; output in $OUT/NAME.log; done (not re-run
   say "-- $name $st (rc $rc) in $(( SECONDS - t0 ))s"
   return 0
 }
+skip_by_env() {  # SKIP_STEPS="overhead quiet": steps measured already that this call leaves out
+  case " ${SKIP_STEPS:-} " in *" $1 "*) say "skip $1: in SKIP_STEPS"; record "$1" skipped; return 0;; esac; return 1
+}
 llama_env() {  # LENV: the env prefix of a process that loads llama.cpp's CUDA build (cuBLAS's folder)
   local d; d=$(cat build/llamacpp-cuda-wheel/*/cublas_libdir 2>/dev/null | head -1)
   export LLAMACPP_LD_LIBRARY_PATH="${d:+$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
@@ -109,19 +112,26 @@ cp "$OUT/pytest-other.log" "$OUT/pytest_gpu_other.txt" 2>/dev/null
 if [ -n "$BUILD_PID" ]; then say "waiting for the wheel build"; wait "$BUILD_PID"; fi
 
 llama_env
+# The crash-forensics preload (bench/gpu/segv_backtrace.c): a native backtrace of a crash into a file.
+gcc -shared -fPIC -O1 -o build/segv_backtrace.so bench/gpu/segv_backtrace.c 2>>"$LOG" || say "no gcc: no backtraces"
+PRELOAD=(); [ -f build/segv_backtrace.so ] && PRELOAD=(LD_PRELOAD="$PWD/build/segv_backtrace.so")
 if [ -f "$STATE/build.done" ]; then
+  GGUF_PATH=$($PY -c "$GGUF_CODE" "${OV[1]}" 2>/dev/null | tail -1)
+  step bisect "$(cap 150)" "${LENV[@]}" $PY bench/gpu/llamacpp_bisect.py "$GGUF_PATH" "$OUT/bisect" \
+    --n-gpu-layers "${OV[5]}"
   step paperb "$(cap 240)" env OUT="$OUT/paperb" PY="$PY" ROW=paperB:llamacpp-null-mid KEEP_RUNS=1 \
     bash bench/gpu/throughput.sh "${TP_ARGS[@]}"
   if [ ! -f "$STATE/paperb.done" ]; then  # 2026-12-02: pack run of a llama.cpp row segfaulted at load; keep why
     say "paperb failed: one repetition again with llama.cpp's own log and faulthandler (paperb_probe.txt)"
-    timeout 90 "${LENV[@]}" PYTHONFAULTHANDLER=1 PACK_LLAMACPP_VERBOSE=1 $PY -X faulthandler -m pack run \
+    timeout 90 "${LENV[@]}" "${PRELOAD[@]}" SEGV_LOG="$OUT/paperb_probe.segv" PACK_LLAMACPP_VERBOSE=1 $PY -m pack run \
       paperB:llamacpp-null-mid --scale full --hw local-gpu --reps 1 --out "$OUT/paperb_probe" \
       > "$OUT/paperb_probe.txt" 2>&1; echo "probe rc $?" >> "$OUT/paperb_probe.txt"
     tail -n 40 "$OUT/paperb_probe.txt" | sed 's/^/   /' | tee -a "$LOG"
+    [ -f "$OUT/paperb_probe.segv" ] && head -n 30 "$OUT/paperb_probe.segv" | sed 's/^/   segv: /' | tee -a "$LOG"
   fi
-  step overhead "$(cap 120)" "${LENV[@]}" $PY bench/throughput_overhead.py "${OV[@]}" --runs $OVRUNS --compare --watch \
+  skip_by_env overhead || step overhead "$(cap 120)" "${LENV[@]}" $PY bench/throughput_overhead.py "${OV[@]}" --runs $OVRUNS --compare --watch \
     --json "$OUT/overhead.json"
-  step quiet "$(cap 120)" "${LENV[@]}" $PY bench/throughput_quiet.py "${OV[@]}" "${Q[@]}" --json "$OUT/quiet.json"
+  skip_by_env quiet || step quiet "$(cap 120)" "${LENV[@]}" $PY bench/throughput_quiet.py "${OV[@]}" "${Q[@]}" --json "$OUT/quiet.json"
 else
   say "no llama.cpp build: paperb, overhead and quiet not run (see llamacpp_build.txt)"
   record paperb no-build; record overhead no-build; record quiet no-build
