@@ -106,7 +106,7 @@ fi
 GGUF_CODE="from pack.models.gguf import synthetic_gguf as s; import sys; \
 print(s('mid-llama', qtype='Q8_0', **({} if sys.argv[1] == '22' else {'num_hidden_layers': int(sys.argv[1])})))"
 step gguf "$(cap 240 200)" $PY -c "$GGUF_CODE" "${OV[1]}"
-step pytest-other "$(cap 300 200)" $PY -m pytest -q tests/gpu --ignore=tests/gpu/test_throughput_gpu.py \
+skip_by_env pytest-other || step pytest-other "$(cap 300 200)" $PY -m pytest -q tests/gpu --ignore=tests/gpu/test_throughput_gpu.py \
   -p no:cacheprovider -rA --durations=0
 cp "$OUT/pytest-other.log" "$OUT/pytest_gpu_other.txt" 2>/dev/null
 if [ -n "$BUILD_PID" ]; then say "waiting for the wheel build"; wait "$BUILD_PID"; fi
@@ -118,7 +118,10 @@ PRELOAD=(); [ -f build/segv_backtrace.so ] && PRELOAD=(LD_PRELOAD="$PWD/build/se
 if [ -f "$STATE/build.done" ]; then
   GGUF_PATH=$($PY -c "$GGUF_CODE" "${OV[1]}" 2>/dev/null | tail -1)
   step bisect "$(cap 150)" "${LENV[@]}" $PY bench/gpu/llamacpp_bisect.py "$GGUF_PATH" "$OUT/bisect" \
-    --n-gpu-layers "${OV[5]}"
+    --n-gpu-layers "${OV[5]}" --bindings ${BISECT_CASES:+--cases "$BISECT_CASES"}
+  # C++ template instances the CUDA build exports (weak std:: symbols: what llama.cpp's own calls can bind to)
+  CUDA_SO=$(ls "$SITE"/llama_cpp/lib/libggml-cuda.so* 2>/dev/null | head -1)
+  [ -n "$CUDA_SO" ] && say "$(basename "$CUDA_SO") exports $(nm -D --defined-only "$CUDA_SO" | grep -c ' [WV] _ZN\?S[tdoi]') weak std:: symbols"
   step paperb "$(cap 240)" env OUT="$OUT/paperb" PY="$PY" ROW=paperB:llamacpp-null-mid KEEP_RUNS=1 \
     bash bench/gpu/throughput.sh "${TP_ARGS[@]}"
   if [ ! -f "$STATE/paperb.done" ]; then  # 2026-12-02: pack run of a llama.cpp row segfaulted at load; keep why

@@ -44,6 +44,9 @@ IMPORTS = (
     "import pack.experiments.throughput.llamacpp, pack.models.gguf as g; g.check_gguf(sys.argv[1])\n"
 )
 FINGERPRINT = "from pack import provenance; provenance.fingerprint(with_torch=False)\n"
+STDCXX_LOCAL = "import ctypes; ctypes.CDLL('libstdc++.so.6')\n"
+STDCXX_GLOBAL = "import ctypes, os; ctypes.CDLL('libstdc++.so.6', mode=os.RTLD_GLOBAL)\n"
+PACK_IMPORT = "from pack.experiments.throughput.llamacpp import import_llama_cpp; import_llama_cpp()\n"
 
 CASES = {
     "bare": "",
@@ -53,13 +56,27 @@ CASES = {
     "fingerprint_first": FINGERPRINT,
     "cuinit_then_nvml": CUINIT + NVML,
     "everything": IMPORTS + ALARM + FINGERPRINT + NVML,
+    # round 2: a C++ runtime loaded before llama.cpp's libraries (numpy 2 and sentencepiece link
+    # libstdc++), and the two ways out
+    "numpy_first": "import numpy\n",
+    "sentencepiece_first": "import sentencepiece\n",
+    "stdcxx_local_first": STDCXX_LOCAL,
+    "llama_first_then_imports": "import llama_cpp\n" + IMPORTS,
+    "stdcxx_global_then_imports": STDCXX_GLOBAL + IMPORTS,
+    "imports_then_stdcxx_global": IMPORTS + STDCXX_GLOBAL,
+    "imports_then_pack_import": IMPORTS + PACK_IMPORT,
 }
+# which library the first ostream write of llama_model::print_info binds to (LD_DEBUG=bindings)
+BINDING = "_M_insertIl"
 
 
 def run_case(name: str, code: str, args, out: Path, env: dict) -> dict:
     segv = out / f"{name}.segv"
     segv.unlink(missing_ok=True)
     e = dict(env, SEGV_LOG=str(segv))
+    ld = out / f"{name}.lddebug"
+    if args.bindings:
+        e.update(LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(ld))
     t0 = time.time()
     try:
         p = subprocess.run(
@@ -75,12 +92,18 @@ def run_case(name: str, code: str, args, out: Path, env: dict) -> dict:
     (out / f"{name}.txt").write_text(text)
     frames = segv.read_text(errors="replace").splitlines() if segv.exists() else []
     first = next((f for f in frames[2:12] if "segv_backtrace" not in f and "libc.so" not in f), None)
+    bindings = []
+    for f in out.glob(f"{name}.lddebug.*"):  # one file per process id
+        lines = f.read_text(errors="replace").splitlines()
+        bindings += [ln.split(":", 1)[-1].strip() for ln in lines if BINDING in ln and "libllama" in ln]
+        f.unlink()
     return {
         "case": name,
         "rc": rc,
         "seconds": round(time.time() - t0, 2),
         "crash_frame": first,
         "frames": frames[:24],
+        "bindings": bindings[:8],
     }
 
 
@@ -92,6 +115,7 @@ def main() -> None:
     ap.add_argument("--preload", default="build/segv_backtrace.so")
     ap.add_argument("--timeout", type=float, default=90)
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--bindings", action="store_true", help=f"record what {BINDING} binds to (LD_DEBUG)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), "."])))
@@ -101,7 +125,9 @@ def main() -> None:
     for name in args.cases.split(","):
         r = run_case(name, CASES[name], args, args.out, env)
         results.append(r)
-        print(f"{name:20s} rc={r['rc']!s:8s} {r['seconds']:6.2f}s  {r['crash_frame'] or ''}", flush=True)
+        print(f"{name:28s} rc={r['rc']!s:8s} {r['seconds']:6.2f}s  {r['crash_frame'] or ''}", flush=True)
+        for b in r["bindings"][:2]:
+            print(f"{'':28s} {b}", flush=True)
     (args.out / "bisect.json").write_text(json.dumps(results, indent=1))
 
 

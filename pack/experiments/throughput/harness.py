@@ -28,6 +28,7 @@ PER_RUN_FIELDS = (
     "decode_wall_tok_s",
     "prefill_wall_ms",
     "harness_overhead_pct",
+    "sampling_pct",
     "engine_untimed_pct",
 )
 

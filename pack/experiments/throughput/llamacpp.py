@@ -18,8 +18,11 @@ Per arm and repetition (metric names `<arm>.<field>`):
     prefill_ms, decode_tok_s          llama.cpp's own timings (llama_perf_context: t_p_eval_ms,
                                       n_eval / t_eval_ms)
     prefill_wall_ms, decode_wall_tok_s   the harness's wall clock around the same calls
-    harness_overhead_pct              100 * (decode wall - wall inside llama_decode + llama_synchronize)
-                                      / llama.cpp decode time: the harness's own Python per step
+    sampling_pct                      100 * (wall of the greedy argmax over the logits) / llama.cpp decode
+                                      time: the sampling any greedy decode does, which llama.cpp's own
+                                      tools book apart from decode time (t_sample_ms)
+    harness_overhead_pct              100 * (decode wall - wall inside llama_decode + llama_synchronize
+                                      - sampling) / llama.cpp decode time: the harness's own Python per step
     engine_untimed_pct                100 * (wall inside those calls - llama.cpp decode time) / the same:
                                       llama.cpp's host work before its timer starts (not the harness's)
     bytes_per_token                   weights + KV read per decode step (roofline.py)
@@ -102,6 +105,25 @@ class Params(ThroughputParams, ArmSettings):
     seed: int = 0
 
 
+def import_llama_cpp():
+    """llama_cpp (the `llamacpp` extra), imported with the C++ runtime in the process's global scope.
+
+    Why: a CUDA build's libggml-cuda.so exports its own instances of libstdc++ templates (nvcc emits
+    them). In a process where a C++ extension (numpy 2, sentencepiece through gguf) loaded libstdc++
+    before llama.cpp's libraries, `pack run` died with SIGSEGV in llama_model::print_info, inside
+    libggml-cuda's copy of std::ostream::_M_insert<long> (H200, CUDA 13, 2026-12-02; found with
+    bench/gpu/llamacpp_bisect.py: the same load passed with llama_cpp imported first). Promoting
+    libstdc++ to the global scope before the import binds every C++ symbol to the one real runtime.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL("libstdc++.so.6", mode=os.RTLD_GLOBAL)
+    except (OSError, AttributeError):  # not glibc Linux: no such soname (or flag), nothing to promote
+        pass
+    return require("llama_cpp", "llamacpp", "the llama.cpp throughput backend")
+
+
 def _setting(key: str, spec: dict, params: dict, default=None):
     return spec.get(key, params.get(key, default))
 
@@ -114,7 +136,7 @@ def _load(arm: str, spec: dict, params: dict, ctx: RunContext):
     key = ("llamacpp", repr(sorted(settings.items())))
     if key in ctx.cache:
         return ctx.cache[key]
-    llama_cpp = require("llama_cpp", "llamacpp", "the llama.cpp throughput backend")
+    llama_cpp = import_llama_cpp()
     model_spec = str(settings["model"] or "")
     if not model_spec:
         raise PackError(f"arm '{arm}' has no model; set params.model (a .gguf path or synthetic:tiny-llama)")
@@ -213,9 +235,11 @@ def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
     The decode loop is the hot path the overhead figures are about, so per step it does only: argmax
     over a view of llama.cpp's logits buffer (taken once after the prefill, checked unmoved at the end),
     two ctypes writes into a prepared one-token batch, llama_decode, llama_synchronize, and two
-    perf_counter reads around those two calls. Those reads split the wall clock into the engine's
-    calls (whose excess over llama.cpp's own t_eval is work llama.cpp does before its timer starts:
-    batch validation) and the harness's own Python between them.
+    perf_counter reads around those two calls and two around the argmax. Those reads split the wall
+    clock into the engine's calls (whose excess over llama.cpp's own t_eval is work llama.cpp does before
+    its timer starts: batch validation), the greedy sampling (reading the vocabulary's logits, which the
+    GPU has just written, so they come from memory, not cache: most of the Python time per step), and
+    the harness's own bookkeeping between them.
     """
     import gc
 
@@ -242,14 +266,16 @@ def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
     views: dict = {}
     n_past = len(tokens)
     out = []
-    engine_s = 0.0
+    engine_s = sample_s = 0.0
     gc_was_on = gc.isenabled()
     gc.disable()  # a collection inside the timed loop would be charged to the harness
     try:
         logits = _logits_view(cctx, n_vocab, views)
         t1 = clock()
         for i in range(n_decode):
+            ts = clock()
             tok = int(logits.argmax())
+            sample_s += clock() - ts
             out.append(tok)
             token[0] = tok
             pos[0] = n_past + i
@@ -279,13 +305,16 @@ def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
         )
     decode_wall_ms = (t2 - t1) * 1000.0
     engine_ms = engine_s * 1000.0
+    sample_ms = sample_s * 1000.0
     return {
         "prefill_ms": round(perf.t_p_eval_ms, 4),
         "decode_tok_s": round(perf.n_eval / perf.t_eval_ms * 1000.0, 4),
         "prefill_wall_ms": round((t_prefill - t0) * 1000.0, 4),
         "decode_wall_tok_s": round(n_decode / (t2 - t1), 4),
-        # the harness's own Python between the engine's calls, over llama.cpp's decode time
-        "harness_overhead_pct": round(100.0 * (decode_wall_ms - engine_ms) / perf.t_eval_ms, 4),
+        # the greedy argmax, then the harness's own Python between the engine's calls, over llama.cpp's
+        # decode time
+        "sampling_pct": round(100.0 * sample_ms / perf.t_eval_ms, 4),
+        "harness_overhead_pct": round(100.0 * (decode_wall_ms - engine_ms - sample_ms) / perf.t_eval_ms, 4),
         # llama.cpp's work inside llama_decode before its timer starts, over the same
         "engine_untimed_pct": round(100.0 * (engine_ms - perf.t_eval_ms) / perf.t_eval_ms, 4),
         "prompt_tokens": len(tokens),
@@ -368,7 +397,8 @@ class Backend:
         )
         ctx.log(
             f"arm {arm}: prefill {res['prefill_ms']:.2f} ms, {res['decode_tok_s']:.2f} tok/s "
-            f"(wall {res['decode_wall_tok_s']:.2f}, overhead {res['harness_overhead_pct']:.2f}%)"
+            f"(wall {res['decode_wall_tok_s']:.2f}, sampling {res['sampling_pct']:.2f}%, "
+            f"overhead {res['harness_overhead_pct']:.2f}%)"
         )
         res["greedy_tokens_sha"] = digest
         if ctx.rep_index < int(params.get("ppl_reps", 1)):
