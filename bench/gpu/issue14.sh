@@ -117,12 +117,12 @@ gcc -shared -fPIC -O1 -o build/segv_backtrace.so bench/gpu/segv_backtrace.c 2>>"
 PRELOAD=(); [ -f build/segv_backtrace.so ] && PRELOAD=(LD_PRELOAD="$PWD/build/segv_backtrace.so")
 if [ -f "$STATE/build.done" ]; then
   GGUF_PATH=$($PY -c "$GGUF_CODE" "${OV[1]}" 2>/dev/null | tail -1)
-  step bisect "$(cap 150)" "${LENV[@]}" $PY bench/gpu/llamacpp_bisect.py "$GGUF_PATH" "$OUT/bisect" \
+  skip_by_env bisect || step bisect "$(cap 150)" "${LENV[@]}" $PY bench/gpu/llamacpp_bisect.py "$GGUF_PATH" "$OUT/bisect" \
     --n-gpu-layers "${OV[5]}" --bindings ${BISECT_CASES:+--cases "$BISECT_CASES"}
   # C++ template instances the CUDA build exports (weak std:: symbols: what llama.cpp's own calls can bind to)
   CUDA_SO=$(ls "$SITE"/llama_cpp/lib/libggml-cuda.so* 2>/dev/null | head -1)
   [ -n "$CUDA_SO" ] && say "$(basename "$CUDA_SO") exports $(nm -D --defined-only "$CUDA_SO" | grep -c ' [WV] _ZN\?S[tdoi]') weak std:: symbols"
-  step paperb "$(cap 240)" env OUT="$OUT/paperb" PY="$PY" ROW=paperB:llamacpp-null-mid KEEP_RUNS=1 \
+  skip_by_env paperb || step paperb "$(cap 240)" env OUT="$OUT/paperb" PY="$PY" ROW=paperB:llamacpp-null-mid KEEP_RUNS=1 \
     bash bench/gpu/throughput.sh "${TP_ARGS[@]}"
   if [ ! -f "$STATE/paperb.done" ]; then  # 2026-12-02: pack run of a llama.cpp row segfaulted at load; keep why
     say "paperb failed: one repetition again with llama.cpp's own log and faulthandler (paperb_probe.txt)"
@@ -140,7 +140,7 @@ else
   record paperb no-build; record overhead no-build; record quiet no-build
 fi
 if [ "$(left)" -ge "${PYTEST_TP_MIN_S:-200}" ] || [ -f "$STATE/pytest-tp.done" ]; then
-  step pytest-tp "$(cap 330)" env PACK_GPU_TEST_OUT="$OUT/pytest_tp_runs" \
+  step pytest-tp "$(cap 330)" "${LENV[@]}" PACK_GPU_TEST_OUT="$OUT/pytest_tp_runs" \
     $PY -m pytest -q tests/gpu/test_throughput_gpu.py -p no:cacheprovider -rA --durations=0
   cp "$OUT/pytest-tp.log" "$OUT/pytest_gpu_throughput.txt" 2>/dev/null
 else
