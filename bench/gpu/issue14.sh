@@ -118,7 +118,7 @@ PRELOAD=(); [ -f build/segv_backtrace.so ] && PRELOAD=(LD_PRELOAD="$PWD/build/se
 if [ -f "$STATE/build.done" ]; then
   GGUF_PATH=$($PY -c "$GGUF_CODE" "${OV[1]}" 2>/dev/null | tail -1)
   skip_by_env bisect || step bisect "$(cap 150)" "${LENV[@]}" $PY bench/gpu/llamacpp_bisect.py "$GGUF_PATH" "$OUT/bisect" \
-    --n-gpu-layers "${OV[5]}" --bindings ${BISECT_CASES:+--cases "$BISECT_CASES"}
+    --n-gpu-layers "${OV[5]}" ${BISECT_CASES:+--cases "$BISECT_CASES"}
   # C++ template instances the CUDA build exports (weak std:: symbols: what llama.cpp's own calls can bind to)
   CUDA_SO=$(ls "$SITE"/llama_cpp/lib/libggml-cuda.so* 2>/dev/null | head -1)
   [ -n "$CUDA_SO" ] && say "$(basename "$CUDA_SO") exports $(nm -D --defined-only "$CUDA_SO" | grep -c ' [WV] _ZN\?S[tdoi]') weak std:: symbols"

@@ -66,17 +66,12 @@ CASES = {
     "imports_then_stdcxx_global": IMPORTS + STDCXX_GLOBAL,
     "imports_then_pack_import": IMPORTS + PACK_IMPORT,
 }
-# which library the first ostream write of llama_model::print_info binds to (LD_DEBUG=bindings)
-BINDING = "_M_insertIl"
 
 
 def run_case(name: str, code: str, args, out: Path, env: dict) -> dict:
     segv = out / f"{name}.segv"
     segv.unlink(missing_ok=True)
     e = dict(env, SEGV_LOG=str(segv))
-    ld = out / f"{name}.lddebug"
-    if args.bindings:
-        e.update(LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(ld))
     t0 = time.time()
     try:
         p = subprocess.run(
@@ -92,18 +87,12 @@ def run_case(name: str, code: str, args, out: Path, env: dict) -> dict:
     (out / f"{name}.txt").write_text(text)
     frames = segv.read_text(errors="replace").splitlines() if segv.exists() else []
     first = next((f for f in frames[2:12] if "segv_backtrace" not in f and "libc.so" not in f), None)
-    bindings = []
-    for f in out.glob(f"{name}.lddebug.*"):  # one file per process id
-        lines = f.read_text(errors="replace").splitlines()
-        bindings += [ln.split(":", 1)[-1].strip() for ln in lines if BINDING in ln and "libllama" in ln]
-        f.unlink()
     return {
         "case": name,
         "rc": rc,
         "seconds": round(time.time() - t0, 2),
         "crash_frame": first,
         "frames": frames[:24],
-        "bindings": bindings[:8],
     }
 
 
@@ -115,7 +104,6 @@ def main() -> None:
     ap.add_argument("--preload", default="build/segv_backtrace.so")
     ap.add_argument("--timeout", type=float, default=90)
     ap.add_argument("--cases", default=",".join(CASES))
-    ap.add_argument("--bindings", action="store_true", help=f"record what {BINDING} binds to (LD_DEBUG)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), "."])))
@@ -126,8 +114,6 @@ def main() -> None:
         r = run_case(name, CASES[name], args, args.out, env)
         results.append(r)
         print(f"{name:28s} rc={r['rc']!s:8s} {r['seconds']:6.2f}s  {r['crash_frame'] or ''}", flush=True)
-        for b in r["bindings"][:2]:
-            print(f"{'':28s} {b}", flush=True)
     (args.out / "bisect.json").write_text(json.dumps(results, indent=1))
 
 

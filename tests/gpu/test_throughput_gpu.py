@@ -45,13 +45,7 @@ def _llamacpp_on_cuda() -> bool:
 
 ENGINES = [
     pytest.param("harness-null", 6, False, id="transformers"),
-    pytest.param(
-        "llamacpp-null-mid",
-        None,
-        True,
-        id="llamacpp",
-        marks=pytest.mark.skipif(not _llamacpp_on_cuda(), reason="needs a CUDA build of llama-cpp-python"),
-    ),
+    pytest.param("llamacpp-null-mid", None, True, id="llamacpp"),
 ]
 
 
@@ -74,6 +68,8 @@ def _run(tmp_path, row, reps, name):
 def test_null_rerun_clean_then_contaminated_by_a_coresident_load(tmp_path, row, reps, judge_delta):
     from pack.verify import verify_run
 
+    if judge_delta and not _llamacpp_on_cuda():  # asked here, not at collection: CPU machines never pay
+        pytest.skip("needs a CUDA build of llama-cpp-python")
     clean_dir, clean = _run(tmp_path, row, reps, "clean")
     assert clean["status"] == "complete"
     assert clean["contamination"] == [], clean["contamination"]
