@@ -232,13 +232,13 @@ def bless(run: dict, metrics: list[str] | None, row: Row, note: str = "") -> Pat
     """
     path = path_for(run["paper"], run["row"])
     existing = load_expected(path) if path.is_file() else ExpectedFile(paper=run["paper"], row=run["row"])
-    # A row that targets the CPU is deterministic host code: its reference holds at that scale on any
-    # machine. A GPU row's numbers belong to the GPU model that produced them.
-    from . import catalog
-
-    scope: dict[str, Any] = {"scale": [run["scale"]]}
-    if catalog.get_hardware(run["target"]["hardware"]).gpu_count > 0:
-        scope["gpu"] = sorted(set(run["gpu_models"])) or ["cpu"]
+    # A reference belongs to the device that produced it, whatever the row targets: on a GPU host the
+    # rows compute on the GPU (RunContext.device), and a CPU-target row's llama.cpp or torch numbers
+    # differ there in the last bits. "cpu" matches a run with no GPU.
+    scope: dict[str, Any] = {
+        "scale": [run["scale"]],
+        "gpu": sorted(set(run.get("gpu_models") or [])) or ["cpu"],
+    }
     chosen = metrics or [m for m in sorted(run["metrics"]) if not _paper_value_in_scope(existing, m, run)]
     unknown = [m for m in chosen if m not in run["metrics"]]
     if unknown:

@@ -56,7 +56,7 @@ def basis_counts(rows: list[RowVerdict]) -> dict:
     out["paper"]["requirements_hold"] = 0
     for r in rows:
         for m in r.metrics:
-            if m.basis in out and m.verdict in CHECKED:
+            if m.basis in out and m.checked:
                 out[m.basis][m.verdict] += 1
                 if m.basis == "paper" and m.verdict == "PASS" and is_requirement(m):
                     out["paper"]["requirements_hold"] += 1

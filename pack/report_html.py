@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .report import BASIS_MEANING, MEANING, failures_first, fmt, headline, now_iso, summary_counts
-from .verify import CHECKED, ORDER, RowVerdict
+from .verify import ORDER, RowVerdict
 
 COLORS = {
     "PASS": "#2e7d32",
@@ -74,7 +74,7 @@ def _png(fig, plt) -> str:
 
 def overview_chart(rows: list[RowVerdict]) -> str | None:
     """Every checked metric's normalised deviation, one line per row, colour = verdict, marker = basis."""
-    points = [(i, deviation(m), m) for i, r in enumerate(rows) for m in r.metrics if m.verdict in CHECKED]
+    points = [(i, deviation(m), m) for i, r in enumerate(rows) for m in r.metrics if m.checked]
     if not points:
         return None
     plt = _plt()
@@ -114,7 +114,7 @@ def overview_chart(rows: list[RowVerdict]) -> str | None:
 def _informative(m) -> bool:
     """A per-metric plot says more than the table only when repetitions spread or the rule is one-sided."""
     vals = [v for v in m.values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    if not m.band or m.verdict not in CHECKED or len(vals) != len(m.values) or not vals:
+    if not m.band or not m.checked or len(vals) != len(m.values) or not vals:
         return False
     return len(set(vals)) > 1 or None in m.band
 

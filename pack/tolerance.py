@@ -445,7 +445,8 @@ class Scope(Strict):
             return f"expectation holds on {', '.join(self.hardware)}; {run['hardware_mismatch']}"
         if not self.gpu_matches(run.get("gpu_models") or []):
             had = ", ".join(run.get("gpu_models") or ["no GPU"])
-            return f"expectation holds on GPU {', '.join(self.gpu)}; this run had {had}"
+            where = " or ".join("the CPU (no GPU)" if g.lower() == "cpu" else f"GPU {g}" for g in self.gpu)
+            return f"expectation holds on {where}; this run had {had}"
         if self.image and run.get("image") not in self.image:
             used = run.get("image") or "no image"
             return f"expectation holds in image {', '.join(self.image)}; this run used {used}"

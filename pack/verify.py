@@ -48,6 +48,7 @@ class MetricVerdict:
     band: tuple | None = None  # (low, high) the rule allows, for plots; a None side is unbounded
     paper: str = ""  # the paper's own value when it is off this run's scope (shown beside a blessed check)
     paper_holds: str = ""  # where that off-scope paper value holds ("GPU RTX 4060, scale full")
+    checked: bool = False  # a rule was applied (CONTAMINATED can also mark an unjudged noisy measurement)
 
 
 @dataclass
@@ -265,11 +266,19 @@ def judge_metric(name: str, run: dict, row, ef, harness: str = "") -> MetricVerd
         return _unmeasured(mv, name, run, c)
     mv.values = entry["values"]
     mv.measured = shown_value(entry, aggregate)
-    if not exps:
-        mv.why = "no expectation recorded for this metric (measured only; 'pack bless' records one)"
-        return mv
-    if not c.judged:
-        mv.why = c.off_scope or "off scope"
+    contamination = run.get("contamination") or []
+    sensitive = bool(contamination and spec is not None and spec.contamination_sensitive)
+    if not exps or not c.judged:
+        mv.why = (
+            "no expectation recorded for this metric (measured only; 'pack bless' records one)"
+            if not exps
+            else c.off_scope or "off scope"
+        )
+        if sensitive:  # the run itself says this measurement is noise: a reviewer must not read it as clean
+            mv.verdict, mv.basis = "CONTAMINATED", ""  # nothing was judged: no basis to count
+            mv.why = (
+                f"{mv.why}; measured under contamination: {'; '.join(contamination)}; rerun on a quiet GPU"
+            )
         return mv
     if c.rule is None:
         mv.verdict, mv.why = (
@@ -282,11 +291,10 @@ def judge_metric(name: str, run: dict, row, ef, harness: str = "") -> MetricVerd
     except (TypeError, ValueError, ArithmeticError) as ex:  # ArithmeticError: overflow, decimal limits
         mv.verdict, mv.why = "ERROR", f"cannot apply the {c.rule.kind} rule: {ex or type(ex).__name__}"
         return mv
-    mv.measured, mv.band = chk.measured, chk.band
+    mv.measured, mv.band, mv.checked = chk.measured, chk.band, True
     mv.verdict = "PASS" if chk.passed else "FAIL"
     mv.why = chk.why + (f"; {c.off_scope}, so the declared weaker rule applies" if c.weaker else "")
-    contamination = run.get("contamination") or []
-    if contamination and spec is not None and spec.contamination_sensitive:
+    if sensitive:
         mv.why = (
             f"would be {mv.verdict} ({chk.why}); contaminated: "
             + "; ".join(contamination)
@@ -362,7 +370,7 @@ def build_row(base: dict, verdicts: list[MetricVerdict], run: dict, harness: str
         for m in verdicts:
             if m.verdict in ("PASS", "MISSING", "CONTAMINATED"):
                 m.why = f"not counted: {row_na} (would be {m.verdict}: {m.why})"
-                m.verdict = "NOT-APPLICABLE"
+                m.verdict, m.checked = "NOT-APPLICABLE", False
     verdict = row_verdict(verdicts)
     why = row_na if row_na and verdict == "NOT-APPLICABLE" else _row_why(verdict, verdicts, run)
     return RowVerdict(

@@ -144,6 +144,45 @@ def test_contaminated_is_not_fail():
     assert row_verdict(list(vs.values())) == "CONTAMINATED"
 
 
+@pytest.mark.parametrize(
+    "ef",
+    [
+        None,  # no expectations at all for the row
+        expected({"metric": "tok_s", "value": 39.28, "scope": {"gpu": ["RTX 4060"]}, "source": SRC}),
+    ],
+    ids=["no-expectation", "off-scope"],
+)
+def test_a_contaminated_run_is_contaminated_even_where_nothing_judges_it(ef):
+    rec = run_record([{"tok_s": 30.0, "ppl": 6.1}], contamination=["another process held the GPU (pid 4242)"])
+    vs = by_metric(judge_metrics(rec, ROW, ef))
+    assert vs["tok_s"].verdict == "CONTAMINATED" and "pid 4242" in vs["tok_s"].why
+    assert not vs["tok_s"].checked and vs["tok_s"].basis == ""  # shown, never counted as a check
+    assert vs["ppl"].verdict == "NOT-APPLICABLE"  # not contamination-sensitive: unjudged stays unjudged
+    assert row_verdict(list(vs.values())) == "CONTAMINATED"
+    clean = by_metric(judge_metrics(run_record([{"tok_s": 30.0}]), ROW, ef))
+    assert clean["tok_s"].verdict == "NOT-APPLICABLE"
+
+
+def test_a_cpu_blessed_reference_does_not_judge_a_gpu_run(tmp_path, monkeypatch):
+    """bless scopes a reference to the device that produced it, whatever the row targets."""
+    from pack import expected as exp_mod
+
+    monkeypatch.setattr(exp_mod, "path_for", lambda paper, row: tmp_path / f"{row}.yaml")
+    cpu = run_record([{"ppl": 6.12341}], scale="smoke", hardware="cpu", gpu_models=[], image=None)
+    cpu.update(paper="p", row="r", run_id="cpu-run", target={"hardware": "cpu", "image": None})
+    path = exp_mod.bless(cpu, ["ppl"], ROW)
+    ef = exp_mod.load_expected(path)
+    assert ef.expectations[0].scope.gpu == ["cpu"]
+    assert by_metric(judge_metrics(cpu, ROW, ef))["ppl"].verdict == "PASS"
+    gpu = dict(cpu, hardware="local-gpu", gpu_models=["NVIDIA H200"])
+    gpu["metrics"] = run_record([{"ppl": 6.3}])["metrics"]
+    v = by_metric(judge_metrics(gpu, ROW, ef))["ppl"]
+    assert v.verdict == "NOT-APPLICABLE" and "NVIDIA H200" in v.why
+    gpu_path = exp_mod.bless(dict(gpu, run_id="gpu-run"), ["ppl"], ROW)
+    scopes = [e.scope.gpu for e in exp_mod.load_expected(gpu_path).expectations]
+    assert scopes == [["cpu"], ["NVIDIA H200"]]  # the CPU reference is kept beside the GPU's
+
+
 def test_missing_error_and_not_applicable_metrics():
     ef = expected(
         {"metric": "tok_s", "value": 39.28, "source": SRC},
