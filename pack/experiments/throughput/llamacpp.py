@@ -31,6 +31,7 @@ Per arm and repetition (metric names `<arm>.<field>`):
     bytes_per_token                   weights + KV read per decode step (roofline.py)
     ppl, nll, ppl_tokens              over ppl_chunks chunks of ppl_ctx tokens, each scored on its second
                                       half (the first half is context), as llama.cpp's perplexity tool does
+    ppl_agrees_4dp (per run)          1 when every perplexity of the arm (ppl_reps >= 2) rounds alike at 4 dp
 The model is loaded once per distinct load setting and kept in ctx.cache across arms and repetitions.
 
 PACK_LLAMACPP_VERBOSE=1 loads with verbose=True: llama.cpp's own log reaches stderr (llama-cpp-python
