@@ -144,6 +144,8 @@ def summarize(
     out = RepResult(
         metrics=stats.metrics, contamination=merge_reasons(reps) + stats.reasons, info={"ab": stats.info}
     )
+    for w in stats.info.get("warnings", []):
+        ctx.log(f"warning: {w}")
     outputs.add_roofline(params, ctx, reps, samples, cfg.metric, out)
     outputs.write(params, ctx, samples, cfg, out)
     return out

@@ -24,7 +24,13 @@ under the clean run's 0.05, so the seed's 21x stays 21x.
 Paper B's seed: "a clean re-run sits at 1x to 1.5x" (`clean_band`, reported per arm) and "if the
 variance ratio is much greater than 5x ... you have background-load contamination" (the limit).
 A run is CONTAMINATED (a rerun, not a failure) when, per reason, every one is named:
-  - max(variance_ratio, 1/variance_ratio) exceeds the row's limit,
+  - max(variance_ratio, 1/variance_ratio) exceeds the row's limit, and still does with the noisier
+    arm's most influential repetition left out (sustained_ratio): a background load is sustained, and
+    a quiet engine's single transient must not pass for one. On an H200 (2026-12-02) llama.cpp's arms
+    scattered by CV 0.085 % and 0.41 %, the latter from one repetition 1.2 % low among ten: 23x
+    plainly, about 1x without it. Only an arm of TRANSIENT_MIN_REPS (5) or more repetitions can show
+    a transient; the seed's 21x over three is judged as it stands. The plain ratio stays the
+    reported metric; a transient is a warning in the summary and on stderr,
   - an arm's variance is above `limit` times a clean reference run's, (cv / reference_cv)^2
     (reference_cv: Paper B's clean run scattered ±0.05 tok/s around 39.28, CV 0.13 %),
   - an arm's mean throughput is under the row's floor,
@@ -138,6 +144,39 @@ def variance_ratio(ref: ArmStats, arm: ArmStats, floor_ref: float = 0.0, floor_a
         return float("nan")
     denom = max(ref.std, floor_ref) ** 2
     return max(arm.std, floor_arm) ** 2 / denom if denom > 0 else float("nan")
+
+
+TRANSIENT_MIN_REPS = 5
+
+
+def sustained_ratio(
+    ref: list[float], arm: list[float], floor_ref: float = 0.0, floor_arm: float = 0.0
+) -> tuple[float, int | None]:
+    """The variance ratio arm/ref once the noisier arm's most influential repetition is left out.
+
+    Returns (ratio, index left out). A background load is sustained; a ratio that falls back under the
+    limit without one repetition rests on a single transient, which the direct signals (NVML, CPU) judge.
+    The noisier arm needs TRANSIENT_MIN_REPS values (else the plain ratio, index None): only with four
+    or more others left is there a quiet scatter to call one repetition a transient against.
+    """
+    plain = variance_ratio(arm_stats(ref), arm_stats(arm), floor_ref, floor_arm)
+    if not math.isfinite(plain) or plain <= 0:
+        return plain, None
+    noisy_is_arm = plain >= 1
+    noisy = arm if noisy_is_arm else ref
+    if len(noisy) < TRANSIENT_MIN_REPS:
+        return plain, None
+    best, best_i = plain, None
+    for i in range(len(noisy)):
+        rest = noisy[:i] + noisy[i + 1 :]
+        r = (
+            variance_ratio(arm_stats(ref), arm_stats(rest), floor_ref, floor_arm)
+            if noisy_is_arm
+            else variance_ratio(arm_stats(rest), arm_stats(arm), floor_ref, floor_arm)
+        )
+        if max(r, 1 / r) < max(best, 1 / best):
+            best, best_i = r, i
+    return best, best_i
 
 
 def brown_forsythe_p(a: list[float], b: list[float]) -> float:
@@ -269,12 +308,26 @@ def summarize_ab(
             info["arms"][a]["variance_band"] = band
             if both_ways > cfg.variance_ratio_limit:
                 noisy = a if ratio > 1 else ref
+                kept, dropped = sustained_ratio(vals[ref], vals[a], floor[ref], floor[a])
                 test = f"; Brown-Forsythe p = {p:.2g}" if math.isfinite(p) else ""
-                reasons.append(
-                    f"variance ratio {a}/{ref} of {m} is {ratio:.2f}x, beyond the row's limit of "
-                    f"{cfg.variance_ratio_limit:g}x (arm '{noisy}' scatters: "
-                    f"CV {stats[noisy].cv:.2%}{test})"
-                )
+                if max(kept, 1 / kept) > cfg.variance_ratio_limit:
+                    without = f"; {kept:.2f}x without its widest repetition" if dropped is not None else ""
+                    reasons.append(
+                        f"variance ratio {a}/{ref} of {m} is {ratio:.2f}x, beyond the row's limit of "
+                        f"{cfg.variance_ratio_limit:g}x (arm '{noisy}' scatters: "
+                        f"CV {stats[noisy].cv:.2%}{test}{without})"
+                    )
+                else:
+                    one = vals[noisy][dropped]
+                    info["arms"][a]["variance_band"] = (
+                        f"one transient: {ratio:.2f}x rests on arm '{noisy}' repetition {dropped + 1} "
+                        f"({one:g}); without it {kept:.2f}x, inside the limit ({cfg.variance_ratio_limit:g}x)"
+                    )
+                    info.setdefault("warnings", []).append(
+                        f"variance ratio {a}/{ref} of {m} is {ratio:.2f}x only through arm '{noisy}' "
+                        f"repetition {dropped + 1} ({one:g}); without it {kept:.2f}x: a single transient, "
+                        "not a sustained load (not counted as contamination)"
+                    )
         for extra in cfg.extra_metrics:
             xa, xr = arm_stats(samples[a].get(extra, [])), arm_stats(samples[ref].get(extra, []))
             if xa.n and xr.n and xr.mean:

@@ -129,6 +129,7 @@ def write(params: dict, ctx: RunContext, samples, cfg: ab.ABConfig, out: RepResu
         "roofline": {k: v for k, v in m.items() if "roofline" in k or k == "device_bandwidth_gbs"},
         "contaminated": contaminated,
         "contamination": out.contamination,
+        "warnings": out.info["ab"].get("warnings", []),
         "advice": "close co-resident GPU work and rerun" if contaminated else None,
     }
     fsio.write_json_atomic(ctx.rep_dir / names["summary"], _finite(summary))
