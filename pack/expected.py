@@ -207,7 +207,48 @@ def check_file(path: Path, manifests: dict[str, Manifest]) -> list[str]:
             problems.append(
                 f"{where}: metric '{e.metric}' uses a stat test against 'expected' but has no 'values' sample"
             )
-    return problems
+    return problems + _narrow_difference_problems(ef, row, path, lines)
+
+
+def _band_width(exp: Expectation, row: Row) -> float | None:
+    rule = rule_for(exp, row, exp.metric)
+    if rule is None or rule.kind not in ("abs", "rel") or isinstance(exp.value, (str, bool, type(None))):
+        return None
+    return rule.allowed(float(exp.value))
+
+
+def narrow_differences(ef: ExpectedFile, row: Row) -> list[tuple[int, float, Expectation, float]]:
+    """'X_delta' (X minus a reference) allowed less drift than X itself can FAIL while every term
+    passes: a false FAIL built into the file. Returns (index, delta's width, term, term's width) for
+    each, per scope, for abs/rel bands. A paper's own tolerance on a difference is its requirement
+    and is left alone."""
+    out = []
+    by_key = {(e.metric, e.scope.describe()): e for e in ef.expectations}
+    for i, e in enumerate(ef.expectations):
+        if not e.metric.endswith("_delta") or e.source.seed:
+            continue
+        term = by_key.get((e.metric[: -len("_delta")], e.scope.describe()))
+        delta_w = _band_width(e, row)
+        term_w = _band_width(term, row) if term is not None else None
+        if delta_w is not None and term_w is not None and delta_w < term_w * (1 - 1e-9):
+            out.append((i, delta_w, term, term_w))
+    return out
+
+
+def _round_up(x: float) -> float:
+    """x to 4 significant digits, never below x (a tolerance written for a file)."""
+    v = float(f"{x:.4g}")
+    return v if v >= x else float(f"{x * 1.001:.4g}")
+
+
+def _narrow_difference_problems(ef: ExpectedFile, row: Row, path: Path, lines: dict) -> list[str]:
+    return [
+        f"{path}:{line_for(lines, ('expectations', i))}: metric '{ef.expectations[i].metric}' allows "
+        f"±{delta_w:.4g} but its term '{term.metric}' may drift ±{term_w:.4g} at {term.value:.6g}, so the "
+        f"difference can FAIL while both terms PASS; widen it to at least ±{term_w:.4g} (or tighten "
+        f"'{term.metric}')"
+        for i, delta_w, term, term_w in narrow_differences(ef, row)
+    ]
 
 
 def _reads_as_number(text: str) -> bool:
@@ -286,6 +327,10 @@ def bless(run: dict, metrics: list[str] | None, row: Row, note: str = "") -> Pat
         if not (e.metric in chosen and e.scope.model_dump(exclude_none=True) == scope)
     ]
     doc = {"paper": run["paper"], "row": run["row"], "expectations": keep + new}
+    # A blessed difference gets at least its term's band, or it would FAIL while both terms PASS.
+    for i, _, _, term_w in narrow_differences(ExpectedFile.model_validate(doc), row):
+        if i >= len(keep):
+            doc["expectations"][i]["tolerance"] = {"kind": "abs", "value": _round_up(term_w)}
     ExpectedFile.model_validate(doc)  # never write a file the verifier would reject
     fsio.write_text_atomic(path, dump(doc))
     return path

@@ -14,8 +14,9 @@
 #   overhead      bench/throughput_overhead.py on the GPU: harness overhead vs llama.cpp's clock, the loop
 #                 used before (--compare) and under the watches (--watch)
 #   quiet         bench/throughput_quiet.py: the A/A CV on llama.cpp's own timer, noise sources
-#   pytest-tp     pytest tests/gpu/test_throughput_gpu.py (transformers null re-run clean + loaded), alone
-#                 on the machine; only started with PYTEST_TP_MIN_S (default 200) seconds left
+#   pytest-tp     pytest tests/gpu/test_throughput_gpu.py (both engines' null re-runs, clean + loaded), alone
+#                 on the machine; only started with PYTEST_TP_MIN_S (default 200) seconds left, limit
+#                 PYTEST_TP_LIMIT_S (330; both engines take ~450 s on an H200), PYTEST_TP_K picks one (-k)
 #   smollm2       bench/gpu/smollm2.sh (SmolLM2 rows: forensics exp0/1/2/4 + mlp-quant at the CPU's scale,
 #                 the llama.cpp null re-run + perplexity determinism on the CUDA build) — only when the
 #                 98 MB GGUF can be re-joined here (both parts carried; see below) or is cached already
@@ -122,9 +123,11 @@ if [ -f "$STATE/build.done" ]; then
   # C++ template instances the CUDA build exports (weak std:: symbols: what llama.cpp's own calls can bind to)
   CUDA_SO=$(ls "$SITE"/llama_cpp/lib/libggml-cuda.so* 2>/dev/null | head -1)
   [ -n "$CUDA_SO" ] && say "$(basename "$CUDA_SO") exports $(nm -D --defined-only "$CUDA_SO" | grep -c ' [WV] _ZN\?S[tdoi]') weak std:: symbols"
-  skip_by_env paperb || step paperb "$(cap 240)" env OUT="$OUT/paperb" PY="$PY" ROW=paperB:llamacpp-null-mid KEEP_RUNS=1 \
-    bash bench/gpu/throughput.sh "${TP_ARGS[@]}"
-  if [ ! -f "$STATE/paperb.done" ]; then  # 2026-12-02: pack run of a llama.cpp row segfaulted at load; keep why
+  PAPERB_RAN=0
+  skip_by_env paperb || { PAPERB_RAN=1; step paperb "$(cap 240)" env OUT="$OUT/paperb" PY="$PY" \
+    ROW=paperB:llamacpp-null-mid KEEP_RUNS=1 bash bench/gpu/throughput.sh "${TP_ARGS[@]}"; }
+  # only after a run that failed (not one skipped): 2026-12-02 a llama.cpp row segfaulted at load; keep why
+  if [ "$PAPERB_RAN" = 1 ] && [ ! -f "$STATE/paperb.done" ]; then
     say "paperb failed: one repetition again with llama.cpp's own log and faulthandler (paperb_probe.txt)"
     timeout 90 "${LENV[@]}" "${PRELOAD[@]}" SEGV_LOG="$OUT/paperb_probe.segv" PACK_LLAMACPP_VERBOSE=1 $PY -m pack run \
       paperB:llamacpp-null-mid --scale full --hw local-gpu --reps 1 --out "$OUT/paperb_probe" \
@@ -140,8 +143,8 @@ else
   record paperb no-build; record overhead no-build; record quiet no-build
 fi
 if [ "$(left)" -ge "${PYTEST_TP_MIN_S:-200}" ] || [ -f "$STATE/pytest-tp.done" ]; then
-  step pytest-tp "$(cap 330)" "${LENV[@]}" PACK_GPU_TEST_OUT="$OUT/pytest_tp_runs" \
-    $PY -m pytest -q tests/gpu/test_throughput_gpu.py -p no:cacheprovider -rA --durations=0
+  step pytest-tp "$(cap "${PYTEST_TP_LIMIT_S:-330}")" "${LENV[@]}" PACK_GPU_TEST_OUT="$OUT/pytest_tp_runs" \
+    $PY -m pytest -q tests/gpu/test_throughput_gpu.py ${PYTEST_TP_K:+-k "$PYTEST_TP_K"} -p no:cacheprovider -rA --durations=0
   cp "$OUT/pytest-tp.log" "$OUT/pytest_gpu_throughput.txt" 2>/dev/null
 else
   say "skip pytest-tp: $(left)s left, it needs ${PYTEST_TP_MIN_S:-200}s alone on the GPU (next call)"; record pytest-tp no-time

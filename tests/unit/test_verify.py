@@ -183,6 +183,50 @@ def test_a_cpu_blessed_reference_does_not_judge_a_gpu_run(tmp_path, monkeypatch)
     assert scopes == [["cpu"], ["NVIDIA H200"]]  # the CPU reference is kept beside the GPU's
 
 
+DELTA_ROW = Row.model_validate(
+    {
+        "id": "r",
+        "cell": "c",
+        "experiment": "command",
+        "target": {"hardware": "cpu"},
+        "metrics": {"x.ppl": {"tolerance": {"kind": "rel", "value": 1e-3}}},
+    }
+)
+
+
+def test_a_difference_tighter_than_its_term_is_refused_and_bless_widens_it(tmp_path, monkeypatch):
+    """ppl_delta = ppl - baseline: a band narrower than ppl's lets the delta FAIL while ppl PASSes
+    (CI saw it: ppl off by 0.018 % within its ±0.1 %, delta off by 0.36 against ±0.05)."""
+    from pack import expected as exp_mod
+
+    blessed = {"blessed_run": "r1", "blessed_at": "2026-12-03T00:00:00+00:00"}
+    ef = expected(
+        {"metric": "x.ppl", "value": 2052.85, "source": blessed},
+        {
+            "metric": "x.ppl_delta",
+            "value": -3.84,
+            "tolerance": {"kind": "abs", "value": 0.05},
+            "source": blessed,
+        },
+    )
+    (i, delta_w, term, term_w), *rest = exp_mod.narrow_differences(ef, DELTA_ROW)
+    assert not rest and i == 1 and delta_w == 0.05 and term.metric == "x.ppl"
+    assert term_w == pytest.approx(2.05285)
+    paper = expected(
+        {"metric": "x.ppl", "value": 2052.85, "source": blessed},
+        {"metric": "x.ppl_delta", "value": -3.84, "tolerance": {"kind": "abs", "value": 0.05}, "source": SRC},
+    )
+    assert exp_mod.narrow_differences(paper, DELTA_ROW) == []  # a paper's own tolerance is its requirement
+
+    monkeypatch.setattr(exp_mod, "path_for", lambda paper, row: tmp_path / f"{row}.yaml")
+    run = run_record([{"x.ppl": 2052.85, "x.ppl_delta": -3.84}], scale="smoke", gpu_models=[])
+    run.update(paper="p", row="r", run_id="run-1")
+    written = exp_mod.load_expected(exp_mod.bless(run, None, DELTA_ROW))
+    delta = next(e for e in written.expectations if e.metric == "x.ppl_delta")
+    assert delta.tolerance.kind == "abs" and delta.tolerance.value >= 2.05285
+    assert exp_mod.narrow_differences(written, DELTA_ROW) == []
+
+
 def test_missing_error_and_not_applicable_metrics():
     ef = expected(
         {"metric": "tok_s", "value": 39.28, "source": SRC},

@@ -82,21 +82,29 @@ def run_rep(backend, params: dict, ctx: RunContext) -> RepResult:
 
 def summarize(params: dict, ctx: RunContext, reps: list[RepResult]) -> RepResult:
     out = arm_loop.summarize(params, ctx, reps, arms=list(arms_of(params)), fields=PER_RUN_FIELDS)
-    out.metrics.update(ppl_agreement(reps, list(arms_of(params))))
+    agrees, unjudged = ppl_agreement(reps, list(arms_of(params)))
+    out.metrics.update(agrees)
+    out.not_applicable.update(unjudged)
     return out
 
 
-def ppl_agreement(reps: list[RepResult], arms: list[str], places: int = 4) -> dict[str, int]:
+def ppl_agreement(
+    reps: list[RepResult], arms: list[str], places: int = 4
+) -> tuple[dict[str, int], dict[str, str]]:
     """'<arm>.ppl_agrees_4dp': 1 when every repetition's perplexity of that arm rounds (half up) to the
     same value at 4 decimals, else 0: seed 000's determinism criterion, judged within one run, so it
-    holds on any device (a CPU-blessed perplexity is not a GPU's). Only for arms with at least two
-    perplexities: one value cannot show that repetitions agree."""
+    holds on any device (a CPU-blessed perplexity is not a GPU's). An arm with one perplexity gets a
+    not-applicable reason instead (one value cannot show that repetitions agree), so verify says why
+    rather than calling the metric MISSING. Returns (metrics, not_applicable)."""
     from ...tolerance import round_decimal
 
-    out = {}
+    out, unjudged = {}, {}
     for arm in arms:
+        name = f"{arm}.ppl_agrees_{places}dp"
         vals = [r.metrics.get(f"{arm}.ppl") for r in reps]
         vals = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if len(vals) >= 2:
-            out[f"{arm}.ppl_agrees_{places}dp"] = int(len({round_decimal(v, places) for v in vals}) == 1)
-    return out
+            out[name] = int(len({round_decimal(v, places) for v in vals}) == 1)
+        elif vals:
+            unjudged[name] = "one perplexity repetition: agreement across repetitions needs ppl_reps >= 2"
+    return out, unjudged
