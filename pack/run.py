@@ -153,16 +153,25 @@ def run_log(path: Path) -> Iterator[logging.Logger]:
 
 
 def _new_run_dir(row_dir: Path, rrow: ResolvedRow) -> RunDir:
-    """A new, empty run folder; mkdir is the claim, so two processes never share one."""
+    """A new, empty run folder; mkdir is the claim, so two processes never share one.
+
+    Runs of a row are ordered by name (newest first in verify, status, bundle): a run that starts in
+    the same second as another run of its row, whatever that one's params hash, waits for the next
+    second, or its name could sort before the older run's."""
     while True:
-        path = row_dir / run_id_for(rrow)
+        run_id = run_id_for(rrow)
+        stamp = run_id.split("-", 1)[0] + "-"
+        if row_dir.is_dir() and any(p.name.startswith(stamp) for p in row_dir.iterdir()):
+            time.sleep(1.0 - time.time() % 1.0 + 0.01)
+            continue
+        path = row_dir / run_id
         try:
             path.mkdir(parents=True)
             return RunDir(path)
         except FileExistsError:
             if not path.is_dir():
                 raise
-            time.sleep(1.0)  # two runs in one second
+            time.sleep(1.0)  # another process claimed this name in this second
 
 
 def _claim(

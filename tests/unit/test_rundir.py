@@ -194,3 +194,17 @@ def test_any_edit_of_an_aggregate_is_caught(tmp_path_factory, values, which, key
     data["metrics"]["x"][key] = old + max(1.0, abs(old)) * (which + 1)
     rd.run_json.write_text(json.dumps(data))
     assert any(f"metric 'x' {key}" in p for p in RunDir(rd.path).aggregate_problems())
+
+
+def test_runs_started_in_one_second_sort_in_the_order_they_started(tmp_path):
+    """Selection orders a row's runs by name: a run with another params hash started in the same
+    second as the last one must still sort after it (CI: an errored newer run was judged the older)."""
+    from types import SimpleNamespace
+
+    from pack.run import _new_run_dir
+
+    made = [
+        _new_run_dir(tmp_path, SimpleNamespace(scale="smoke", params_hash=lambda h=h: h * 8)).path.name
+        for h in "f0"  # the second hash sorts before the first within one second
+    ]
+    assert sorted(made) == made and made[0][:16] < made[1][:16]
