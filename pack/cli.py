@@ -49,9 +49,8 @@ def list_cmd(paper, as_json):
     """List rows (all papers, one PAPER, or one row)."""
     from .errors import ManifestError
     from .index import rows_index, skipping
-    from .strict import did_you_mean
 
-    rows, broken = rows_index()
+    rows, broken = rows_index()  # from the index: listing never imports pydantic (bench/startup.py)
     if paper:
         mine = [f for f in broken if Path(f).stem == paper.partition(":")[0]]
         if mine:  # the asked-for paper's own manifest is broken: that is the answer
@@ -63,6 +62,8 @@ def list_cmd(paper, as_json):
             m, row = find_row(paper)  # an unknown row answers with close matches
             rows = [r for r in rows if (r["paper"], r["row"]) == (m.paper, row.id)]
         elif paper not in papers:
+            from .strict import did_you_mean
+
             raise PackError(f"unknown paper '{paper}'; " + did_you_mean(paper, papers, n=1))
         else:
             rows = [r for r in rows if r["paper"] == paper]

@@ -48,3 +48,19 @@ def test_light_commands_import_no_backend(args, home, tmp_path):
     )
     line = [x for x in res.stderr.splitlines() if x.startswith("@@")][-1]
     assert json.loads(line[2:]) == [], f"{args} imported {line}"
+
+
+def test_listing_from_the_index_imports_no_pydantic(home, tmp_path):
+    """`pack list` is served from the row index: importing pydantic (~70 ms here) would put its start-up
+    over 4x `python -c pass` (bench/startup.py: 6.5x before, 2.7x after, 2026-12-03)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    probe = PROBE.format(heavy=("pydantic",))
+    warm = subprocess.run(
+        [sys.executable, "-c", probe, "list"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert warm.returncode == 0, warm.stderr[-2000:]  # the first call may build the index
+    res = subprocess.run(
+        [sys.executable, "-c", probe, "list"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    line = [x for x in res.stderr.splitlines() if x.startswith("@@")][-1]
+    assert json.loads(line[2:]) == [], f"pack list imported {line}"
