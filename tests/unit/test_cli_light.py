@@ -24,6 +24,21 @@ print("@@" + json.dumps([m for m in {heavy!r} if m in sys.modules]), file=sys.st
 """
 
 
+def _imported(args, heavy, cwd) -> list[str]:
+    """Which of `heavy` a fresh interpreter running `pack <args>` imported."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=heavy), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
+    line = [x for x in res.stderr.splitlines() if x.startswith("@@")][-1]
+    return json.loads(line[2:])
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -37,30 +52,11 @@ print("@@" + json.dumps([m for m in {heavy!r} if m in sys.modules]), file=sys.st
     ],
 )
 def test_light_commands_import_no_backend(args, home, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    res = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    line = [x for x in res.stderr.splitlines() if x.startswith("@@")][-1]
-    assert json.loads(line[2:]) == [], f"{args} imported {line}"
+    assert _imported(args, HEAVY, tmp_path) == [], f"{args} imported a backend"
 
 
 def test_listing_from_the_index_imports_no_pydantic(home, tmp_path):
     """`pack list` is served from the row index: importing pydantic (~70 ms here) would put its start-up
     over 4x `python -c pass` (bench/startup.py: 6.5x before, 2.7x after, 2026-12-03)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    probe = PROBE.format(heavy=("pydantic",))
-    warm = subprocess.run(
-        [sys.executable, "-c", probe, "list"], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
-    assert warm.returncode == 0, warm.stderr[-2000:]  # the first call may build the index
-    res = subprocess.run(
-        [sys.executable, "-c", probe, "list"], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
-    line = [x for x in res.stderr.splitlines() if x.startswith("@@")][-1]
-    assert json.loads(line[2:]) == [], f"pack list imported {line}"
+    _imported(["list"], ("pydantic",), tmp_path)  # the first call may build the index
+    assert _imported(["list"], ("pydantic",), tmp_path) == []
