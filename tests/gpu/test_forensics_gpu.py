@@ -70,3 +70,8 @@ def test_extraction_works_under_torch_compile(tmp_path, monkeypatch):
     assert rec["status"] == "complete" and "compile" not in rec["errors"], rec["errors"]
     m = {k: v["values"][0] for k, v in rec["metrics"].items()}
     assert m["compile.reps_bit_identical"] == 1 and m["compile.l2_hidden_last"] >= 0
+    # compiled once in the warm-up, then no graph compiled in a timed repetition (no eager fallback:
+    # hitting dynamo's recompile limit would have failed the configuration)
+    for rep in sorted((d / "reps").iterdir()):
+        facts = json.loads((rep / "rep.json").read_text())["result"]["info"]["configs"]["compile"]["facts"]
+        assert facts["compile_graphs"] >= 1 and "recompiled_graphs" not in facts, (rep.name, facts)

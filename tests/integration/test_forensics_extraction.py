@@ -135,3 +135,36 @@ def test_bad_model_sources_are_one_sentence():
     with pytest.raises(PackError, match="flash_attention_2' needs the flash-attn package and a CUDA GPU"):
         sources.resolve_attention("flash_attention_2", "cpu")
     assert sources.resolve_attention("auto", "cpu") == "sdpa"
+
+
+def test_compiled_decode_compiles_a_fixed_number_of_graphs_and_extracts_the_same_signals():
+    """The hooks must not make dynamo recompile per decode step (a growing list did: one graph per
+    step until the recompile limit, then eager steps under the compile label)."""
+    import torch._dynamo
+
+    llama = sources.load_causal_lm("synthetic:tiny-llama", dtype="float32", device="cpu", attention="sdpa")
+    graphs = []
+
+    def counting_backend(gm, example_inputs):  # eager FX: the numerics stay the eager ones
+        graphs.append(gm)
+        return gm.forward
+
+    spec = ExtractionSpec(layers=(1, 2), positions=(-3, -2, -1), top_k=5, steps=14)
+    ids = torch.tensor([build_prompt(llama.tokenizer, 30).token_ids])
+    eager = greedy_decode(llama.model, ids, spec)
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(llama.model, backend=counting_backend)
+        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+            first = greedy_decode(compiled, ids, spec)
+            n_first = len(graphs)
+            again = greedy_decode(compiled, ids, spec)  # fresh hooks, same graphs
+    finally:
+        torch._dynamo.reset()
+    assert n_first <= 4, f"{n_first} graphs for {spec.steps} steps: the extraction recompiles per step"
+    assert len(graphs) == n_first
+    for sig in (first, again):
+        assert torch.equal(sig.tokens, eager.tokens)
+        for k in spec.layers:
+            assert torch.equal(sig.hidden[k], eager.hidden[k]) and torch.equal(sig.keys[k], eager.keys[k])
+        assert torch.equal(sig.top_ids, eager.top_ids)

@@ -209,6 +209,30 @@ def test_failing_compile_is_an_error_for_that_configuration_only(tmp_path, capsy
     assert status == {"baseline": "ok", "compile": "error"}
 
 
+def test_compile_that_would_fall_back_to_eager_is_an_error(tmp_path, capsys, monkeypatch):
+    """Past dynamo's recompile limit a frame silently runs eagerly: the compile label would then
+    carry eager numerics. A limit of 1 (the decode needs ~3 graphs) must fail the configuration."""
+    import torch._dynamo
+
+    torch._dynamo.reset()  # other tests' compiled frames must not count against the limit
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    monkeypatch.setenv(
+        "PACK_HOME",
+        str(
+            _project(
+                tmp_path / "p",
+                "  - {id: comp, cell: c, params: {experiment_type: compile, values: [true], "
+                "compile_backend: eager}}\n",
+            )
+        ),
+    )
+    code, out, err = pack(capsys, "run", "comp", "--out", str(tmp_path / "runs"))
+    torch._dynamo.reset()
+    rec = record(run_dirs(out)["comp"])
+    assert "recompile limit (1)" in rec["errors"]["compile"], rec["errors"]
+    assert "eagerly" in rec["errors"]["compile"]
+
+
 @pytest.mark.parametrize(
     "rows, message",
     [

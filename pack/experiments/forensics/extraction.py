@@ -14,7 +14,13 @@ Conventions (docs/forensics.md repeats them):
   embedding output (not extracted: it has no keys), k in 1..n_layers-1 is the output of decoder
   block k (the residual stream), and k = n_layers ("last") is the final RMSNorm's output, because
   transformers ties hidden_states[-1] to last_hidden_state. Captured with forward hooks on those
-  modules (output_hidden_states itself cannot run under torch.compile).
+  modules (not output_hidden_states, which would keep every layer's [L, hidden] prefill activations
+  alive at once). Under torch.compile, dynamo traces the hooks into the graph: a hook that appended
+  to a list made dynamo guard on the list's length, so every decode step recompiled until dynamo's
+  recompile limit (8) and the later steps ran EAGERLY under the compile label (2026-12-04, torch
+  2.13 CPU, a 4-layer Llama: 8 graphs for 12 steps, 3 without hooks; SmolLM2 on the H200 too). The
+  hooks therefore only overwrite one slot per module, and the decode loop moves the slots into their
+  lists after each forward pass, outside the compiled region: 3 graphs again.
 - Keys: the attention keys of decoder block k (cache layer k-1), AFTER RoPE (and after Qwen3's
   k_norm), exactly as stored in the KV cache; all KV heads concatenated head-major:
   [n_kv_heads * head_dim].
@@ -107,11 +113,16 @@ class Signals:
 
 @dataclass
 class _Recorder:
-    """Forward hooks that keep row 0's last `depth` positions of selected modules' outputs."""
+    """Forward hooks that keep row 0's last `depth` positions of selected modules' outputs.
+
+    A hook only overwrites `slots[key]` (no list grows inside a possibly compiled forward pass, see
+    the module's docstring); `collect()` after each forward pass moves the slots into `buffers`.
+    """
 
     depth: int
     handles: list = field(default_factory=list)
     buffers: dict = field(default_factory=dict)
+    slots: dict = field(default_factory=dict)
 
     def hook(self, key):
         def fn(module, args, out):
@@ -119,9 +130,16 @@ class _Recorder:
             row = h[0, -self.depth :].detach()
             # Prefill: copy, so the [L, hidden] activation is not kept alive; decode: the output is
             # already a fresh [1, hidden] tensor, and a view costs nothing.
-            self.buffers[key].append(row.clone() if h.shape[1] > self.depth else row)
+            self.slots[key] = row.clone() if h.shape[1] > self.depth else row
 
         return fn
+
+    def collect(self):
+        """Move what the last forward pass captured into the buffers; refuse a hook that did not fire."""
+        for key, buf in self.buffers.items():
+            if key not in self.slots:
+                raise PackError(f"extraction: the hook on {key!r} did not fire in a forward pass")
+            buf.append(self.slots.pop(key))
 
     def attach(self, base, layers: tuple[int, ...]):
         n = base.config.num_hidden_layers
@@ -190,6 +208,8 @@ def greedy_decode(
             sync()
             t0 = time.perf_counter()
             out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            if rec is not None:
+                rec.collect()
             for step in range(steps):
                 last = out.logits[:, -1, :]
                 nxt = last.argmax(dim=-1)
@@ -201,6 +221,8 @@ def greedy_decode(
                     rows.append(last[0:1])
                 if step + 1 < steps:
                     out = model(input_ids=nxt[:, None], past_key_values=cache, use_cache=True)
+                    if rec is not None:
+                        rec.collect()
             if spec is not None:
                 # Keys never change once cached: the last P cache positions are exactly the P unique
                 # positions (the final token is never fed), so they are read once, after decoding.

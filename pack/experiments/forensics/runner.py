@@ -142,6 +142,21 @@ def get_compiled(ctx, p: Params, loaded, attention: str):
     return ctx.cache[key]
 
 
+def _dynamo_graphs() -> int:
+    """Graphs dynamo has compiled in this process so far (its own counter)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def _compiled_or_fail():
+    """Within: hitting dynamo's recompile limit raises instead of silently running the frame eagerly,
+    which would measure eager numerics under the compile label."""
+    import torch._dynamo.config as dynamo_config
+
+    return dynamo_config.patch(fail_on_recompile_limit_hit=True)
+
+
 def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: Path) -> tuple[Signals, dict]:
     """Decode the reference prompt under cfg's settings; return its signals and facts to record."""
     import torch
@@ -166,13 +181,16 @@ def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: 
             model = get_compiled(ctx, p, loaded, s["attention_impl"])
             warm = ("forensics-compile-warm", id(model), tuple(ids.shape))
             if warm not in ctx.cache:  # compile outside the timed repetitions; record how long it took
-                t0 = time.perf_counter()
-                greedy_decode(model, ids, spec)
-                ctx.cache[warm] = round(time.perf_counter() - t0, 3)
+                t0, graphs0 = time.perf_counter(), _dynamo_graphs()
+                with _compiled_or_fail():
+                    greedy_decode(model, ids, spec)
+                ctx.cache[warm] = (round(time.perf_counter() - t0, 3), _dynamo_graphs() - graphs0)
+                seconds, graphs = ctx.cache[warm]
                 ctx.log(
-                    f"{cfg.label}: torch.compile ({p.compile_backend}) warm-up took {ctx.cache[warm]:.1f}s"
+                    f"{cfg.label}: torch.compile ({p.compile_backend}) warm-up took {seconds:.1f}s "
+                    f"({graphs} graphs)"
                 )
-            facts["compile_warmup_s"] = ctx.cache[warm]
+            facts["compile_warmup_s"], facts["compile_graphs"] = ctx.cache[warm]
         decode = lambda sync=None: greedy_decode(model, ids, spec, synchronize=sync)  # noqa: E731
         if s["concurrent_streams"]:
             from .streams import run_concurrent
@@ -182,11 +200,26 @@ def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: 
                 decode, size=p.streams.matmul_size, duty_cycle=float(p.streams.duty_cycle), trace_path=trace
             )
             facts.update(extra)
+        elif s["compile"]:
+            graphs0 = _dynamo_graphs()
+            with _compiled_or_fail():
+                sig = decode()
+            if _dynamo_graphs() > graphs0:  # its runtime then includes compilation
+                facts["recompiled_graphs"] = _dynamo_graphs() - graphs0
+                ctx.log(f"{cfg.label}: this repetition compiled {facts['recompiled_graphs']} new graphs")
         else:
             sig = decode()
     except PackError:
         raise
     except Exception as e:
+        if type(e).__name__ == "FailOnRecompileLimitHit":
+            import torch._dynamo.config as dynamo_config
+
+            raise ConfigFailed(
+                f"torch.compile hit dynamo's recompile limit ({dynamo_config.recompile_limit}): the "
+                "remaining decode steps would have run eagerly, so this configuration would not measure "
+                "torch.compile (TORCH_LOGS=recompiles names the guard that keeps failing)"
+            ) from e
         what = "torch.compile" if s["compile"] else "decoding"
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ConfigFailed(f"{what} failed: {type(e).__name__}: {first[:300]}") from e
