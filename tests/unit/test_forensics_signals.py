@@ -252,3 +252,13 @@ def test_merge_concatenates_machines_and_refuses_mismatches():
     clash = make_doc([("A100", "baseline", True, [shifted(base, 1.0)] * 3)])
     with pytest.raises(PackError, match="different signals"):
         uniform.merge([a, clash])
+
+
+def test_snr_bars_never_draw_a_missing_value_as_a_small_one():
+    from pack.experiments.forensics.report import bar_values
+
+    floor, heights, labels = bar_values([None, 1.007, 0.0, 0.784])
+    assert floor == pytest.approx(0.0784)
+    assert labels == ["n/a", "1.007", "0", "0.784"]
+    assert heights == [floor, 1.007, floor, 0.784]  # the n/a bar is drawn empty (no colour) at the floor
+    assert bar_values([None])[2] == ["n/a"]

@@ -160,6 +160,17 @@ def markdown(reports: list[dict], title: str = "Floating-point forensics", heade
     return "\n".join(out) + "\n"
 
 
+def bar_values(vals: list[float | None]) -> tuple[float, list[float], list[str]]:
+    """(log-axis floor, bar heights, bar labels) for SNR or L2 bars. No value (the reference
+    experiment has no variant) is labelled "n/a" and drawn empty at the floor, never as a tiny bar;
+    an exact 0 sits at the floor labelled "0": neither may read as a measured small value."""
+    positive = [v for v in vals if v]
+    floor = min(positive) / 10 if positive else 1e-12
+    heights = [floor if v is None else max(min(v, 1e6), floor) for v in vals]
+    labels = ["n/a" if v is None else "0" if v == 0 else f"{v:.4g}" for v in vals]
+    return floor, heights, labels
+
+
 def plots(reports: list[dict], out_dir: Path) -> list[Path]:
     """L2 by layer for each variable (hidden states and keys), and SNR (or L2) bars. PNG files."""
     import matplotlib
@@ -203,9 +214,15 @@ def plots(reports: list[dict], out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows)), 3.6))
         one_kind = all(r["one_hardware_kind"] for r in rows)
         vals = [((r["headline"] or {}).get("max_signal_l2" if one_kind else "snr")) for r in rows]
-        vals = [0.0 if v is None else min(v, 1e6) for v in vals]
-        ax.bar([r["experiment"] for r in rows], [max(v, 1e-12) for v in vals])
+        floor, heights, labels = bar_values(vals)
+        bars = ax.bar(
+            [r["experiment"] for r in rows], heights, color=["none" if v is None else "C0" for v in vals]
+        )
         ax.set_yscale("log")
+        ax.set_ylim(floor, max(heights + ([] if one_kind else [10.0])) * 4)
+        for bar, text in zip(bars, labels, strict=True):
+            x = bar.get_x() + bar.get_width() / 2
+            ax.text(x, bar.get_height() * 1.1, text, ha="center", va="bottom", fontsize=8)
         if not one_kind:
             for y, name in ((10, "Strong"), (3, "Moderate"), (1, "Weak")):
                 ax.axhline(y, ls="--", lw=0.8, color="gray")
