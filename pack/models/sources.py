@@ -243,6 +243,11 @@ def load_causal_lm(
     info["quantization"] = _quant_method(model)
     info["n_layers"] = int(model.config.num_hidden_layers)
     info["attention_in_use"] = getattr(model.config, "_attn_implementation", attn)
+    if info["attention_in_use"] != attn:  # the attention variable would carry another kernel's numerics
+        raise PackError(
+            f"model '{spec}' was asked for attention '{attn}' but transformers loaded "
+            f"'{info['attention_in_use']}'; pick an attention this model supports (sdpa or eager)"
+        )
     info["experts_implementation"] = getattr(model.config, "_experts_implementation", None)  # MoE kernel path
     return LoadedModel(model=model, tokenizer=tok, info=info)
 

@@ -168,3 +168,18 @@ def test_compiled_decode_compiles_a_fixed_number_of_graphs_and_extracts_the_same
         for k in spec.layers:
             assert torch.equal(sig.hidden[k], eager.hidden[k]) and torch.equal(sig.keys[k], eager.keys[k])
         assert torch.equal(sig.top_ids, eager.top_ids)
+
+
+def test_a_model_that_loads_another_attention_than_asked_is_refused(monkeypatch):
+    """The attention variable must carry the kernel it names: a model that comes back with another
+    implementation (a transformers fallback) is an error, not a mislabelled configuration."""
+    real = synthetic.build_model
+
+    def falls_back(*args, **kwargs):
+        model = real(*args, **kwargs)
+        model.config._attn_implementation = "eager"  # what a silent fallback would leave behind
+        return model
+
+    monkeypatch.setattr(synthetic, "build_model", falls_back)
+    with pytest.raises(PackError, match="asked for attention 'sdpa' but transformers loaded 'eager'"):
+        sources.load_causal_lm("synthetic:tiny-llama", dtype="float32", device="cpu", attention="sdpa")
