@@ -41,11 +41,13 @@ A diagnostic switch, not a param: it changes no result, so it stays out of the p
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import math
 import os
 import time
+import weakref
 from typing import Literal
 
 from pydantic import field_validator
@@ -181,6 +183,7 @@ def _load(arm: str, spec: dict, params: dict, ctx: RunContext):
     except (ValueError, RuntimeError) as e:
         raise PackError(f"llama.cpp could not load {path} for arm '{arm}': {e}") from None
     ctx.count("model_loads")
+    _close_at_exit(llm)
     ctx.log(
         f"arm {arm}: loaded {path.name} ({info.weight_bytes / 2**20:.1f} MiB of tensors) "
         f"in {time.perf_counter() - t0:.2f}s"
@@ -232,6 +235,21 @@ def _logits_view(cctx, n_vocab: int, cache: dict):
         cache["addr"] = addr
         cache["view"] = np.frombuffer((ctypes.c_float * n_vocab).from_address(addr), dtype=np.float32)
     return cache["view"]
+
+
+def _close_at_exit(llm) -> None:
+    """Free a cached model while the interpreter is whole. The process-wide cache keeps it for the next
+    run; left to module teardown, llama-cpp-python's __del__ finds its C bindings gone and prints a
+    traceback ("'NoneType' object is not callable") as the process exits. The weak reference keeps
+    this from holding a model the cache has already dropped."""
+    ref = weakref.ref(llm)
+
+    def close():
+        model = ref()
+        if model is not None:
+            model.close()
+
+    atexit.register(close)
 
 
 def _greedy_decode(llm, tokens: list[int], n_decode: int) -> dict:
