@@ -215,7 +215,6 @@ def test_compile_that_would_fall_back_to_eager_is_an_error(tmp_path, capsys, mon
     import torch._dynamo
 
     torch._dynamo.reset()  # other tests' compiled frames must not count against the limit
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
     monkeypatch.setenv(
         "PACK_HOME",
         str(
@@ -226,7 +225,9 @@ def test_compile_that_would_fall_back_to_eager_is_an_error(tmp_path, capsys, mon
             )
         ),
     )
-    code, out, err = pack(capsys, "run", "comp", "--out", str(tmp_path / "runs"))
+    # config.patch, not monkeypatch: recompile_limit is an alias that monkeypatch's undo would delete
+    with torch._dynamo.config.patch(recompile_limit=1):
+        code, out, err = pack(capsys, "run", "comp", "--out", str(tmp_path / "runs"))
     torch._dynamo.reset()
     rec = record(run_dirs(out)["comp"])
     assert "recompile limit (1)" in rec["errors"]["compile"], rec["errors"]

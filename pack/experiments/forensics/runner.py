@@ -5,6 +5,7 @@ attention implementation, quantized checkpoint, concurrent stream, TP/EP under t
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import re
 import time
@@ -149,12 +150,49 @@ def _dynamo_graphs() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def _compiled_or_fail():
-    """Within: hitting dynamo's recompile limit raises instead of silently running the frame eagerly,
-    which would measure eager numerics under the compile label."""
+def _compiled_or_fail(compiling: bool):
+    """Within (when compiling): hitting dynamo's recompile limit raises instead of silently running the
+    frame eagerly, which would measure eager numerics under the compile label."""
+    if not compiling:
+        return contextlib.nullcontext()
     import torch._dynamo.config as dynamo_config
 
     return dynamo_config.patch(fail_on_recompile_limit_hit=True)
+
+
+def _decode_config(ctx, p: Params, cfg: Config, loaded, ids, spec, artifacts: Path, facts: dict) -> Signals:
+    """One timed decode of cfg (compiled first, outside the timing, when cfg compiles); facts filled in."""
+    s = cfg.settings
+    model = loaded.model
+    if s["compile"]:  # an unknown backend fails here, a failing compilation in the warm-up below
+        model = get_compiled(ctx, p, loaded, s["attention_impl"])
+        warm = ("forensics-compile-warm", id(model), tuple(ids.shape))
+        if warm not in ctx.cache:  # compile outside the timed repetitions; record how long it took
+            t0, graphs0 = time.perf_counter(), _dynamo_graphs()
+            greedy_decode(model, ids, spec)
+            ctx.cache[warm] = (round(time.perf_counter() - t0, 3), _dynamo_graphs() - graphs0)
+            seconds, graphs = ctx.cache[warm]
+            ctx.log(
+                f"{cfg.label}: torch.compile ({p.compile_backend}) warm-up took {seconds:.1f}s "
+                f"({graphs} graphs)"
+            )
+        facts["compile_warmup_s"], facts["compile_graphs"] = ctx.cache[warm]
+    graphs0 = _dynamo_graphs() if s["compile"] else 0
+    decode = lambda sync=None: greedy_decode(model, ids, spec, synchronize=sync)  # noqa: E731
+    if s["concurrent_streams"]:
+        from .streams import run_concurrent
+
+        trace = artifacts / f"{cfg.label}.trace.json.gz" if ctx.rep_index == 0 else None
+        sig, extra = run_concurrent(
+            decode, size=p.streams.matmul_size, duty_cycle=float(p.streams.duty_cycle), trace_path=trace
+        )
+        facts.update(extra)
+    else:
+        sig = decode()
+    if s["compile"] and _dynamo_graphs() > graphs0:  # this repetition's runtime includes compilation
+        facts["recompiled_graphs"] = _dynamo_graphs() - graphs0
+        ctx.log(f"{cfg.label}: this repetition compiled {facts['recompiled_graphs']} new graphs")
+    return sig
 
 
 def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: Path) -> tuple[Signals, dict]:
@@ -173,42 +211,11 @@ def run_config(ctx, p: Params, cfg: Config, spec: ExtractionSpec, *, artifacts: 
     batch = get_prompts(ctx, p, s["batch_size"])
     device = next(loaded.model.parameters()).device
     ids = torch.tensor([pr.token_ids for pr in batch], device=device)
-    model = loaded.model
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
-        if s["compile"]:  # an unknown backend fails here, a failing compilation in the warm-up below
-            model = get_compiled(ctx, p, loaded, s["attention_impl"])
-            warm = ("forensics-compile-warm", id(model), tuple(ids.shape))
-            if warm not in ctx.cache:  # compile outside the timed repetitions; record how long it took
-                t0, graphs0 = time.perf_counter(), _dynamo_graphs()
-                with _compiled_or_fail():
-                    greedy_decode(model, ids, spec)
-                ctx.cache[warm] = (round(time.perf_counter() - t0, 3), _dynamo_graphs() - graphs0)
-                seconds, graphs = ctx.cache[warm]
-                ctx.log(
-                    f"{cfg.label}: torch.compile ({p.compile_backend}) warm-up took {seconds:.1f}s "
-                    f"({graphs} graphs)"
-                )
-            facts["compile_warmup_s"], facts["compile_graphs"] = ctx.cache[warm]
-        decode = lambda sync=None: greedy_decode(model, ids, spec, synchronize=sync)  # noqa: E731
-        if s["concurrent_streams"]:
-            from .streams import run_concurrent
-
-            trace = artifacts / f"{cfg.label}.trace.json.gz" if ctx.rep_index == 0 else None
-            sig, extra = run_concurrent(
-                decode, size=p.streams.matmul_size, duty_cycle=float(p.streams.duty_cycle), trace_path=trace
-            )
-            facts.update(extra)
-        elif s["compile"]:
-            graphs0 = _dynamo_graphs()
-            with _compiled_or_fail():
-                sig = decode()
-            if _dynamo_graphs() > graphs0:  # its runtime then includes compilation
-                facts["recompiled_graphs"] = _dynamo_graphs() - graphs0
-                ctx.log(f"{cfg.label}: this repetition compiled {facts['recompiled_graphs']} new graphs")
-        else:
-            sig = decode()
+        with _compiled_or_fail(s["compile"]):
+            sig = _decode_config(ctx, p, cfg, loaded, ids, spec, artifacts, facts)
     except PackError:
         raise
     except Exception as e:
